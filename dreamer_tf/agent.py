@@ -1,0 +1,381 @@
+"""The DreamerV3 agent: compiled policy step and compiled train step (§3, §4).
+
+One update (`Agent.train`) on a replay batch [B, C + T] (C = replay_context
+leading context steps that only seed the RSSM carry, §4.3):
+
+  world-model loss (observe scan over T)
+  -> imagine H steps from all B*T posterior states (stop-gradient)
+  -> λ-returns, percentile return scale (global-batch percentiles)
+  -> actor, critic and replay-value losses
+  -> one LaProp + AGC update -> slow critic EMA.
+
+Placement (see docs/architecture.md): under a single-replica strategy the
+whole update, optimizer and EMA included, is one `tf.function` with
+`jit_compile` as set. With several replicas the two loss phases are XLA
+functions called per replica inside one gradient tape; the percentile
+all-gather, the gradient all-reduce and the optimizer update run outside XLA
+(CPU collectives cannot be compiled).
+"""
+import gin
+import numpy as np
+import tensorflow as tf
+
+from dreamer_tf import behavior
+from dreamer_tf import nets
+from dreamer_tf import optim
+from dreamer_tf import spaces as spaces_lib
+from dreamer_tf import world_model
+
+sg = tf.stop_gradient
+
+DEFAULT_LOSS_SCALES = dict(
+    rec=1.0, reward=1.0, cont=1.0, dyn=1.0, rep=0.1, policy=1.0, value=1.0,
+    repval=0.3)
+PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
+
+
+@gin.configurable
+class Agent:
+  """World model + actor-critic + optimizer, with compiled steps.
+
+  obs_space, act_space: dicts of `spaces.Space`. All other arguments are gin
+  parameters with the spec's defaults. `precision` is the compute dtype
+  ('float32' or 'bfloat16'; parameters and losses stay float32);
+  `jit_compile` turns XLA on for the compiled steps.
+  """
+
+  def __init__(
+      self, obs_space, act_space, batch_size=16, batch_length=64,
+      replay_context=1, imag_length=15, horizon=333, lam=0.95,
+      contdisc=True, loss_scales=None, slow_rate=0.02, reward_grad=True,
+      repval_loss=True, repval_grad=True, precision='float32',
+      jit_compile=True, seed=0, strategy=None):
+    spaces_lib.check_obs_space(obs_space)
+    spaces_lib.check_act_space(act_space)
+    if precision not in PRECISIONS:
+      raise ValueError(f'Agent.precision={precision!r}; use one of '
+                       f'{sorted(PRECISIONS)}.')
+    self.obs_space, self.act_space = obs_space, act_space
+    self.batch_size, self.batch_length = batch_size, batch_length
+    self.replay_context = replay_context
+    self.imag_length, self.horizon, self.lam = imag_length, horizon, lam
+    self.contdisc, self.slow_rate = contdisc, slow_rate
+    self.reward_grad = reward_grad
+    self.repval_loss, self.repval_grad = repval_loss, repval_grad
+    self.precision, self.jit_compile, self.seed = precision, jit_compile, seed
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.loss_scales = self._expand_scales(loss_scales)
+    dtype = PRECISIONS[precision]
+    act_size = sum(s.size for s in act_space.values())
+    with self.strategy.scope():
+      seeds = nets.InitSeeds(seed)
+      self.wm = world_model.WorldModel(
+          obs_space, act_size, horizon=horizon, contdisc=contdisc,
+          seeds=seeds, dtype=dtype, name='world_model')
+      self.actor = behavior.Actor(act_space, seeds=seeds, dtype=dtype,
+                                  name='actor')
+      critic_config = behavior.CriticConfig()
+      self.critic = behavior.Critic(
+          critic_config, seeds=seeds, dtype=dtype, name='critic')
+      self.slow_critic = behavior.Critic(
+          critic_config, seeds=nets.InitSeeds(seed), dtype=dtype,
+          name='slow_critic', trainable=False)
+      self.retnorm = behavior.ReturnNormalizer(name='retnorm')
+      self._build()
+      for slow, fast in zip(self.slow_critic.weights, self.critic.weights):
+        slow.assign(fast)
+      self.optimizer = optim.LaProp()
+      self.optimizer.build(self.trainable_variables)
+    self._policy_fn = tf.function(self._policy, jit_compile=jit_compile)
+    self._train_fn = None
+
+  # --- Construction ---------------------------------------------------------
+
+  def _expand_scales(self, scales):
+    scales = dict(DEFAULT_LOSS_SCALES if scales is None else scales)
+    missing = set(DEFAULT_LOSS_SCALES) - set(scales)
+    unknown = set(scales) - set(DEFAULT_LOSS_SCALES)
+    if missing or unknown:
+      raise ValueError(
+          f'Agent.loss_scales must have exactly the keys '
+          f'{sorted(DEFAULT_LOSS_SCALES)}; missing {sorted(missing)}, '
+          f'unknown {sorted(unknown)}.')
+    rec = scales.pop('rec')
+    scales.update({k: rec for k in spaces_lib.model_keys(self.obs_space)})
+    if not self.repval_loss:
+      scales.pop('repval')
+    return scales
+
+  def _build(self):
+    """Creates every variable with a forward pass on one dummy step."""
+    obs = self.dummy_obs(1)
+    carry = self.initial_carry(1)
+    self._policy(obs, carry, tf.constant([0, 0], tf.int32))
+    feat = self.wm.rssm.feat(self.wm.rssm.initial(1))
+    self.wm.rssm.prior_logits(feat[:, :self.wm.rssm.deter_size])
+    self.wm.decode(self.wm.rssm.initial(1))
+    self.wm.reward(feat)
+    self.wm.cont(feat)
+    self.critic(feat)
+    self.slow_critic(feat)
+
+  def dummy_obs(self, batch, length=None):
+    """Zero observations [batch(, length), ...] matching the obs space."""
+    lead = [batch] if length is None else [batch, length]
+    return {k: tf.zeros(lead + list(s.shape), s.dtype)
+            for k, s in self.obs_space.items()}
+
+  @property
+  def modules(self):
+    """The trained modules by name (the slow critic is not trained)."""
+    return {
+        'encoder': self.wm.encoder, 'rssm': self.wm.rssm,
+        'decoder': self.wm.decoder, 'reward': self.wm.reward_head,
+        'cont': self.wm.cont_head, 'actor': self.actor,
+        'critic': self.critic}
+
+  @property
+  def trainable_variables(self):
+    return [v for m in self.modules.values() for v in m.trainable_weights]
+
+  def parameter_counts(self):
+    """Trainable parameters per module and in total (slow critic excluded)."""
+    counts = {name: int(sum(np.prod(v.shape) for v in m.trainable_weights))
+              for name, m in self.modules.items()}
+    counts['total'] = sum(counts.values())
+    return counts
+
+  # --- Actions --------------------------------------------------------------
+
+  def action_vector(self, actions):
+    """Env-format actions {key: index [...] or [..., n]} -> [..., A]."""
+    parts = []
+    for key in sorted(self.act_space):
+      space, value = self.act_space[key], actions[key]
+      if space.discrete:
+        parts.append(tf.one_hot(tf.cast(value, tf.int32), space.classes))
+      else:
+        parts.append(tf.cast(value, tf.float32))
+    return tf.concat(parts, -1)
+
+  def env_actions(self, vector):
+    """[..., A] -> env-format {key: index or vector}."""
+    out = {}
+    for key, part in self.actor.split(vector).items():
+      space = self.act_space[key]
+      out[key] = (tf.argmax(part, -1, output_type=tf.int32)
+                  if space.discrete else part)
+    return out
+
+  # --- Policy ----------------------------------------------------------------
+
+  def initial_carry(self, batch):
+    """Policy carry: zero RSSM state and zero previous action [batch, ...]."""
+    carry = self.wm.rssm.initial(batch)
+    carry['action'] = tf.zeros(
+        [batch, sum(s.size for s in self.act_space.values())], tf.float32)
+    return carry
+
+  def policy(self, obs, carry, seed, mode=False):
+    """One compiled acting step for a batch of envs.
+
+    obs: {key: [N, ...]} incl. is_first; carry from `initial_carry` or the
+    previous call; seed: int32[2]. Returns (actions in env format, new carry,
+    latent {deter, stoch} to store in replay). The posterior and the action
+    are sampled (§4.1); `mode=True` takes the policy's mode instead.
+    """
+    return self._policy_fn(obs, carry, tf.convert_to_tensor(seed, tf.int32),
+                           mode)
+
+  def _policy(self, obs, carry, seed, mode=False):
+    obs_seed, act_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2))
+    keys = spaces_lib.model_keys(self.obs_space)
+    token = self.wm.encoder({k: obs[k] for k in keys})
+    state, _ = self.wm.rssm.obs_step(
+        dict(deter=carry['deter'], stoch=carry['stoch']), carry['action'],
+        token, obs['is_first'], obs_seed)
+    action = self.actor.sample(self.wm.rssm.feat(state), act_seed, mode)
+    action = tf.stop_gradient(action)
+    new_carry = dict(state, action=action)
+    return self.env_actions(action), new_carry, state
+
+  # --- Training ----------------------------------------------------------------
+
+  def train(self, data):
+    """One update on a global batch; returns (metrics, replay updates).
+
+    data: {key: [B, C + T, ...]} with the observation keys, reward, is_first,
+    is_last, is_terminal, the action keys (env format) and, when
+    replay_context > 0, the stored latents `deter` [B, C+T, D] and `stoch`
+    [B, C+T, S, K]. Replay updates are the recomputed posterior latents of
+    the T trained steps ({deter, stoch} [B, T, ...]).
+    """
+    self._check_batch(data)
+    if self._train_fn is None:
+      self._train_fn = self._make_train_fn()
+    if self.strategy.num_replicas_in_sync > 1:
+      data = self._distribute(data)
+    metrics, updates = self._train_fn(data)
+    if self.strategy.num_replicas_in_sync > 1:
+      updates = {k: tf.concat(self.strategy.experimental_local_results(v), 0)
+                 for k, v in updates.items()}
+      metrics = {k: self.strategy.experimental_local_results(v)[0]
+                 for k, v in metrics.items()}
+    return metrics, updates
+
+  def _check_batch(self, data):
+    needed = set(self.obs_space) | set(self.act_space)
+    if self.replay_context:
+      needed |= {'deter', 'stoch'}
+    missing = needed - set(data)
+    if missing:
+      raise ValueError(f'Training batch lacks keys {sorted(missing)}.')
+    length = self.batch_length + self.replay_context
+    shape = tuple(data['is_first'].shape)
+    if shape[1] != length:
+      raise ValueError(
+          f'Training batch has length {shape[1]}, expected batch_length + '
+          f'replay_context = {length}.')
+    if shape[0] % self.strategy.num_replicas_in_sync:
+      raise ValueError(
+          f'Batch size {shape[0]} is not divisible by the '
+          f'{self.strategy.num_replicas_in_sync} replicas.')
+
+  def _distribute(self, data):
+    """Splits the global batch into contiguous per-replica row blocks."""
+    replicas = self.strategy.num_replicas_in_sync
+    data = {k: np.asarray(v) for k, v in data.items()}
+    rows = len(data['is_first']) // replicas
+
+    def value_fn(ctx):
+      start = ctx.replica_id_in_sync_group * rows
+      return {k: tf.constant(v[start:start + rows]) for k, v in data.items()}
+    return self.strategy.experimental_distribute_values_from_function(value_fn)
+
+  def _make_train_fn(self):
+    if self.strategy.num_replicas_in_sync == 1:
+      def step(data):
+        with self.strategy.scope():
+          return self._replica_step(data, self._imagine_phase,
+                                    self._behavior_phase, gather=False)
+      return tf.function(step, jit_compile=self.jit_compile)
+    imagine = tf.function(self._imagine_phase, jit_compile=self.jit_compile)
+    behave = tf.function(self._behavior_phase, jit_compile=self.jit_compile)
+
+    def distributed_step(data):
+      metrics, updates = self.strategy.run(
+          lambda d: self._replica_step(d, imagine, behave, gather=True),
+          args=(data,))
+      behavior.ema_update(self.slow_critic.weights, self.critic.weights,
+                          self.slow_rate)
+      return metrics, updates
+    return tf.function(distributed_step)
+
+  def _step_seed(self):
+    return tf.stack([tf.constant(self.seed, tf.int32),
+                     tf.cast(self.optimizer.iterations, tf.int32)])
+
+  def _replica_step(self, data, imagine, behave, gather):
+    """Loss, gradients and update for this replica's share of the batch."""
+    replicas = self.strategy.num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      phase1 = imagine(data, self._step_seed())
+      ret = phase1['ret']
+      if gather:
+        ret = tf.distribute.get_replica_context().all_gather(ret, 0)
+      scale = self.retnorm.update(self.retnorm.percentiles(ret))
+      losses, metrics = behave(phase1, scale)
+      loss = sum(tf.reduce_mean(v) * self.loss_scales[k]
+                 for k, v in losses.items())
+      scaled = loss / replicas
+    variables = self.trainable_variables
+    grads = tape.gradient(scaled, variables)
+    self.optimizer.apply(grads, variables)
+    if not gather:
+      behavior.ema_update(self.slow_critic.weights, self.critic.weights,
+                          self.slow_rate)
+    metrics.update({f'loss/{k}': tf.reduce_mean(v) for k, v in losses.items()})
+    metrics.update(phase1['metrics'])
+    metrics['opt/loss'] = loss
+    metrics['opt/grad_norm'] = tf.linalg.global_norm(
+        [g for g in grads if g is not None]) * replicas
+    metrics['opt/lr'] = self.optimizer.learning_rate
+    metrics['opt/updates'] = tf.cast(self.optimizer.iterations, tf.float32)
+    metrics['retnorm/scale'] = scale
+    return metrics, phase1['updates']
+
+  def _split_context(self, data):
+    """Replay context (§4.3): carry from the stored latent of step C-1."""
+    c = self.replay_context
+    actions = self.action_vector({k: data[k] for k in self.act_space})
+    batch = data['is_first'].shape[0]
+    if c:
+      state = dict(deter=data['deter'][:, c - 1],
+                   stoch=data['stoch'][:, c - 1])
+      prev_actions = actions[:, c - 1:-1]
+    else:
+      state = self.wm.rssm.initial(batch)
+      prev_actions = tf.concat(
+          [tf.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
+    keys = set(self.obs_space)
+    obs = {k: v[:, c:] for k, v in data.items() if k in keys}
+    return obs, prev_actions, actions[:, c:], state
+
+  def _imagine_phase(self, data, seed):
+    """World-model losses, imagination and λ-returns (no collectives)."""
+    wm_seed, img_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2))
+    obs, prev_actions, _, state = self._split_context(data)
+    b, t = obs['is_first'].shape[:2]
+    losses, post, _, metrics = self.wm.loss(obs, prev_actions, state, wm_seed)
+    if not self.reward_grad:
+      raise ValueError('Agent.reward_grad=False is not supported.')
+    # Imagination from all B*T posterior states (stop-gradient, §3.3).
+    start = {k: sg(tf.reshape(v, [b * t, *v.shape[2:]]))
+             for k, v in post.items()}
+    policy = lambda feat, s: self.actor.sample(sg(feat), s)
+    img_states, img_actions = self.wm.rssm.imagine(
+        start, policy, self.imag_length, img_seed)
+    img_feat = sg(self.wm.rssm.feat(img_states))  # [N, H+1, F]
+    img_actions = sg(img_actions)
+    reward = self.wm.reward(img_feat).mean()  # [N, H+1]
+    cont = self.wm.cont(img_feat).mean()
+    if not self.contdisc:
+      cont *= 1.0 - 1.0 / self.horizon
+    value = sg(self.critic(img_feat).mean())
+    ret, weight = behavior.imagination_returns(reward, cont, value, self.lam)
+    feat = self.wm.rssm.feat(post)  # [B, T, F], with gradient
+    return dict(
+        losses=losses, metrics=metrics, feat=feat, img_feat=img_feat,
+        img_actions=img_actions, reward=reward, cont=cont, ret=ret,
+        weight=weight, obs={k: obs[k] for k in (
+            'reward', 'is_last', 'is_terminal')},
+        updates={k: sg(v) for k, v in post.items()})
+
+  def _behavior_phase(self, phase1, scale):
+    """Actor, critic and replay-value losses (§3.6, §3.7)."""
+    losses = dict(phase1['losses'])
+    img_feat = phase1['img_feat']
+    policy = self.actor(img_feat)
+    actions = self.actor.split(phase1['img_actions'])
+    value = self.critic(img_feat)
+    slow = sg(self.slow_critic(img_feat).mean())
+    ac_losses, metrics = behavior.imagination_losses(
+        policy, actions, value, slow, phase1['ret'], phase1['weight'], scale)
+    losses.update(ac_losses)
+    metrics.update(rew=tf.reduce_mean(phase1['reward']),
+                   con=tf.reduce_mean(phase1['cont']))
+    if self.repval_loss:
+      feat = phase1['feat'] if self.repval_grad else sg(phase1['feat'])
+      b, t = feat.shape[:2]
+      boot = tf.reshape(phase1['ret'][:, 0], [b, t])
+      obs = phase1['obs']
+      losses['repval'] = behavior.replay_value_loss(
+          self.critic(feat), sg(self.slow_critic(feat).mean()),
+          obs['reward'], obs['is_last'], obs['is_terminal'], boot,
+          horizon=self.horizon, lam=self.lam)
+    if set(losses) != set(self.loss_scales):
+      raise ValueError(f'Loss keys {sorted(losses)} != loss scale keys '
+                       f'{sorted(self.loss_scales)}.')
+    return losses, metrics

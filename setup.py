@@ -1,0 +1,38 @@
+"""dreamer_tf: DreamerV3 in TensorFlow/Keras (see README.md)."""
+import setuptools
+
+# Pins follow ../shared/spec/stack.md (the set measured on this machine kind).
+REQUIRED = [
+    'tensorflow==2.21.0',
+    'tf-keras==2.21.0',
+    'tensorflow-probability[tf]==0.25.0',
+    'keras==3.15.1',
+    'numpy>=2.0,<2.5',
+    'gin-config==0.5.0',
+    'absl-py==2.5.1',
+    'gymnasium==1.4.0',
+    'psutil>=5.9',
+    'tensorboard==2.21.0',
+    'tqdm>=4.66',
+]
+
+EXTRAS = {
+    'atari': ['ale-py==0.12.1', 'opencv-python-headless==5.0.0.93',
+              'pillow>=10'],
+    'dmc': ['dm-control==1.0.50', 'mujoco==3.17.0'],
+    'plots': ['matplotlib>=3.8'],
+    'test': ['pytest>=8'],
+}
+EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
+
+setuptools.setup(
+    name='dreamer_tf',
+    version='0.1.0',
+    description='DreamerV3 reimplemented in TensorFlow/Keras with TFP.',
+    packages=setuptools.find_packages(include=['dreamer_tf', 'dreamer_tf.*',
+                                               'launch', 'launch.*']),
+    package_data={'dreamer_tf': ['../gin_configs/**/*.gin']},
+    python_requires='>=3.10',
+    install_requires=REQUIRED,
+    extras_require=EXTRAS,
+)
