@@ -1,0 +1,74 @@
+"""Gin parsing with loud, helpful failures on unknown bindings.
+
+Every hyperparameter is a gin parameter of the constructor (or config
+dataclass) that uses it. `parse` fails with a `ValueError` naming the bad
+binding and the closest valid names, e.g. `RSSM.detr` -> `RSSM.deter`.
+"""
+import dataclasses
+import difflib
+import inspect
+import os
+
+import gin
+
+from dreamer_tf import agent
+from dreamer_tf import behavior
+from dreamer_tf import optim
+from dreamer_tf import rssm
+from dreamer_tf import world_model
+
+# Configurable name -> the object gin wraps (classes, dataclasses, functions).
+CONFIGURABLES = {
+    'Agent': agent.Agent,
+    'RSSM': rssm.RSSMConfig,
+    'WorldModel': world_model.WorldModelConfig,
+    'Actor': behavior.ActorConfig,
+    'Critic': behavior.CriticConfig,
+    'ReturnNormalizer': behavior.ReturnNormalizerConfig,
+    'LaProp': optim.LaProp,
+    'imagination_losses': behavior.imagination_losses,
+    'replay_value_loss': behavior.replay_value_loss,
+}
+
+
+def parameters(obj):
+  """Names a configurable accepts."""
+  obj = inspect.unwrap(obj)
+  if dataclasses.is_dataclass(obj):
+    return [f.name for f in dataclasses.fields(obj)]
+  target = obj.__init__ if inspect.isclass(obj) else obj
+  return [p for p in inspect.signature(inspect.unwrap(target)).parameters
+          if p not in ('self', 'args', 'kw', 'kwargs')]
+
+
+def valid_bindings():
+  return sorted(f'{name}.{param}' for name, obj in CONFIGURABLES.items()
+                for param in parameters(obj))
+
+
+def parse(files=(), bindings=()):
+  """Parses gin files then bindings; raises ValueError with suggestions."""
+  for path in files:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'Gin file {path!r} does not exist.')
+  try:
+    gin.parse_config_files_and_bindings(
+        list(files), list(bindings), finalize_config=False)
+  except (ValueError, KeyError) as e:
+    raise ValueError(f'Bad gin configuration: {e}{suggest(str(e))}') from e
+
+
+def suggest(message):
+  """' (did you mean: ...)' for names in `message` close to valid ones."""
+  valid = valid_bindings()
+  names = {n.split('.')[0] for n in valid}
+  hints = set()
+  for word in message.replace("'", ' ').replace('"', ' ').split():
+    word = word.strip('.,:;()')
+    if '.' in word:
+      hints.update(difflib.get_close_matches(word, valid, n=3, cutoff=0.6))
+    elif word and word[0].isalpha():
+      for name in difflib.get_close_matches(word, names, n=2, cutoff=0.75):
+        if name != word:
+          hints.add(name)
+  return f' (did you mean: {", ".join(sorted(hints))}?)' if hints else ''

@@ -1,0 +1,151 @@
+"""Speed and memory of the full train step (JSON to stdout).
+
+  python -m launch.benchmark                       # the 8 standard cases
+  python -m launch.benchmark --cases=vector1m --precisions=float32 --xla=on
+
+For every case x precision x XLA setting a fresh subprocess builds the agent
+at the paper's batch (16 x 64, replay context 1), runs one update to compile
+it, then times `--updates` updates on a fixed random batch and reports
+updates/s, seconds per update, compile seconds and the peak RSS of that
+process. The official JAX code on this machine kind (batch 16x64, f32)
+takes 0.62 s (vector, size1m), 4.3 s (vector, size12m), 5.0 s (image,
+size1m) and 20 s (image, size12m) per update; `speedup_vs_official` is
+relative to those.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+CASES = {
+    # name: (size preset, observation space, action space)
+    'vector1m': ('size1m', '24', 'continuous:6'),
+    'vector12m': ('size12m', '24', 'continuous:6'),
+    'image1m': ('size1m', '64x64x3', 'discrete:18'),
+    'image12m': ('size12m', '64x64x3', 'discrete:18'),
+}
+OFFICIAL_SECONDS = {'vector1m': 0.62, 'vector12m': 4.3, 'image1m': 5.0,
+                    'image12m': 20.0}
+
+flags.DEFINE_list('cases', ['vector1m', 'image12m'], f'Of {sorted(CASES)}.')
+flags.DEFINE_list('precisions', ['float32', 'bfloat16'], 'Compute dtypes.')
+flags.DEFINE_list('xla', ['on', 'off'], 'jit_compile settings.')
+flags.DEFINE_integer('updates', 5, 'Timed updates per case.')
+flags.DEFINE_integer('batch_size', 16, 'Sequences per update.')
+flags.DEFINE_integer('batch_length', 64, 'Trained steps per sequence.')
+flags.DEFINE_string('child', '', 'Internal: run one case as case:precision:xla.')
+flags.DEFINE_string('output', '', 'Also write the JSON list to this file.')
+FLAGS = flags.FLAGS
+
+
+def run_case(case, precision, xla, updates, batch_size, batch_length):
+  """Builds the agent for one case and measures it in this process."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import agent as agent_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import config  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import spaces  # pylint: disable=import-outside-toplevel
+  size, obs, act = CASES[case]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config.parse([os.path.join(root, 'gin_configs', 'sizes', f'{size}.gin')], [
+      f"Agent.precision = '{precision}'",
+      f'Agent.jit_compile = {xla == "on"}',
+      f'Agent.batch_size = {batch_size}',
+      f'Agent.batch_length = {batch_length}'])
+  agent = agent_lib.Agent(spaces.parse_obs_space(obs),
+                          spaces.parse_act_space(act))
+  data = random_batch(agent, np.random.default_rng(0))
+  start = time.perf_counter()
+  metrics, _ = agent.train(data)
+  float(metrics['opt/loss'])
+  compile_seconds = time.perf_counter() - start
+  times = []
+  for _ in range(updates):
+    start = time.perf_counter()
+    metrics, _ = agent.train(data)
+    float(metrics['opt/loss'])  # Wait for the step to finish.
+    times.append(time.perf_counter() - start)
+  seconds = float(np.median(times))
+  return dict(
+      case=case, size=size, obs_space=obs, action_space=act,
+      precision=precision, xla=xla == 'on',
+      batch=[batch_size, batch_length],
+      params=agent.parameter_counts()['total'],
+      seconds_per_update=round(seconds, 4),
+      updates_per_second=round(1 / seconds, 3),
+      seconds_min=round(min(times), 4), seconds_max=round(max(times), 4),
+      compile_seconds=round(compile_seconds - seconds, 2),
+      peak_rss_gib=round(resource.getrusage(
+          resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+      official_seconds_per_update=OFFICIAL_SECONDS[case],
+      speedup_vs_official=round(OFFICIAL_SECONDS[case] / seconds, 2),
+      loss_finite=bool(np.isfinite(float(metrics['opt/loss']))))
+
+
+def random_batch(agent, rng):
+  """A batch [B, C+T] of random observations, actions and stored latents."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  length = agent.batch_length + agent.replay_context
+  b = agent.batch_size
+  data = {}
+  for key, space in {**agent.obs_space, **agent.act_space}.items():
+    shape = (b, length, *space.shape)
+    if space.discrete:
+      data[key] = rng.integers(0, space.classes, shape).astype(space.dtype)
+    elif space.dtype == 'uint8':
+      data[key] = rng.integers(0, 256, shape).astype(np.uint8)
+    elif space.dtype == 'bool':
+      data[key] = rng.random(shape) < 0.01
+    else:
+      data[key] = rng.normal(size=shape).astype(np.float32)
+  data['is_first'][:, 0] = True
+  data['is_terminal'] &= data['is_last']
+  rssm = agent.wm.rssm
+  data['deter'] = np.zeros((b, length, rssm.deter_size), np.float32)
+  index = rng.integers(0, rssm.classes, (b, length, rssm.stoch_size))
+  data['stoch'] = np.eye(rssm.classes, dtype=np.float32)[index]
+  return data
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    case, precision, xla = FLAGS.child.split(':')
+    print('RESULT ' + json.dumps(run_case(
+        case, precision, xla, FLAGS.updates, FLAGS.batch_size,
+        FLAGS.batch_length)), flush=True)
+    return
+  unknown = set(FLAGS.cases) - set(CASES)
+  if unknown:
+    raise app.UsageError(f'Unknown cases {sorted(unknown)}; use {sorted(CASES)}.')
+  results = []
+  for case in FLAGS.cases:
+    for precision in FLAGS.precisions:
+      for xla in FLAGS.xla:
+        cmd = [sys.executable, '-m', 'launch.benchmark',
+               f'--child={case}:{precision}:{xla}',
+               f'--updates={FLAGS.updates}',
+               f'--batch_size={FLAGS.batch_size}',
+               f'--batch_length={FLAGS.batch_length}']
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+        if proc.returncode or not lines:
+          result = dict(case=case, precision=precision, xla=xla == 'on',
+                        error=proc.stderr.strip().splitlines()[-1:])
+        else:
+          result = json.loads(lines[-1][len('RESULT '):])
+        results.append(result)
+        print(json.dumps(result), file=sys.stderr, flush=True)
+  text = json.dumps(results, indent=2)
+  if FLAGS.output:
+    with open(FLAGS.output, 'w') as f:
+      f.write(text + '\n')
+  print(text)
+
+
+if __name__ == '__main__':
+  app.run(main)
