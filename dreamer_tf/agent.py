@@ -17,6 +17,7 @@ all-gather, the gradient all-reduce and the optimizer update run outside XLA
 (CPU collectives cannot be compiled).
 """
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -220,7 +221,8 @@ class Agent:
     if self.strategy.num_replicas_in_sync > 1:
       updates = {k: tf.concat(self.strategy.experimental_local_results(v), 0)
                  for k, v in updates.items()}
-      metrics = {k: self.strategy.experimental_local_results(v)[0]
+      # Each replica's metrics cover its equal share of the batch.
+      metrics = {k: self.strategy.reduce('MEAN', v, axis=None)
                  for k, v in metrics.items()}
     return metrics, updates
 
@@ -256,17 +258,58 @@ class Agent:
   def _make_train_fn(self):
     if self.strategy.num_replicas_in_sync == 1:
       def step(data):
-        with self.strategy.scope():
-          return self._replica_step(data, self._imagine_phase,
-                                    self._behavior_phase, gather=False)
+        seed = self._step_seed()
+        scale_fn = lambda ret: self.retnorm.update(
+            self.retnorm.percentiles(ret))
+        metrics, grads, updates = self._loss_and_grads(data, seed, scale_fn)
+        self._apply(grads)
+        behavior.ema_update(self.slow_critic.weights, self.critic.weights,
+                            self.slow_rate)
+        return metrics, updates
       return tf.function(step, jit_compile=self.jit_compile)
-    imagine = tf.function(self._imagine_phase, jit_compile=self.jit_compile)
-    behave = tf.function(self._behavior_phase, jit_compile=self.jit_compile)
+
+    # Several replicas: CPU collectives cannot be compiled, so the returns
+    # are computed by one XLA function, their percentiles all-gathered
+    # outside XLA, and the loss and gradients by a second XLA function that
+    # recomputes the (identically seeded) forward pass with that scale.
+    # An XLA function must not capture another device's variables, so the
+    # compiled functions take this replica's parameter values as inputs and
+    # the layers read them through a Keras StatelessScope.
+    variables = self.trainable_variables + self.slow_critic.weights
+
+    def stateless(fn):
+      def wrapped(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+          return fn(values, *args)
+      # One traced function per replica: a shared trace would bake replica
+      # 0's id (its rows of the global noise) and device into every replica.
+      compiled = {}
+
+      def call(*args):
+        replica = _replica_index()
+        if replica not in compiled:
+          compiled[replica] = tf.function(
+              wrapped, jit_compile=self.jit_compile)
+        return compiled[replica](*args)
+      return call
+
+    returns = stateless(
+        lambda values, data, seed: self._imagine_phase(data, seed)['ret'])
+    loss_and_grads = stateless(
+        lambda values, data, seed, scale: self._loss_and_grads(
+            data, seed, lambda ret: scale,
+            sources=values[:len(self.trainable_variables)]))
 
     def distributed_step(data):
-      metrics, updates = self.strategy.run(
-          lambda d: self._replica_step(d, imagine, behave, gather=True),
-          args=(data,))
+      seed = self._step_seed()
+      run = self.strategy.run
+      read = lambda: [tf.identity(v.value) for v in variables]
+      ret = self.strategy.gather(
+          run(lambda d: returns(read(), d, seed), (data,)), axis=0)
+      scale = self.retnorm.update(self.retnorm.percentiles(ret))
+      metrics, grads, updates = run(
+          lambda d: loss_and_grads(read(), d, seed, scale), (data,))
+      run(self._apply, (grads,))  # Keras all-reduces (sums), then updates.
       behavior.ema_update(self.slow_critic.weights, self.critic.weights,
                           self.slow_rate)
       return metrics, updates
@@ -276,34 +319,37 @@ class Agent:
     return tf.stack([tf.constant(self.seed, tf.int32),
                      tf.cast(self.optimizer.iterations, tf.int32)])
 
-  def _replica_step(self, data, imagine, behave, gather):
-    """Loss, gradients and update for this replica's share of the batch."""
+  def _apply(self, grads):
+    self.optimizer.apply(grads, self.trainable_variables)
+
+  def _loss_and_grads(self, data, seed, scale_fn, sources=None):
+    """Loss and gradients of this replica's share of the global batch.
+
+    scale_fn maps the imagined returns to the return scale S (updating the
+    normaliser in the single-replica case). The loss is divided by the
+    replica count so that the all-reduced sum is the global-batch gradient.
+    """
     replicas = self.strategy.num_replicas_in_sync
+    variables = self.trainable_variables if sources is None else sources
     with tf.GradientTape() as tape:
-      phase1 = imagine(data, self._step_seed())
-      ret = phase1['ret']
-      if gather:
-        ret = tf.distribute.get_replica_context().all_gather(ret, 0)
-      scale = self.retnorm.update(self.retnorm.percentiles(ret))
-      losses, metrics = behave(phase1, scale)
+      if sources is not None:
+        tape.watch(sources)
+      phase1 = self._imagine_phase(data, seed)
+      scale = scale_fn(phase1['ret'])
+      losses, metrics = self._behavior_phase(phase1, scale)
       loss = sum(tf.reduce_mean(v) * self.loss_scales[k]
                  for k, v in losses.items())
-      scaled = loss / replicas
-    variables = self.trainable_variables
-    grads = tape.gradient(scaled, variables)
-    self.optimizer.apply(grads, variables)
-    if not gather:
-      behavior.ema_update(self.slow_critic.weights, self.critic.weights,
-                          self.slow_rate)
+      replica_loss = loss / replicas
+    grads = tape.gradient(replica_loss, variables)
     metrics.update({f'loss/{k}': tf.reduce_mean(v) for k, v in losses.items()})
     metrics.update(phase1['metrics'])
     metrics['opt/loss'] = loss
-    metrics['opt/grad_norm'] = tf.linalg.global_norm(
-        [g for g in grads if g is not None]) * replicas
+    metrics['opt/grad_norm'] = tf.linalg.global_norm(grads) * replicas
     metrics['opt/lr'] = self.optimizer.learning_rate
-    metrics['opt/updates'] = tf.cast(self.optimizer.iterations, tf.float32)
+    metrics['opt/updates'] = tf.cast(self.optimizer.iterations + 1,
+                                     tf.float32)
     metrics['retnorm/scale'] = scale
-    return metrics, phase1['updates']
+    return metrics, grads, phase1['updates']
 
   def _split_context(self, data):
     """Replay context (§4.3): carry from the stored latent of step C-1."""
@@ -341,10 +387,10 @@ class Agent:
     img_actions = sg(img_actions)
     reward = self.wm.reward(img_feat).mean()  # [N, H+1]
     cont = self.wm.cont(img_feat).mean()
-    if not self.contdisc:
-      cont *= 1.0 - 1.0 / self.horizon
+    disc = 1.0 if self.contdisc else 1.0 - 1.0 / self.horizon
     value = sg(self.critic(img_feat).mean())
-    ret, weight = behavior.imagination_returns(reward, cont, value, self.lam)
+    ret, weight = behavior.imagination_returns(
+        reward, cont * disc, value, self.lam, disc)
     feat = self.wm.rssm.feat(post)  # [B, T, F], with gradient
     return dict(
         losses=losses, metrics=metrics, feat=feat, img_feat=img_feat,
@@ -379,3 +425,14 @@ class Agent:
       raise ValueError(f'Loss keys {sorted(losses)} != loss scale keys '
                        f'{sorted(self.loss_scales)}.')
     return losses, metrics
+
+
+def _replica_index():
+  """This replica's index as a Python int (0 outside a strategy)."""
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None:
+    return 0
+  index = tf.get_static_value(ctx.replica_id_in_sync_group)
+  if index is None:
+    raise RuntimeError('The replica id is not static in this strategy.')
+  return int(index)

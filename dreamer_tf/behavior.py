@@ -186,16 +186,17 @@ def ema_update(slow, fast, rate):
     s.assign(rate * f + (1.0 - rate) * s)
 
 
-def imagination_returns(reward, cont, value, lam=0.95):
+def imagination_returns(reward, cont, value, lam=0.95, disc=1.0):
   """λ-returns and weights of imagined trajectories (§3.4).
 
   reward, cont, value: [N, H+1] predicted r̂, ĉ (which already contains γ)
   and fast-critic v. last = 0, term = 1 - ĉ, boot = v, γ = 1, so
   R_τ = r̂_{τ+1} + ĉ_{τ+1} ((1 - λ) v_{τ+1} + λ R_{τ+1}), R_H = v_H.
   Returns (R [N, H], w [N, H+1] with w_τ = Π_{k<=τ} ĉ_k), both stop-gradient.
+  With `contdisc=False` the caller passes ĉ·γ and disc=γ, so w_0 = ĉ_0.
   """
   ret = lambda_return(tf.zeros_like(cont), 1.0 - cont, reward, value, 1.0, lam)
-  weight = tf.math.cumprod(cont, 1)
+  weight = tf.math.cumprod(cont, 1) / disc
   return sg(ret), sg(weight)
 
 
@@ -239,7 +240,6 @@ def _twohot_ce(value, target):
   return dists.SymexpTwoHot(logits, value.bins).loss(sg(target))
 
 
-@gin.configurable
 def replay_value_loss(
     value, slow_value, reward, is_last, is_terminal, boot, horizon=333,
     lam=0.95, slowreg=1.0):

@@ -27,7 +27,6 @@ CONFIGURABLES = {
     'ReturnNormalizer': behavior.ReturnNormalizerConfig,
     'LaProp': optim.LaProp,
     'imagination_losses': behavior.imagination_losses,
-    'replay_value_loss': behavior.replay_value_loss,
 }
 
 

@@ -67,31 +67,48 @@ class BlockLinear(keras.layers.Layer):
   """Block-diagonal linear: block g maps its input slice to units/G outputs.
 
   Kernel [G, in/G, out/G]; init fan-in is the total input width (§8.17).
+
+  With `shared` > 0 every block also sees the same `shared`-wide vector
+  appended to its slice (the RSSM's [h_g, projections] layout): the kernel is
+  [G, in/G + shared, out/G] as if the shared vector were tiled into every
+  block, but that part is computed as one dense [shared, out] matmul instead
+  of G small ones on a tiled copy. Same parameters, same result, ~2x faster.
   """
 
-  def __init__(self, units, blocks, outscale=1.0, seeds=None, **kw):
+  def __init__(self, units, blocks, outscale=1.0, shared=0, seeds=None, **kw):
     super().__init__(**kw)
     if units % blocks:
       raise ValueError(f'units {units} must be divisible by blocks {blocks}')
     self.units, self.blocks, self.outscale = units, blocks, outscale
+    self.shared = shared
     self.seeds = seeds or InitSeeds(0)
 
-  def build(self, input_shape):
-    fan_in = int(input_shape[-1])
-    if fan_in % self.blocks:
+  def build(self, x_shape, shared_shape=None):
+    own = int(x_shape[-1])
+    if own % self.blocks:
       raise ValueError(
-          f'input width {fan_in} must be divisible by blocks {self.blocks}')
+          f'input width {own} must be divisible by blocks {self.blocks}')
     g = self.blocks
+    fan_in = own + g * self.shared
     self.kernel = self.add_weight(
-        (g, fan_in // g, self.units // g),
+        (g, own // g + self.shared, self.units // g),
         trunc_normal(fan_in, self.outscale, self.seeds), name='kernel')
     self.bias = self.add_weight((self.units,), 'zeros', name='bias')
 
-  def call(self, x):
+  def call(self, x, shared=None):
+    """x [..., in] (and shared [..., shared]) -> [..., units]."""
     g = self.blocks
     lead = tf.shape(x)[:-1]
-    x = tf.reshape(x, [-1, g, x.shape[-1] // g])  # [N, G, in/G]
-    y = tf.einsum('ngi,gio->ngo', x, tf.cast(self.kernel, x.dtype))
+    own = x.shape[-1] // g
+    kernel = tf.cast(self.kernel, x.dtype)
+    x = tf.reshape(x, [-1, g, own])  # [N, G, in/G]
+    y = tf.einsum('ngi,gio->ngo', x, kernel[:, :own])
+    y = tf.reshape(y, [-1, self.units])
+    if self.shared:
+      # Rows own: of block g act on the shared vector: [S, G * out/G].
+      dense = tf.reshape(tf.transpose(kernel[:, own:], [1, 0, 2]),
+                         [self.shared, self.units])
+      y += tf.matmul(tf.reshape(shared, [-1, self.shared]), dense)
     y = tf.reshape(y, tf.concat([lead, [self.units]], 0))
     return y + tf.cast(self.bias, y.dtype)
 
@@ -142,12 +159,15 @@ class NormAct(keras.layers.Layer):
   """A layer followed by RMSNorm and SiLU (the hidden-layer pattern)."""
 
   def __init__(self, layer, **kw):
-    super().__init__(dtype=layer.dtype_policy)
+    super().__init__(dtype=layer.dtype_policy, **kw)
     self.layer = layer
     self.norm = RMSNorm()
 
-  def call(self, x):
-    return tf.nn.silu(self.norm(self.layer(x)))
+  def build(self, x_shape, *unused_shapes):
+    self.built = True  # Sublayers build on their first call.
+
+  def call(self, x, *args):
+    return tf.nn.silu(self.norm(self.layer(x, *args)))
 
 
 def dense(units, seeds, dtype):

@@ -67,9 +67,11 @@ class RSSM(keras.layers.Layer):
     self.blocks, self.unimix, self.free_nats = blocks, unimix, free_nats
     self.absolute = absolute
     self.dynin = [nets.dense(hidden, seeds, dtype) for _ in range(3)]
+    # The first hidden layer sees [h slice g, 3 projections] in every block.
     self.dynhid = [
-        nets.NormAct(nets.BlockLinear(deter, blocks, seeds=seeds, dtype=dtype))
-        for _ in range(dynlayers)]
+        nets.NormAct(nets.BlockLinear(
+            deter, blocks, shared=3 * hidden if i == 0 else 0, seeds=seeds,
+            dtype=dtype)) for i in range(dynlayers)]
     self.dyngru = nets.BlockLinear(3 * deter, blocks, seeds=seeds, dtype=dtype)
     self.obs_layers = [nets.dense(hidden, seeds, dtype)
                        for _ in range(obslayers)]
@@ -106,14 +108,12 @@ class RSSM(keras.layers.Layer):
     n, g = self.deter_size, self.blocks
     stoch = tf.reshape(stoch, [-1, self.stoch_size * self.classes])
     action = action / sg(tf.maximum(1.0, tf.abs(action)))
-    x = tf.concat([
+    shared = tf.concat([
         self.dynin[0](deter), self.dynin[1](stoch), self.dynin[2](action)],
-        -1)  # [N, 3 * hidden]
-    x = tf.tile(x[:, None, :], [1, g, 1])  # [N, G, 3 * hidden]
-    grouped = tf.reshape(tf.cast(deter, x.dtype), [-1, g, n // g])
-    x = tf.reshape(tf.concat([grouped, x], -1), [-1, g * x.shape[-1] + n])
-    for layer in self.dynhid:
-      x = layer(x)  # [N, D]
+        -1)  # [N, 3 * hidden], fed to every block
+    x = self.dynhid[0](tf.cast(deter, shared.dtype), shared)  # [N, D]
+    for layer in self.dynhid[1:]:
+      x = layer(x)
     x = tf.cast(self.dyngru(x), tf.float32)  # [N, 3D] as G x (r, c, u)
     reset, cand, update = tf.split(tf.reshape(x, [-1, g, 3 * n // g]), 3, -1)
     reset, cand, update = (
@@ -132,10 +132,12 @@ class RSSM(keras.layers.Layer):
 
   def obs_step(self, state, prev_action, token, is_first, seed):
     """Posterior step. Returns (state, posterior logits [N, S, K])."""
-    keep = 1.0 - tf.cast(is_first, tf.float32)[:, None]  # [N, 1]
-    deter = state['deter'] * keep
-    stoch = state['stoch'] * keep[:, :, None]
-    prev_action = prev_action * keep
+    # where(), not a multiply: a non-finite carry is reset too.
+    first = tf.cast(is_first, tf.bool)
+    reset = lambda x: tf.where(
+        tf.reshape(first, [-1] + [1] * (x.shape.rank - 1)), tf.zeros_like(x), x)
+    deter, stoch = reset(state['deter']), reset(state['stoch'])
+    prev_action = reset(prev_action)
     deter = self.core(deter, stoch, prev_action)
     x = token if self.absolute else tf.concat(
         [tf.cast(deter, token.dtype), token], -1)
@@ -159,6 +161,8 @@ class RSSM(keras.layers.Layer):
     prev_actions [B, T, A] (a_{t-1} for each step); is_first [B, T].
     Returns (final state, {deter [B,T,D], stoch [B,T,S,K], logits [B,T,S,K]}).
     """
+    prev_actions = tf.convert_to_tensor(prev_actions, tf.float32)
+    is_first = tf.convert_to_tensor(is_first)
     steps = tokens.shape[1]
     seeds = tf.random.experimental.stateless_split(seed, steps)  # [T, 2]
     swap = lambda x: tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))

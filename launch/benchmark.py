@@ -86,11 +86,11 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
       loss_finite=bool(np.isfinite(float(metrics['opt/loss']))))
 
 
-def random_batch(agent, rng):
+def random_batch(agent, rng, batch_size=None):
   """A batch [B, C+T] of random observations, actions and stored latents."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   length = agent.batch_length + agent.replay_context
-  b = agent.batch_size
+  b = batch_size or agent.batch_size
   data = {}
   for key, space in {**agent.obs_space, **agent.act_space}.items():
     shape = (b, length, *space.shape)
@@ -105,7 +105,8 @@ def random_batch(agent, rng):
   data['is_first'][:, 0] = True
   data['is_terminal'] &= data['is_last']
   rssm = agent.wm.rssm
-  data['deter'] = np.zeros((b, length, rssm.deter_size), np.float32)
+  data['deter'] = rng.normal(size=(b, length, rssm.deter_size)).astype(
+      np.float32) * 0.1
   index = rng.integers(0, rssm.classes, (b, length, rssm.stoch_size))
   data['stoch'] = np.eye(rssm.classes, dtype=np.float32)[index]
   return data

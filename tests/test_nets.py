@@ -72,3 +72,21 @@ def test_mixed_bfloat16_policy_computes_in_bf16_with_f32_params():
   out = mlp(tf.ones([2, 4]))
   assert out.dtype == tf.bfloat16
   assert all(w.dtype == 'float32' for w in mlp.weights)
+
+
+def test_block_linear_shared_input_equals_tiled_concatenation():
+  """The RSSM layout: block g sees [x slice g, shared] (spec §2.2 step 4)."""
+  g, own, shared, out = 4, 8, 6, 12
+  layer = nets.BlockLinear(out, g, shared=shared, seeds=nets.InitSeeds(2))
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(5, own)).astype(np.float32)
+  s = rng.normal(size=(5, shared)).astype(np.float32)
+  y = layer(x, s).numpy()
+  k = layer.kernel.numpy()  # [G, own/G + shared, out/G]
+  assert k.shape == (g, own // g + shared, out // g)
+  blocks = [np.concatenate([x[:, i * 2:(i + 1) * 2], s], -1) @ k[i]
+            for i in range(g)]
+  np.testing.assert_allclose(y, np.concatenate(blocks, -1), rtol=1e-5,
+                             atol=1e-5)
+  # Fan-in is the total (tiled) input width own + G * shared.
+  assert np.abs(k).max() <= 2 * 1.1368 * math.sqrt(1 / (own + g * shared))

@@ -1,0 +1,144 @@
+"""The environment protocol every suite adapter follows (spec §4.1).
+
+An `Env` exposes `obs_space` and `act_space` (dicts of `spaces.Space`) and a
+single `step(action) -> obs` with auto-reset semantics, as the DreamerV3
+driver expects (spec §4.1):
+
+* The first call, and any call after an observation with `is_last=True`,
+  ignores the action, resets the env and returns the first observation of a
+  new episode: `is_first=True, reward=0, is_last=False, is_terminal=False`.
+* Otherwise the action is applied. A time-limit cut gives `is_last=True,
+  is_terminal=False`; a true termination gives `is_last=is_terminal=True`.
+
+Observation values are numpy arrays / scalars with exactly the dtypes and
+shapes of `obs_space`. Subclasses implement `_reset()` and `_step(action)`
+and build their observations with `observation(...)`; the auto-reset logic
+and action checks live here once.
+"""
+import abc
+import difflib
+
+import numpy as np
+
+from dreamer_tf import spaces
+
+FLAG_SPACES = {
+    'reward': spaces.Space((), 'float32'),
+    'is_first': spaces.Space((), 'bool'),
+    'is_last': spaces.Space((), 'bool'),
+    'is_terminal': spaces.Space((), 'bool'),
+}
+
+
+def suggest(name, options):
+  """' (did you mean X?)' naming the closest options, or '' (for errors)."""
+  close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
+  if not close:
+    return ''
+  return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def with_flags(obs_space):
+  """Adds the reserved reward/is_first/is_last/is_terminal spaces."""
+  clash = sorted(set(obs_space) & set(FLAG_SPACES))
+  if clash:
+    raise ValueError(
+        f'Observation keys {clash} clash with the reserved keys '
+        f'{spaces.RESERVED_KEYS}: rename them in the adapter.')
+  return {**obs_space, **FLAG_SPACES}
+
+
+def observation(values, reward=0.0, is_first=False, is_last=False,
+                is_terminal=False):
+  """An obs dict: `values` ({key: array}) plus the typed reserved entries."""
+  return {
+      **values,
+      'reward': np.float32(reward),
+      'is_first': np.bool_(is_first),
+      'is_last': np.bool_(is_last),
+      'is_terminal': np.bool_(is_terminal),
+  }
+
+
+def check_obs(obs, obs_space):
+  """Raises ValueError if `obs` does not match `obs_space` exactly."""
+  if set(obs) != set(obs_space):
+    raise ValueError(
+        f'Observation keys {sorted(obs)} differ from the obs_space keys '
+        f'{sorted(obs_space)}.')
+  for key, space in obs_space.items():
+    value = obs[key]
+    dtype = getattr(value, 'dtype', None)
+    if dtype != np.dtype(space.dtype) or np.shape(value) != space.shape:
+      raise ValueError(
+          f'Observation {key!r} has dtype {dtype} and shape '
+          f'{np.shape(value)}; obs_space wants {space.dtype} {space.shape}.')
+
+
+def check_action(action, act_space):
+  """Raises ValueError for missing keys, bad shapes or out-of-range indices."""
+  missing = sorted(set(act_space) - set(action))
+  if missing:
+    raise ValueError(
+        f'The action lacks keys {missing}; act_space has keys '
+        f'{sorted(act_space)}.')
+  for key, space in act_space.items():
+    value = np.asarray(action[key])
+    if value.shape != space.shape:
+      raise ValueError(
+          f'Action {key!r} has shape {value.shape}, act_space wants '
+          f'{space.shape}.')
+    if space.discrete and not (value == value.astype(np.int64)).all():
+      raise ValueError(f'Discrete action {key!r} = {value} is not integral.')
+    if space.discrete and not ((0 <= value) & (value < space.classes)).all():
+      raise ValueError(
+          f'Discrete action {key!r} = {value} is outside [0, '
+          f'{space.classes}).')
+
+
+class Env(abc.ABC):
+  """Auto-resetting environment (spec §4.1); see the module docstring."""
+
+  _needs_reset = True  # Per instance after the first step.
+
+  @property
+  @abc.abstractmethod
+  def obs_space(self):
+    """{key: Space}, including reward/is_first/is_last/is_terminal."""
+
+  @property
+  @abc.abstractmethod
+  def act_space(self):
+    """{key: Space}: discrete Space((), 'int32', classes=n) or continuous
+    Space((n,), 'float32', low=-1, high=1)."""
+
+  @abc.abstractmethod
+  def _reset(self):
+    """Starts a new episode; returns its first obs (`is_first=True`)."""
+
+  @abc.abstractmethod
+  def _step(self, action):
+    """Applies a checked action; returns the next obs."""
+
+  def step(self, action):
+    """One step with auto-reset: the action is ignored when resetting."""
+    if self._needs_reset:
+      obs = self._reset()
+      if not obs['is_first'] or obs['is_last'] or obs['reward'] != 0:
+        raise AssertionError(
+            f'{type(self).__name__}._reset must return is_first=True, '
+            'is_last=False, reward=0.')
+    else:
+      check_action(action, self.act_space)
+      obs = self._step(action)
+    self._needs_reset = bool(obs['is_last'])
+    return obs
+
+  def close(self):
+    """Releases the simulator; the default has nothing to release."""
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

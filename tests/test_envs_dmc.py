@@ -1,0 +1,168 @@
+"""dm_control suite adapter (spec §5.2, Decisions table)."""
+import os
+import sys
+
+import dm_env
+import numpy as np
+import pytest
+
+from dreamer_tf import envs
+from dreamer_tf.envs import base
+from dreamer_tf.envs import dmc
+
+
+def test_proprio_cartpole_spaces_and_time_limit():
+  env = envs.make('dmc:cartpole_balance', seed=0)
+  assert set(env.obs_space) - set(base.FLAG_SPACES) == {'position', 'velocity'}
+  assert env.obs_space['position'].shape == (3,)
+  assert env.obs_space['velocity'].shape == (2,)
+  assert all(env.obs_space[k].dtype == 'float32'
+             for k in ('position', 'velocity'))
+  space = env.act_space['action']
+  assert space.shape == (1,) and space.dtype == 'float32'
+  assert (space.low, space.high) == (-1, 1)
+  obs = env.step(None)
+  base.check_obs(obs, env.obs_space)
+  assert obs['is_first'] and obs['reward'] == 0
+  rng = np.random.default_rng(0)
+  steps, total = 0, 0.0
+  while True:
+    obs = env.step({'action': rng.uniform(-1, 1, (1,)).astype(np.float32)})
+    base.check_obs(obs, env.obs_space)
+    steps += 1
+    total += obs['reward']
+    if obs['is_last']:
+      break
+    assert steps < 600
+  # 1000 physics control steps at action repeat 2 (Decisions table).
+  assert steps == 500 and not obs['is_terminal']
+  assert 0 < total <= 1000  # Rewards in [0, 1] summed over the repeat.
+  assert env.step({'action': np.zeros(1, np.float32)})['is_first']
+  env.close()
+
+
+def test_repeat_sums_rewards():
+  def rewards(repeat, n):
+    env = dmc.DMC('cartpole_balance', repeat=repeat, seed=3)
+    env.step(None)
+    return [env.step({'action': np.zeros(1, np.float32)})['reward']
+            for _ in range(n)]
+  one, two = rewards(1, 20), rewards(2, 10)
+  np.testing.assert_allclose(two, np.reshape(one, (10, 2)).sum(1), rtol=1e-5)
+  assert max(one) <= 1 and max(two) > 1
+
+
+def test_actions_are_clipped_and_rescaled_to_the_spec():
+  # Quadruped's actuators have asymmetric bounds, e.g. [-1, 1.1], [-.8, .8].
+  env = envs.make('dmc:quadruped_walk', seed=0, repeat=1)
+  low = np.tile([-1, -1, -0.8], 4)
+  high = np.tile([1, 1.1, 0.8], 4)
+  assert env.act_space['action'].shape == (12,)
+  env.step(None)
+  for action, ctrl in [(-1, low), (1, high), (0, (low + high) / 2),
+                       (5, high), (-5, low)]:
+    env.step({'action': np.full(12, action, np.float32)})
+    np.testing.assert_allclose(env.physics.data.ctrl, ctrl, atol=1e-6)
+  env.close()
+
+
+class Terminating:
+  """A real dm_control task whose episode ends with discount 0 at step 3."""
+
+  def __init__(self):
+    from dm_control import suite  # pylint: disable=import-outside-toplevel
+    self._env = suite.load('cartpole', 'balance', task_kwargs={'random': 0})
+    self.physics, self.count = self._env.physics, 0
+
+  def __getattr__(self, name):
+    return getattr(self._env, name)
+
+  def reset(self):
+    self.count = 0
+    return self._env.reset()
+
+  def step(self, action):
+    self.count += 1
+    step = self._env.step(action)
+    if self.count == 3:
+      step = step._replace(step_type=dm_env.StepType.LAST, discount=0.0)
+    return step
+
+
+def test_discount_zero_is_terminal():
+  env = dmc.DMC(Terminating(), repeat=1)
+  flags = [(bool(o['is_last']), bool(o['is_terminal'])) for o in [
+      env.step(None)] + [env.step({'action': np.zeros(1, np.float32)})
+                         for _ in range(4)]]
+  assert flags == [(False, False)] * 3 + [(True, True), (False, False)]
+
+
+def test_seed_is_reproducible():
+  def first(seed):
+    return envs.make('dmc:cartpole_swingup', seed=seed).step(None)['position']
+  np.testing.assert_array_equal(first(1), first(1))
+  assert not np.array_equal(first(1), first(2))
+
+
+def test_cup_maps_to_ball_in_cup():
+  assert dmc.parse_task('cup_catch', [('ball_in_cup', 'catch')]) == (
+      'ball_in_cup', 'catch')
+  env = envs.make('dmc:cup_catch', seed=0)
+  assert env.act_space['action'].shape == (2,)
+  env.close()
+
+
+def test_unknown_task_suggests_close_name():
+  with pytest.raises(ValueError, match=r"'walker_wlak'.*did you mean "
+                     r"'walker_walk'"):
+    envs.make('dmc:walker_wlak')
+
+
+GL_WORDS = ('egl', 'osmesa', 'opengl', 'glfw', 'mujoco_gl', 'gladload')
+
+
+@pytest.fixture(scope='module')
+def rendering():
+  """Skips (with the reason) only if the headless GL backend is missing."""
+  try:
+    dmc.DMC('cartpole_balance', proprio=False, image=True).step(None)
+  except Exception as e:  # pylint: disable=broad-except
+    text = f'{type(e).__module__} {type(e).__name__} {e}'.lower()
+    if any(word in text for word in GL_WORDS):
+      pytest.skip(f"MuJoCo rendering backend MUJOCO_GL="
+                  f"{os.environ.get('MUJOCO_GL')} is unavailable: {e}")
+    raise
+
+
+def test_vision_renders_a_changing_64x64_image(rendering):
+  del rendering
+  env = envs.make('dmc_vision:cartpole_swingup', seed=0)
+  assert set(env.obs_space) - set(base.FLAG_SPACES) == {'image'}
+  assert env.obs_space['image'].shape == (64, 64, 3)
+  first = env.step(None)
+  base.check_obs(first, env.obs_space)
+  image = first['image']
+  assert image.dtype == np.uint8 and image.shape == (64, 64, 3)
+  assert image.std() > 5 and len(np.unique(image.reshape(-1, 3), axis=0)) > 10
+  for _ in range(10):
+    obs = env.step({'action': np.ones(1, np.float32)})
+  assert np.abs(obs['image'].astype(int) - image).mean() > 0.5  # It moved.
+  env.close()
+
+
+def test_quadruped_renders_camera_2_others_camera_0(rendering):
+  del rendering
+  for task, camera, other in [('quadruped_walk', 2, 0), ('walker_walk', 0, 1)]:
+    env = dmc.DMC(task, proprio=False, image=True, seed=0)
+    image = env.step(None)['image']
+    np.testing.assert_array_equal(
+        image, env.physics.render(64, 64, camera_id=camera))
+    assert not np.array_equal(
+        image, env.physics.render(64, 64, camera_id=other))
+    env.close()
+
+
+def test_missing_dm_control_names_the_install_command(monkeypatch):
+  monkeypatch.setitem(sys.modules, 'dm_control', None)
+  with pytest.raises(ImportError, match=r"pip install -e '\.\[dmc\]'"):
+    envs.make('dmc:walker_walk')

@@ -1,0 +1,151 @@
+"""Env worker processes: batching, spawn, crash recovery (spec §4.1)."""
+import functools
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dreamer_tf import spaces
+from dreamer_tf.envs import base
+from dreamer_tf.envs import make
+from dreamer_tf.envs import parallel
+
+
+def cartpoles(n):
+  return [functools.partial(make, 'gym:CartPole-v1', seed=i) for i in range(n)]
+
+
+class Faulty(base.Env):
+  """Counts steps; raises (or hangs) at step `fail_at` of each episode."""
+
+  def __init__(self, fail_at=3, hang=False):
+    self.fail_at, self.hang, self.t = fail_at, hang, 0
+
+  @property
+  def obs_space(self):
+    return base.with_flags({'t': spaces.Space((1,), 'float32')})
+
+  @property
+  def act_space(self):
+    return {'action': spaces.Space((), 'int32', classes=2)}
+
+  def _obs(self, **flags):
+    return base.observation({'t': np.array([self.t], np.float32)}, **flags)
+
+  def _reset(self):
+    self.t = 0
+    return self._obs(is_first=True)
+
+  def _step(self, action):
+    self.t += 1
+    if self.t == self.fail_at:
+      if self.hang:
+        time.sleep(60)
+      raise RuntimeError(f'simulator exploded at step {self.t}')
+    return self._obs(reward=1.0)
+
+
+class Probe(Faulty):
+  """Observes whether `module` is imported in the worker process."""
+
+  def __init__(self, module):
+    super().__init__(fail_at=-1)
+    self.module = module
+
+  def _obs(self, **flags):
+    loaded = float(self.module in sys.modules)
+    return base.observation({'t': np.array([loaded], np.float32)}, **flags)
+
+
+def fail_to_build():
+  raise OSError('no ROM here')
+
+
+def test_two_cartpoles_match_serial_envs():
+  rng = np.random.default_rng(0)
+  serial = [ctor() for ctor in cartpoles(2)]
+  with parallel.ParallelEnvs(cartpoles(2)) as envs:
+    assert len(envs) == 2
+    assert envs.obs_space == serial[0].obs_space
+    assert envs.act_space == serial[0].act_space
+    for t in range(40):
+      actions = {'action': rng.integers(0, 2, 2).astype(np.int32)}
+      obs = envs.step(actions)
+      assert obs['vector'].shape == (2, 4) and obs['vector'].dtype == np.float32
+      for key in ('reward', 'is_first', 'is_last', 'is_terminal'):
+        assert obs[key].shape == (2,)
+        assert obs[key].dtype == envs.obs_space[key].dtype
+      assert obs['is_first'].all() == (t == 0)
+      for i, env in enumerate(serial):
+        expected = env.step({'action': actions['action'][i]})
+        for key, value in expected.items():
+          np.testing.assert_array_equal(obs[key][i], value)
+    assert envs.lost_episodes == []
+
+
+def test_sigkill_restarts_the_worker_and_reports_the_lost_episode():
+  with parallel.ParallelEnvs(cartpoles(2)) as envs:
+    zeros = {'action': np.zeros(2, np.int32)}
+    alt = {'action': np.array([0, 1], np.int32)}
+    envs.step(zeros)
+    for _ in range(3):
+      envs.step(alt)
+    old = envs.pids
+    os.kill(old[0], signal.SIGKILL)
+    obs = envs.step(alt)
+    assert obs['is_first'].tolist() == [True, False]
+    assert obs['reward'].tolist() == [0.0, 1.0]
+    assert envs.pids[0] != old[0] and envs.pids[1] == old[1]
+    assert envs.lost_episodes == [parallel.LostEpisode(
+        worker=0, reason='worker was killed by signal SIGKILL', steps=3)]
+    # The run goes on with the new worker.
+    obs = envs.step(alt)
+    assert not obs['is_first'].any() and obs['reward'].tolist() == [1.0, 1.0]
+
+
+def test_raising_env_is_restarted_with_the_traceback_reported():
+  ctors = [functools.partial(Faulty, fail_at=3), functools.partial(Faulty, 99)]
+  with parallel.ParallelEnvs(ctors) as envs:
+    action = {'action': np.zeros(2, np.int32)}
+    ts = [envs.step(action)['t'][:, 0].tolist() for _ in range(5)]
+    # Worker 0 raises at its 3rd step: a new episode starts in its place.
+    assert ts == [[0, 0], [1, 1], [2, 2], [0, 3], [1, 4]]
+    (lost,) = envs.lost_episodes
+    assert lost.worker == 0 and lost.steps == 2
+    assert 'RuntimeError: simulator exploded at step 3' in lost.reason
+
+
+def test_hung_worker_times_out_and_is_restarted():
+  ctors = [functools.partial(Faulty, fail_at=2, hang=True),
+           functools.partial(Faulty, 99)]
+  with parallel.ParallelEnvs(ctors, timeout=1.0) as envs:
+    action = {'action': np.zeros(2, np.int32)}
+    envs.step(action)
+    envs.step(action)
+    obs = envs.step(action)
+    assert obs['is_first'].tolist() == [True, False]
+    (lost,) = envs.lost_episodes
+    assert 'did not answer within 1.0 s' in lost.reason and lost.steps == 1
+
+
+def test_workers_are_spawned_not_forked():
+  # A forked child inherits the parent's modules (and hangs if the parent
+  # imported TensorFlow, stack.md); a spawned one starts clean.
+  import wave  # pylint: disable=import-outside-toplevel,unused-import
+  assert 'wave' in sys.modules
+  with parallel.ParallelEnvs([functools.partial(Probe, 'wave')]) as envs:
+    assert envs.step({'action': np.zeros(1, np.int32)})['t'][0, 0] == 0
+
+
+def test_broken_constructor_fails_loudly():
+  with pytest.raises(RuntimeError, match=r'(?s)worker 1 failed to start.*'
+                     r'OSError: no ROM here.*Fix the env constructor'):
+    parallel.ParallelEnvs([cartpoles(1)[0], fail_to_build])
+
+
+def test_mismatched_spaces_are_rejected():
+  with pytest.raises(ValueError, match='same spaces'):
+    parallel.ParallelEnvs([cartpoles(1)[0], Faulty])

@@ -1,0 +1,474 @@
+"""Chunked replay (spec §1.7, §4.2, §4.3): storage, sampling, write-back, I/O.
+
+Steps carry a `count` key (the step's position in its worker stream, plus
+1000 * worker) so every test can check which stored steps a batch holds.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from dreamer_tf import replay as replay_lib
+
+Replay = replay_lib.Replay
+
+
+def make_step(t, worker=0, episode=7, size=8):
+  """Step t of a worker; episodes of `episode` steps without is_last."""
+  return dict(
+      image=np.full((size, size, 3), t % 256, np.uint8),
+      vector=np.full(3, t, np.float32),
+      count=np.int64(1000 * worker + t),
+      reward=np.float32(t),
+      is_first=np.bool_(t % episode == 0),
+      is_last=np.bool_(False),
+      is_terminal=np.bool_(False),
+      action=np.int32(t % 4),
+      deter=np.zeros(4, np.float32),
+      stoch=np.zeros((2, 3), np.float32),
+  )
+
+
+def fill(replay, steps, worker=0, start=0, **kwargs):
+  for t in range(start, start + steps):
+    replay.add(make_step(t, worker, **kwargs), worker)
+
+
+def starts(batch):
+  return batch['count'][:, 0] % 1000
+
+
+def _assert_same(a, b):
+  """Equal (batch, keys) pairs."""
+  assert a[0].keys() == b[0].keys()
+  for key in a[0]:
+    np.testing.assert_array_equal(a[0][key], b[0][key], err_msg=key)
+  np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_add_sample_shapes_and_dtypes():
+  replay = Replay(capacity=1000, chunk_size=16, length=10, online=False)
+  fill(replay, 40, size=64)
+  assert len(replay) == 40 - 10 + 1
+  batch, keys = replay.sample(5)
+  assert keys.shape == (5, 2) and keys.dtype == np.int64
+  expected = dict(
+      image=((64, 64, 3), np.uint8), vector=((3,), np.float32),
+      count=((), np.int64), reward=((), np.float32), is_first=((), bool),
+      is_last=((), bool), is_terminal=((), bool), action=((), np.int32),
+      deter=((4,), np.float32), stoch=((2, 3), np.float32))
+  assert set(batch) == set(expected)
+  for key, (shape, dtype) in expected.items():
+    assert batch[key].shape == (5, 10, *shape), key
+    assert batch[key].dtype == dtype, key
+  prefix, _ = replay.sample(3, length=4)
+  assert prefix['image'].shape == (3, 4, 64, 64, 3)
+
+
+def test_rejects_changed_steps_and_empty_sampling():
+  replay = Replay(capacity=100, chunk_size=8, length=5)
+  with pytest.raises(RuntimeError, match='no complete sequence'):
+    replay.sample(1)
+  replay.add(make_step(0))
+  step = make_step(1)
+  del step['vector']
+  with pytest.raises(ValueError, match='missing'):
+    replay.add(step)
+  step = make_step(1)
+  step['image'] = step['image'][:4]
+  with pytest.raises(ValueError, match="'image' has shape"):
+    replay.add(step)
+  step = make_step(1)
+  step['action'] = np.float32(1.5)
+  with pytest.raises(ValueError, match="'action'"):
+    replay.add(step)
+
+
+def test_sequences_cross_chunks_with_consecutive_steps():
+  replay = Replay(capacity=1000, chunk_size=8, length=20, online=False)
+  fill(replay, 200)
+  for _ in range(10):
+    batch, keys = replay.sample(8)
+    np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+    np.testing.assert_array_equal(batch['image'][..., 0, 0, 0],
+                                  batch['count'] % 256)
+    np.testing.assert_array_equal(batch['vector'][..., 0], batch['count'])
+  # Every sequence of 20 steps spans at least 3 chunks of 8.
+  assert len(replay) == 181 and replay.stats()['chunks'] == 25
+
+
+def test_first_and_last_annotation_leaves_storage_unchanged():
+  replay = Replay(capacity=1000, chunk_size=8, length=12, online=False)
+  fill(replay, 100, episode=7)
+  # 160 rows over 89 items: later batches reread steps whose copies were
+  # annotated before, so any write to the storage would show up.
+  for _ in range(10):
+    batch, _ = replay.sample(16)
+    stored_first = batch['count'] % 7 == 0
+    assert batch['is_first'][:, 0].all()
+    np.testing.assert_array_equal(batch['is_first'][:, 1:],
+                                  stored_first[:, 1:])
+    # is_last marks the step before every is_first (abandoned episodes).
+    np.testing.assert_array_equal(batch['is_last'][:, :-1],
+                                  stored_first[:, 1:])
+    assert not batch['is_last'][:, -1].any()
+
+
+def test_capacity_evicts_oldest_items_and_frees_chunks():
+  replay = Replay(capacity=20, chunk_size=8, length=4, online=False)
+  fill(replay, 100)
+  assert len(replay) == 20
+  seen = set()
+  for _ in range(30):
+    batch, _ = replay.sample(16)
+    seen |= set(starts(batch).tolist())
+  # Items are starts 0..96; the 20 newest are 77..96.
+  assert seen == set(range(77, 97))
+  stats = replay.stats()
+  assert stats['inserts'] == 97 and stats['items'] == 20
+  assert stats['chunks'] <= 4  # Steps 77..99 live in chunks 9..12.
+
+
+def test_online_queue_gives_fresh_non_overlapping_sequences_first():
+  replay = Replay(capacity=1000, chunk_size=8, length=5, online=True, seed=1)
+  fill(replay, 22)  # Items start at 0..17; queued starts 0, 5, 10, 15.
+  batch, _ = replay.sample(3)
+  np.testing.assert_array_equal(starts(batch), [0, 5, 10])
+  batch, _ = replay.sample(3)
+  assert starts(batch)[0] == 15
+  fill(replay, 10, start=22)  # New queued starts 20, 25.
+  batch, _ = replay.sample(2)
+  np.testing.assert_array_equal(starts(batch), [20, 25])
+  # Report batches leave the queue alone.
+  fill(replay, 5, start=32)
+  replay.sample(2, online=False)
+  assert starts(replay.sample(1)[0])[0] == 30
+  assert Replay(capacity=100, chunk_size=8, length=5, online=False).stats()[
+      'queue'] == 0
+
+
+def test_online_queue_skips_evicted_items():
+  replay = Replay(capacity=6, chunk_size=8, length=3, online=True)
+  fill(replay, 30)  # Items 0..27, live 22..27; queued 0, 3, ..., 27.
+  assert replay.stats()['queue'] == 2  # Evicted entries are dropped.
+  batch, _ = replay.sample(3)
+  assert starts(batch)[0] == 24 and starts(batch)[1] == 27
+  assert replay.stats()['queue'] == 0
+
+
+def test_recency_prefers_recent_items():
+  kwargs = dict(capacity=1000, chunk_size=64, length=2, online=False, seed=3)
+  recent = Replay(fracs=dict(recency=1.0), **kwargs)
+  uniform = Replay(**kwargs)
+  fill(recent, 1001)
+  fill(uniform, 1001)
+  ages = lambda r: 999 - np.concatenate([
+      starts(r.sample(100)[0]) for _ in range(20)])
+  recent_ages, uniform_ages = ages(recent), ages(uniform)
+  # p(age) ∝ 1 / (age + 1): P(age < 100) = H_100 / H_1000 = 0.69.
+  assert 0.63 < np.mean(recent_ages < 100) < 0.75
+  assert 0.11 < np.mean(recent_ages == 0) < 0.16  # 1 / H_1000 = 0.134.
+  assert np.mean(uniform_ages < 100) < 0.15
+
+
+def test_prioritized_sampling_follows_priorities():
+  replay = Replay(
+      capacity=100, chunk_size=8, length=1, online=False, seed=4,
+      fracs=dict(priority=1.0), prio_exponent=1.0, prio_maxfrac=0.0,
+      prio_zero_on_sample=False)
+  fill(replay, 4)
+  keys = np.array([[0, 0], [0, 1], [0, 2], [0, 3]])
+  replay.update_priorities(keys, [[1.0], [2.0], [3.0], [4.0]], offset=0)
+  counts = np.bincount(np.concatenate([
+      starts(replay.sample(100)[0]) for _ in range(40)]), minlength=4)
+  np.testing.assert_allclose(counts / 4000, [0.1, 0.2, 0.3, 0.4], atol=0.03)
+
+
+def test_prioritized_new_items_first_and_zero_on_sample():
+  replay = Replay(
+      capacity=100, chunk_size=8, length=3, online=False, seed=5,
+      fracs=dict(priority=1.0))
+  fill(replay, 12)  # Items 0..9, all with infinite (new) priority.
+  batch, keys = replay.sample(4)
+  assert len(set(starts(batch).tolist())) == 4  # Zeroed once sampled.
+  # Train everything to a small priority; a new item then comes first.
+  all_keys = np.array([[c, i] for c in (0, 1) for i in range(8)])[:10]
+  replay.update_priorities(all_keys, np.full((10, 3), 0.01), offset=0)
+  fill(replay, 1, start=12)
+  assert starts(replay.sample(1)[0])[0] == 10
+  # One large trained step lifts every item whose window holds it.
+  replay.update_priorities(keys[:1], [[0.0, 100.0]])  # Step start + 2.
+  step = starts(batch)[0] + 2
+  drawn = starts(replay.sample(1)[0])[0]
+  assert step - 2 <= drawn <= step
+
+
+def test_item_priorities_match_their_steps_after_eviction():
+  """Internal invariant: each item's tree leaf aggregates its own steps."""
+  replay = Replay(capacity=25, chunk_size=4, length=6, online=False, seed=9,
+                  fracs=dict(priority=1.0), prio_initial=1.0)
+  rng = np.random.default_rng(0)
+  for t in range(120):
+    replay.add(make_step(t, t % 2), t % 2)
+    if t % 10 == 9 and t > 20:
+      _, keys = replay.sample(4)
+      replay.update_priorities(keys, rng.random((4, 5)) * 10)
+  items = replay._items
+  for item, (chunk_id, index) in zip(range(items.first, items.next),
+                                     zip(*items.table())):
+    chunk = replay._chunks[int(chunk_id)]
+    prios = replay._read(chunk, int(index), 0, 6, lambda c: c.prio, np.nan)
+    prios = prios.astype(np.float64)
+    expected = 0.5 * (prios ** 0.8).max() + 0.5 * (prios ** 0.8).mean()
+    np.testing.assert_allclose(items.tree[items.slots(item)], expected,
+                               rtol=1e-12)
+
+
+def test_latent_write_back_lands_on_trained_steps_across_chunks():
+  replay = Replay(capacity=1000, chunk_size=8, length=6, online=False, seed=6)
+  fill(replay, 40)
+  batch, keys = replay.sample(12)
+  assert (keys[:, 1] > 8 - 6).any(), 'no sequence crosses a chunk boundary'
+  counts = batch['count'][:, 1:]  # [B, 5] trained steps.
+  deter = np.repeat(counts[..., None], 4, -1).astype(np.float32) + 0.5
+  stoch = np.repeat(deter[..., :3, None], 2, -1).transpose(0, 1, 3, 2)
+  replay.update(keys, dict(deter=deter, stoch=stoch), offset=1)
+  written = set(counts.ravel().tolist())
+  for _ in range(10):
+    new, _ = replay.sample(16)
+    expected = np.where(np.isin(new['count'], list(written)),
+                        new['count'] + 0.5, 0.0)
+    np.testing.assert_array_equal(new['deter'][..., 0], expected)
+    np.testing.assert_array_equal(new['stoch'][..., 1, 2], expected)
+  with pytest.raises(ValueError, match='deter'):
+    replay.update(keys, dict(deter=np.zeros((12, 6, 4), np.float32)))
+  assert replay.stats()['updates'] == 12
+
+
+def test_write_back_to_evicted_chunk_is_dropped():
+  replay = Replay(capacity=5, chunk_size=4, length=3, online=False)
+  fill(replay, 8)
+  _, keys = replay.sample(2)
+  fill(replay, 30, start=8)
+  replay.update(keys, dict(deter=np.ones((2, 2, 4), np.float32)))
+  replay.update_priorities(keys, [1.0, 2.0])
+  batch, _ = replay.sample(8)
+  assert (batch['deter'] == 0).all()
+
+
+def test_multiple_workers_interleaved():
+  replay = Replay(capacity=1000, chunk_size=8, length=6, online=True, seed=7)
+  for t in range(30):
+    for worker in range(3):
+      replay.add(make_step(t, worker), worker)
+  assert len(replay) == 3 * 25 and replay.stats()['streams'] == 3
+  batch, _ = replay.sample(6)  # Queued starts 0 (x3 workers), 6 (x3), ...
+  np.testing.assert_array_equal(batch['count'][:, 0],
+                                [0, 1000, 2000, 6, 1006, 2006])
+  for _ in range(5):
+    batch, _ = replay.sample(16)
+    np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+  assert len(set((batch['count'][:, 0] // 1000).tolist())) == 3
+
+
+@pytest.mark.parametrize('length, chunk_size, capacity', [
+    (7, 4, 30), (1, 2, 3), (3, 1, 5), (12, 5, 1)])
+def test_random_interleaving_keeps_sequences_and_frees_memory(
+    tmp_path, length, chunk_size, capacity):
+  """3 workers in random order; periodic batches, priorities and restores."""
+  kwargs = dict(capacity=capacity, chunk_size=chunk_size, length=length,
+                online=True, seed=8,
+                fracs=dict(uniform=0.5, recency=0.25, priority=0.25))
+  replay, twin = Replay(directory=str(tmp_path), **kwargs), Replay(**kwargs)
+  rng = np.random.default_rng(0)
+  added, inserted = [0, 0, 0], []  # Steps per worker; item start counts.
+  for op in range(300):
+    worker = int(rng.integers(3))
+    for r in (replay, twin):
+      r.add(make_step(added[worker], worker, size=2), worker)
+    added[worker] += 1
+    if added[worker] >= length:
+      inserted.append(1000 * worker + added[worker] - length)
+    if op % 10 == 9 and inserted:
+      batch, keys = replay.sample(8)
+      np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+      # Only the newest `capacity` items (over all workers) can be drawn.
+      assert set(batch['count'][:, 0].tolist()) <= set(inserted[-capacity:])
+      _assert_same((batch, keys), twin.sample(8))
+      for r in (replay, twin):
+        r.update_priorities(keys, np.full(8, 0.5), offset=0)
+    if op % 100 == 99:
+      replay.save()
+      replay = Replay(directory=str(tmp_path), **kwargs)
+    assert len(replay) == min(capacity, len(inserted))
+    # Chunks of the live items plus, per stream, the pending steps.
+    bound = -(-(capacity + length) // chunk_size) + 3 * (
+        -(-length // chunk_size) + 2)
+    assert replay.stats()['chunks'] <= bound
+
+
+def test_stats_keys():
+  replay = Replay(capacity=100, chunk_size=8, length=4)
+  fill(replay, 10)
+  replay.sample(2)
+  stats = replay.stats()
+  assert {'items', 'chunks', 'streams', 'inserts', 'samples', 'updates',
+          'ram_gb'} <= set(stats)
+  assert (stats['items'], stats['chunks'], stats['streams']) == (7, 2, 1)
+  assert (stats['inserts'], stats['samples'], stats['updates']) == (7, 2, 0)
+  assert 0 < stats['ram_gb'] < 1e-3
+
+
+def test_memory_per_million_steps():
+  replay = Replay(capacity=10_000, chunk_size=1024, length=65, online=False)
+  step = dict(image=np.zeros((64, 64, 3), np.uint8), reward=np.float32(0),
+              is_first=np.bool_(False), is_last=np.bool_(False),
+              is_terminal=np.bool_(False), action=np.int32(0))
+  for _ in range(2048):
+    replay.add(step)
+  per_step = replay.stats()['ram_gb'] * 2 ** 30 / 2048
+  assert 12_288 <= per_step < 12_350  # ~12.3 GB per million steps.
+
+
+def _twins(tmp_path, **kwargs):
+  kwargs = dict(capacity=120, chunk_size=8, length=5, online=True, seed=11,
+                fracs=dict(uniform=0.4, recency=0.3, priority=0.3), **kwargs)
+  return Replay(directory=str(tmp_path), **kwargs), Replay(**kwargs), kwargs
+
+
+def _run(replay, round_, rng):
+  """Adds of 2 workers (23 and 11 steps), a batch, write-back, priorities.
+
+  Worker 1 adds after the batch, so saves see a non-empty online queue.
+  """
+  fill(replay, 23, worker=0, start=23 * round_)
+  batch, keys = replay.sample(16)  # ~6 online rows, ~10 from the mixture.
+  deter = rng.random((16, 4, 4)).astype(np.float32)
+  replay.update(keys, dict(deter=deter))
+  replay.update_priorities(keys, rng.random((16, 4)))
+  fill(replay, 11, worker=1, start=11 * round_)
+  return batch, keys
+
+
+def test_save_restore_continues_identically(tmp_path):
+  saved, never, kwargs = _twins(tmp_path)
+  rngs = [np.random.default_rng(0), np.random.default_rng(0)]
+  for round_ in range(3):  # Later saves rewrite updated chunks.
+    _assert_same(_run(saved, round_, rngs[0]), _run(never, round_, rngs[1]))
+    saved.save()
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert restored.stats() == never.stats()
+  for round_ in range(3, 6):
+    _assert_same(_run(restored, round_, rngs[0]), _run(never, round_,
+                                                       rngs[1]))
+  # Steps added before the save but not yet part of any item (the last
+  # length - 1 of each stream) survive: sequences across the save point are
+  # consecutive.
+  batch, _ = restored.sample(40, online=False)
+  np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+  files = sorted(os.listdir(tmp_path))
+  assert files.count('index.json') == 1
+  assert not [f for f in files if f.startswith('.tmp-')]
+
+
+def test_restored_pending_steps_become_items(tmp_path):
+  replay = Replay(directory=str(tmp_path), capacity=100, chunk_size=8,
+                  length=5, online=False)
+  fill(replay, 10)  # Items 0..5; steps 6..9 are pending.
+  replay.save()
+  restored = Replay(directory=str(tmp_path), capacity=100, chunk_size=8,
+                    length=5, online=False)
+  fill(restored, 1, start=10)
+  assert len(restored) == 7
+  batch, _ = restored.sample(50)
+  assert 6 in starts(batch)
+  np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+
+
+def test_failed_save_keeps_previous_save_valid(tmp_path, monkeypatch):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 20)
+  replay.save()
+  before = sorted(os.listdir(tmp_path))
+  fill(replay, 20, start=20)
+  _, keys = replay.sample(4)
+  replay.update(keys, dict(deter=np.ones((4, 4, 4), np.float32)))
+  real_replace = os.replace
+
+  def failing_replace(src, dst):
+    if dst.endswith('index.json'):
+      raise OSError('disk full')
+    return real_replace(src, dst)
+
+  monkeypatch.setattr(os, 'replace', failing_replace)
+  with pytest.raises(OSError, match='disk full'):
+    replay.save()
+  monkeypatch.setattr(os, 'replace', real_replace)
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert len(restored) == 16 and restored.stats()['steps'] == 20
+  assert set(before) <= set(os.listdir(tmp_path))
+  batch, _ = restored.sample(20)
+  assert (batch['deter'] == 0).all() and batch['count'].max() <= 19
+  # The next successful save commits everything and removes orphans.
+  replay.save()
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert len(restored) == 36
+  assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp-')]
+  assert len([f for f in os.listdir(tmp_path)
+              if f.startswith('chunk-')]) == restored.stats()['chunks']
+
+
+def test_failed_chunk_write_keeps_previous_save_valid(tmp_path, monkeypatch):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 12)
+  replay.save()
+  fill(replay, 12, start=12)
+
+  def failing_savez(file, **arrays):
+    file.write(b'partial')
+    raise OSError('write error')
+
+  monkeypatch.setattr(np, 'savez', failing_savez)
+  with pytest.raises(OSError, match='write error'):
+    replay.save()
+  monkeypatch.undo()
+  assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp-')]
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert restored.stats()['steps'] == 12 and len(restored) == 8
+
+
+def test_truncated_chunk_file_raises_clear_error(tmp_path):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 20)
+  replay.save()
+  name = sorted(f for f in os.listdir(tmp_path) if f.startswith('chunk-'))[1]
+  path = tmp_path / name
+  path.write_bytes(path.read_bytes()[:200])
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **kwargs)
+  os.remove(path)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **kwargs)
+  # A flipped bit fails the zip CRC; a failed load keeps the current state.
+  replay.save()  # Rewrites the deleted file.
+  assert len(Replay(directory=str(tmp_path), **kwargs)) == 16
+  name = sorted(f for f in os.listdir(tmp_path) if f.startswith('chunk-'))[0]
+  data = bytearray((tmp_path / name).read_bytes())
+  data[len(data) // 2] ^= 0xFF
+  (tmp_path / name).write_bytes(bytes(data))
+  fill(replay, 3, start=20)
+  with pytest.raises(replay_lib.ReplayCorruptError, match='CRC'):
+    replay.load()
+  assert replay.stats()['steps'] == 23 and len(replay) == 19
+
+
+def test_restore_rejects_other_sequence_length(tmp_path):
+  replay = Replay(directory=str(tmp_path), capacity=100, chunk_size=8,
+                  length=5)
+  fill(replay, 10)
+  replay.save()
+  with pytest.raises(ValueError, match='length 5'):
+    Replay(directory=str(tmp_path), capacity=100, chunk_size=8, length=6)
