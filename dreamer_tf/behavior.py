@@ -219,8 +219,7 @@ def imagination_losses(
   ents = {k: policy[k].entropy()[:, :-1] for k in policy}
   policy_loss = weight[:, :-1] * -(
       logpi * sg(adv) + actent * sum(ents.values()))
-  value_loss = weight[:, :-1] * (
-      _twohot_ce(value, ret) + slowreg * _twohot_ce(value, slow_value[:, :-1]))
+  value_loss = weight[:, :-1] * _critic_loss(value, ret, slow_value, slowreg)
   normed = ret / scale
   metrics = dict(
       adv=tf.reduce_mean(adv), adv_std=tf.math.reduce_std(adv),
@@ -234,10 +233,14 @@ def imagination_losses(
   return dict(policy=policy_loss, value=value_loss), metrics
 
 
-def _twohot_ce(value, target):
-  """Two-hot CE of the first H steps of `value` [N, H+1] vs target [N, H]."""
-  logits = value.logits[:, :target.shape[1]]
-  return dists.SymexpTwoHot(logits, value.bins).loss(sg(target))
+def _critic_loss(value, target, slow_target, slowreg):
+  """CE(V, sg R) + slowreg CE(V, sg v_slow) on the first K = target.shape[1]
+  steps of `value` [N, K(+1)]; one log-softmax serves both two-hot targets."""
+  steps = target.shape[1]
+  logp = tf.nn.log_softmax(value.logits[:, :steps], -1)  # [N, K, bins]
+  weights = dists.twohot(sg(target), value.bins) + slowreg * dists.twohot(
+      sg(slow_target[:, :steps]), value.bins)
+  return -tf.reduce_sum(weights * logp, -1)
 
 
 def replay_value_loss(
@@ -252,5 +255,4 @@ def replay_value_loss(
   ret = sg(lambda_return(is_last, is_terminal, reward, boot,
                          1.0 - 1.0 / horizon, lam))  # [B, K-1]
   weight = 1.0 - tf.cast(is_last[:, :-1], tf.float32)
-  return weight * (_twohot_ce(value, ret) +
-                   slowreg * _twohot_ce(value, slow_value[:, :-1]))
+  return weight * _critic_loss(value, ret, slow_value, slowreg)

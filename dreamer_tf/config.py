@@ -14,8 +14,14 @@ import gin
 from dreamer_tf import agent
 from dreamer_tf import behavior
 from dreamer_tf import optim
+from dreamer_tf import replay
 from dreamer_tf import rssm
 from dreamer_tf import world_model
+from dreamer_tf.run import train
+
+# Gin files may include others relative to the repository root.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+gin.add_config_file_search_path(ROOT)
 
 # Configurable name -> the object gin wraps (classes, dataclasses, functions).
 CONFIGURABLES = {
@@ -26,7 +32,9 @@ CONFIGURABLES = {
     'Critic': behavior.CriticConfig,
     'ReturnNormalizer': behavior.ReturnNormalizerConfig,
     'LaProp': optim.LaProp,
+    'Replay': replay.Replay,
     'imagination_losses': behavior.imagination_losses,
+    'train': train.train,
 }
 
 

@@ -1,0 +1,286 @@
+"""The training loop: collect, train by ratio, evaluate, log, checkpoint.
+
+Spec §4.1-§4.2, §8.13. One loop iteration steps every env worker once with
+the compiled policy, stores the transitions (obs_t, a_t chosen at obs_t and
+the agent's latent at t) in replay, and then runs the updates the train
+ratio asks for. The train ratio is defined once, in `TrainRatio`.
+"""
+import functools
+import os
+import signal
+import time
+
+import gin
+import numpy as np
+
+from dreamer_tf import agent as agent_lib
+from dreamer_tf import checkpoint as ckpt_lib
+from dreamer_tf import envs as envs_lib
+from dreamer_tf import logging as log_lib
+from dreamer_tf import replay as replay_lib
+from dreamer_tf.envs import parallel
+
+# Env frames per policy step of each suite's default action repeat.
+FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
+                   'dmc_vision': 2}
+
+
+class TrainRatio:
+  """Replayed steps per policy step (spec §1.1, §4.2; issue #154).
+
+  One update replays B*T steps, so after `policy_steps` new policy steps
+  `policy_steps * ratio / (B*T)` updates are due. Counting starts when
+  training starts (no burst of catch-up updates for the prefill).
+  """
+
+  def __init__(self, ratio, batch_steps):
+    self.ratio, self.batch_steps = float(ratio), int(batch_steps)
+    self.start = None  # Policy step at which training started.
+    self.updates = 0
+
+  def due(self, policy_steps):
+    """Updates to run now so that updates = (steps - start) ratio / (B*T)."""
+    if self.start is None:
+      self.start = policy_steps
+    target = int((policy_steps - self.start) * self.ratio / self.batch_steps)
+    return max(0, target - self.updates)
+
+  def state(self):
+    return dict(start=self.start, updates=self.updates)
+
+  def restore(self, state):
+    self.start, self.updates = state['start'], state['updates']
+
+
+@gin.configurable
+def train(
+    logdir, env='gym:CartPole-v1', num_envs=1, steps=int(1e5),
+    train_ratio=512.0, frames_per_step=None, log_every=60.0,
+    save_every=600.0, eval_every=0, eval_episodes=1, eval_mode=False,
+    replay_capacity=int(5e6), seed=0, max_nonfinite=100):
+  """Trains one agent until `steps` policy steps; resumes from `logdir`.
+
+  env: 'suite:task' id (see dreamer_tf.envs); num_envs worker processes.
+  steps: policy steps over all envs (frames = steps * frames_per_step).
+  eval_every: policy steps between evaluations (0: none), each running
+  `eval_episodes` episodes on separate eval envs (stochastic policy unless
+  eval_mode). Returns the final counters.
+  """
+  os.makedirs(logdir, exist_ok=True)
+  suite = envs_lib.parse(env)[0]
+  frames_per_step = frames_per_step or FRAMES_PER_STEP.get(suite, 1)
+  ctors = [functools.partial(envs_lib.make, env, seed=seed * 1000 + i)
+           for i in range(num_envs)]
+  pool = parallel.ParallelEnvs(ctors)
+  eval_pool = parallel.ParallelEnvs([
+      functools.partial(envs_lib.make, env, seed=10**6 + seed * 1000 + i)
+      for i in range(min(eval_episodes, 4))]) if eval_every else None
+  logger = log_lib.Logger(logdir)
+  try:
+    agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed)
+    replay = replay_lib.Replay(
+        os.path.join(logdir, 'replay'), capacity=replay_capacity,
+        length=agent.batch_length + agent.replay_context, seed=seed)
+    loop = _Loop(agent, pool, replay, logger, logdir, env, seed, steps,
+                 train_ratio, frames_per_step, max_nonfinite)
+    loop.eval_pool = eval_pool
+    return loop.run(log_every, save_every, eval_every, eval_episodes,
+                    eval_mode)
+  finally:
+    pool.close()
+    if eval_pool:
+      eval_pool.close()
+    logger.close()
+
+
+class _Loop:
+  """State of one run; `run` is the loop, `save`/`restore` its checkpoint."""
+
+  def __init__(self, agent, pool, replay, logger, logdir, env, seed, steps,
+               train_ratio, frames_per_step, max_nonfinite):
+    self.agent, self.pool, self.replay, self.logger = agent, pool, replay, logger
+    self.env, self.seed, self.steps = env, seed, int(steps)
+    self.frames_per_step, self.max_nonfinite = frames_per_step, max_nonfinite
+    self.ratio = TrainRatio(train_ratio,
+                            agent.batch_size * agent.batch_length)
+    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(logdir, 'ckpt'))
+    self.rng = np.random.default_rng(seed)
+    self.policy_steps = 0
+    self.nonfinite = 0
+    self.episodes = 0
+    self.last_score = None
+    self.restore()
+
+  # --- Checkpoints -------------------------------------------------------
+
+  def restore(self):
+    loaded = self.checkpointer.load()
+    if loaded is None:
+      return
+    tensors, state = loaded
+    diff = ckpt_lib.signature_diff(state['signature'],
+                                   _jsonable(self.agent.signature()))
+    if diff:
+      raise ckpt_lib.CheckpointError(
+          f'The checkpoint in {self.checkpointer.directory} was written by '
+          'a different model configuration:\n  ' + '\n  '.join(diff) +
+          '\nUse the original gin bindings or a new --logdir.')
+    self.agent.set_state(tensors)
+    self.policy_steps = state['policy_steps']
+    self.episodes = state['episodes']
+    self.last_score = state['last_score']
+    self.ratio.restore(state['ratio'])
+    self.rng.bit_generator.state = state['rng']
+
+  def save(self):
+    self.replay.save()
+    self.checkpointer.save(self.agent.get_state(), dict(
+        signature=_jsonable(self.agent.signature()),
+        policy_steps=self.policy_steps, episodes=self.episodes,
+        last_score=self.last_score, ratio=self.ratio.state(),
+        rng=self.rng.bit_generator.state, env=self.env))
+
+  # --- Loop ------------------------------------------------------------------
+
+  def run(self, log_every, save_every, eval_every, eval_episodes, eval_mode):
+    agent, n = self.agent, len(self.pool)
+    carry = agent.initial_carry(n)
+    actions = {k: np.zeros((n, *s.shape), s.dtype)
+               for k, s in agent.act_space.items()}
+    obs = self.pool.step(actions)  # Every worker starts an episode.
+    score, length = np.zeros(n), np.zeros(n, np.int64)
+    min_items = agent.batch_size * agent.batch_length
+    last_log = last_save = time.time()
+    window = dict(start=time.time(), steps=self.policy_steps, updates=0)
+    metrics = {}
+    stop = _StopFlag()
+    while self.policy_steps < self.steps and not stop.requested:
+      seed = self.rng.integers(0, 2**31 - 1, 2).astype(np.int32)
+      act, carry, latent = agent.policy(
+          {k: obs[k] for k in agent.obs_space}, carry, seed)
+      act = {k: np.asarray(v) for k, v in act.items()}
+      latent = {k: np.asarray(v) for k, v in latent.items()}
+      for i in range(n):
+        step = {k: obs[k][i] for k in agent.obs_space}
+        step.update({k: act[k][i] for k in act})
+        step.update({k: latent[k][i] for k in latent})
+        self.replay.add(step, worker=i)
+      score += obs['reward']
+      length += 1
+      for i in np.flatnonzero(obs['is_last']):
+        self.episodes += 1
+        self.last_score = float(score[i])
+        self.logger.score(score[i], length[i] - 1, self.frames)
+      score[obs['is_first']] = 0.0
+      length[obs['is_first']] = 0
+      obs = self.pool.step(act)
+      self.policy_steps += n
+      if len(self.replay) >= min_items:
+        for _ in range(self.ratio.due(self.policy_steps)):
+          metrics = self._update()
+          window['updates'] += 1
+      if eval_every and self.policy_steps % eval_every < n:
+        self._evaluate(eval_episodes, eval_mode)
+      now = time.time()
+      if now - last_log >= log_every:
+        self._log(metrics, window, now)
+        window = dict(start=now, steps=self.policy_steps, updates=0)
+        last_log = now
+      if now - last_save >= save_every:
+        self.save()
+        last_save = now
+    self.save()
+    for lost in self.pool.lost_episodes:
+      self.logger.scalars({'env/lost_episode_steps': lost.steps},
+                          self.frames)
+    return dict(policy_steps=self.policy_steps, frames=self.frames,
+                updates=self.ratio.updates, episodes=self.episodes,
+                last_score=self.last_score)
+
+  @property
+  def frames(self):
+    return self.policy_steps * self.frames_per_step
+
+  def _update(self):
+    batch, keys = self.replay.sample(self.agent.batch_size)
+    metrics, updates = self.agent.train(batch)
+    loss = float(metrics['opt/loss'])
+    if not np.isfinite(loss):
+      self.nonfinite += 1
+      if self.nonfinite >= self.max_nonfinite:
+        raise FloatingPointError(
+            f'{self.nonfinite} updates had a non-finite loss; stopping. '
+            'Check the inputs (rewards, observations) or lower LaProp.lr.')
+    else:
+      self.replay.update(keys, {k: np.asarray(v) for k, v in updates.items()},
+                         offset=self.agent.replay_context)
+    self.ratio.updates += 1
+    return metrics
+
+  def _evaluate(self, episodes, mode):
+    """Runs `episodes` episodes on the eval envs; logs them as 'eval'."""
+    pool, agent = self.eval_pool, self.agent
+    n = len(pool)
+    carry = agent.initial_carry(n)
+    obs = pool.step({k: np.zeros((n, *s.shape), s.dtype)
+                     for k, s in agent.act_space.items()})
+    score, length, done = np.zeros(n), np.zeros(n, np.int64), 0
+    # Eval envs may be mid-episode from the last evaluation: only episodes
+    # that start during this evaluation count.
+    started = obs['is_first'].copy()
+    while done < episodes:
+      started |= obs['is_first']
+      seed = self.rng.integers(0, 2**31 - 1, 2).astype(np.int32)
+      act, carry, _ = agent.policy(
+          {k: obs[k] for k in agent.obs_space}, carry, seed, mode=mode)
+      score += obs['reward']
+      length += 1
+      for i in np.flatnonzero(obs['is_last'] & started):
+        if done < episodes:
+          self.logger.score(score[i], length[i] - 1, self.frames, kind='eval')
+        done += 1
+      score[obs['is_first']] = 0.0
+      length[obs['is_first']] = 0
+      obs = pool.step({k: np.asarray(v) for k, v in act.items()})
+
+  def _log(self, metrics, window, now):
+    seconds = max(now - window['start'], 1e-9)
+    fps = (self.policy_steps - window['steps']) * self.frames_per_step
+    values = {f'train/{k}': v for k, v in metrics.items()}
+    values.update({
+        'fps/policy': fps / seconds,
+        'fps/train': window['updates'] * self.agent.batch_size *
+                     self.agent.batch_length / seconds,
+        'counters/policy_steps': self.policy_steps,
+        'counters/frames': self.frames,
+        'counters/updates': self.ratio.updates,
+        'counters/replay_ratio': (
+            self.ratio.updates * self.agent.batch_size *
+            self.agent.batch_length / max(self.policy_steps, 1)),
+        'counters/nonfinite_updates': self.nonfinite,
+    })
+    values.update({f'replay/{k}': v for k, v in self.replay.stats().items()})
+    self.logger.scalars(values, self.frames)
+    self.logger.progress(self.frames, self.steps * self.frames_per_step,
+                         fps / seconds, self.last_score, self.ratio.updates)
+
+
+class _StopFlag:
+  """SIGINT/SIGTERM request a clean stop (a final checkpoint is written)."""
+
+  def __init__(self):
+    self.requested = False
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        signal.signal(sig, self._handle)
+      except ValueError:  # Not the main thread.
+        pass
+
+  def _handle(self, *unused):
+    self.requested = True
+
+
+def _jsonable(value):
+  """Round-trips through JSON so saved and current signatures compare."""
+  import json  # pylint: disable=import-outside-toplevel
+  return json.loads(json.dumps(value))

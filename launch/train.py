@@ -1,0 +1,56 @@
+"""Train DreamerV3: `python -m launch.train` runs the embedded default.
+
+  python -m launch.train                                  # CartPole-v1, small
+  python -m launch.train --logdir=runs/walker \
+      --gin_file=gin_configs/suites/dmc_proprio.gin \
+      --gin_param="train.env='dmc:walker_walk'" --seed=1
+
+Rerunning the same command with the same --logdir resumes from the last
+checkpoint. The resolved gin config is written to <logdir>/config.gin.
+"""
+import json
+import os
+
+from absl import app
+from absl import flags
+import gin
+
+from dreamer_tf import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_GIN = [os.path.join(ROOT, 'gin_configs', 'default.gin')]
+
+flags.DEFINE_multi_string('gin_file', None,
+                          'Gin config file(s), applied in order '
+                          '(default: gin_configs/default.gin).')
+flags.DEFINE_multi_string('gin_param', [], 'Gin binding(s), e.g. RSSM.deter=512.')
+flags.DEFINE_string('logdir', None, 'Run directory (default: runs/<env>-<seed>).')
+flags.DEFINE_integer('seed', 0, 'Seed of the agent, envs and replay.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
+  config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
+  env = gin.query_parameter('train.env') if _bound('train.env') else (
+      'gym:CartPole-v1')
+  logdir = FLAGS.logdir or os.path.join(
+      'runs', f"{env.replace(':', '_').replace('/', '_')}-{FLAGS.seed}")
+  os.makedirs(logdir, exist_ok=True)
+  with open(os.path.join(logdir, 'config.gin'), 'w') as f:
+    f.write(gin.config_str())
+  result = train_lib.train(logdir, seed=FLAGS.seed)
+  print(json.dumps(result))
+
+
+def _bound(name):
+  try:
+    gin.query_parameter(name)
+    return True
+  except ValueError:
+    return False
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,67 @@
+"""The training loop: ratio accounting, end-to-end run, resume, errors."""
+import json
+import os
+
+import gin
+import numpy as np
+import pytest
+
+from dreamer_tf import checkpoint as ckpt_lib
+from dreamer_tf import config
+from dreamer_tf.run import train as train_lib
+from tests.conftest import TINY
+
+RUN = TINY + ['Agent.batch_size = 4', 'Agent.batch_length = 8',
+              'train.log_every = 0', 'train.save_every = 1e9']
+
+
+def test_train_ratio_counts_replayed_steps_per_policy_step():
+  ratio = train_lib.TrainRatio(64, batch_steps=16 * 64)
+  assert ratio.due(1000) == 0  # Training starts here: no catch-up burst.
+  assert ratio.due(1000 + 15) == 0
+  assert ratio.due(1000 + 16) == 1
+  ratio.updates += 1
+  assert ratio.due(1000 + 160) == 9
+  ratio.updates += 9
+  restored = train_lib.TrainRatio(64, 16 * 64)
+  restored.restore(ratio.state())
+  assert restored.due(1000 + 320) == 10
+
+
+def run(logdir, steps, *bindings):
+  gin.clear_config()
+  config.parse([], RUN + list(bindings))
+  return train_lib.train(str(logdir), steps=steps)
+
+
+@pytest.mark.slow
+def test_end_to_end_cartpole_run_then_resume(tmp_path):
+  result = run(tmp_path, 120, 'train.train_ratio = 16')
+  assert result['policy_steps'] == 120
+  _, state = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load()
+  # Training starts once B*T = 32 sequences of length C+T = 9 are stored.
+  assert state['ratio']['start'] == 32 + 8
+  expected = int((120 - 40) * 16 / 32)
+  assert result['updates'] == expected
+  scores = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  assert scores and all(s['episode/score'] >= 1 for s in scores)
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert any('train/opt/loss' in m for m in metrics)
+  assert os.path.exists(tmp_path / 'ckpt' / 'latest')
+  # Rerunning the same command with a larger budget resumes.
+  again = run(tmp_path, 200, 'train.train_ratio = 16')
+  assert again['policy_steps'] == 200
+  assert again['updates'] == expected + int(80 * 16 / 32)
+  assert again['episodes'] > result['episodes']
+
+
+@pytest.mark.slow
+def test_resume_with_a_different_model_names_the_bindings(tmp_path):
+  run(tmp_path, 48)
+  with pytest.raises(ckpt_lib.CheckpointError, match='RSSM.deter'):
+    run(tmp_path, 96, 'RSSM.deter = 128')
+
+
+def test_unknown_env_id_suggests_close_names(tmp_path):
+  with pytest.raises(Exception, match='CartPole-v1'):
+    run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
