@@ -24,17 +24,12 @@ step). They stay valid for `update` (latent write-back, §4.3) and
 `update_priorities` after later inserts, evictions and a save/restore;
 writes to freed chunks are dropped.
 
-Persistence (`save`, `load`). One `.npz` per chunk, rewritten under a new
-name when its steps changed (appends or write-back), an `items-*.npz` table
-(item -> step, online queue) and `index.json` (links, counters, generator
-state), each written to a temp file, fsynced and `os.replace`d; the index is
-written last and is the commit point, files it does not reference are then
-deleted. A crash mid-save leaves the previous save loadable. Loading
-restores the exact state: sampling continues as if never saved. A missing,
-truncated or corrupt chunk file the index references raises
-`ReplayCorruptError` naming the file (every referenced chunk holds live
-steps, so none can be skipped silently). Note: latent write-back dirties
-every sampled chunk, so a save after much training rewrites most chunks.
+Persistence (`save`, `load`; the on-disk format is in `replay_io`). A save
+writes only what changed since the last one: both files of a chunk while it
+fills, only its small latents file (written-back keys, step priorities)
+after `update` or `update_priorities`. It is atomic, and loading restores
+the exact state: sampling continues as if never saved. A damaged file the
+save references raises `ReplayCorruptError` naming it.
 
 Memory (tests/test_replay.py::test_memory_per_million_steps stores 2048
 steps of {image uint8 64x64x3, reward, 3 flags, int32 action}): 12,323 bytes
@@ -49,25 +44,19 @@ chunks) alive, since they may still become items.
 """
 import collections
 import functools
-import json
-import os
 import threading
 import types
 
 import gin
 import numpy as np
 
+from dreamer_tf import replay_io
 from dreamer_tf import replay_selectors as selectors
 
-PRIORITY = '__priority__'  # Step priorities inside chunk files.
-INDEX = 'index.json'
-FORMAT = 1
+ReplayCorruptError = replay_io.ReplayCorruptError
+_PARTS, _LATENTS = replay_io.PARTS, replay_io.LATENTS
 _DEFAULT_FRACS = types.MappingProxyType(
     dict(uniform=1.0, recency=0.0, priority=0.0))
-
-
-class ReplayCorruptError(IOError):
-  """A file of a saved replay is missing, truncated or inconsistent."""
 
 
 def _locked(method):
@@ -83,10 +72,12 @@ class _Chunk:
 
   refs = live items starting here + 1 while the predecessor links here + 1
   while some of its steps are not yet items ("pending"); freed at zero.
+  files: {part: name} of its files in the last save (`replay_io`); dirty:
+  the parts changed since.
   """
 
   __slots__ = ('id', 'worker', 'size', 'length', 'data', 'prio', 'items',
-               'pred', 'succ', 'refs', 'file', 'dirty')
+               'pred', 'succ', 'refs', 'files', 'dirty')
 
   def __init__(self, id_, worker, size, spec, prio_initial):
     self.id, self.worker, self.size, self.length = id_, worker, size, 0
@@ -95,7 +86,7 @@ class _Chunk:
     self.prio = np.full(size, prio_initial, np.float32)  # [size]
     self.items = np.full(size, -1, np.int64)  # [size] item id per start.
     self.pred = self.succ = -1
-    self.refs, self.file, self.dirty = 1, None, True
+    self.refs, self.files, self.dirty = 1, {}, set(_PARTS)
 
   @property
   def nbytes(self):
@@ -106,7 +97,7 @@ class _Chunk:
     for key, array in self.data.items():
       array[self.length] = step[key]
     self.length += 1
-    self.dirty = True
+    self.dirty.update(_PARTS)
 
 
 @gin.configurable
@@ -146,13 +137,16 @@ class Replay:
     self.prio_zero_on_sample, self.compress = prio_zero_on_sample, compress
     self._recency = selectors.Recency(recency_exp)
     self._lock = threading.RLock()
+    self._disk = (replay_io.Directory(directory, compress) if directory
+                  else None)
     self._reset(seed)
-    if directory and os.path.exists(os.path.join(directory, INDEX)):
+    if self._disk and self._disk.exists():
       self.load()
 
   def _reset(self, seed):
     self._rng = np.random.default_rng(seed)
     self._spec = None  # key -> (dtype, shape)
+    self._latent_keys = ()  # Keys `update` wrote, in spec order.
     self._chunks = {}  # chunk id -> _Chunk
     self._streams = {}  # worker -> [open chunk id, steps added]
     self._next_chunk, self._generation = 0, 0
@@ -372,7 +366,9 @@ class Replay:
     keys [B, 2] from `sample`. Used for latent replay (§4.3): the recomputed
     posterior {deter: [B, L', D], stoch: [B, L', S, K]} of the trained
     steps. Rows whose chunk was freed are skipped (partially if the sequence
-    reaches into freed chunks).
+    reaches into freed chunks). Keys written here are saved apart from the
+    observations from now on (`replay_io` latents files), so a save after
+    write-back does not rewrite the observations.
     """
     keys = np.asarray(keys, np.int64).reshape(-1, 2)
     values = {k: np.asarray(v) for k, v in values.items()}
@@ -381,6 +377,9 @@ class Replay:
     counts = {v.shape[1] for v in values.values()}
     if len(counts) > 1:
       raise ValueError(f'Replay update lengths differ: {counts}.')
+    if not set(values) <= set(self._latent_keys):  # Saved apart from now on.
+      self._latent_keys = tuple(
+          k for k in self._spec if k in values or k in self._latent_keys)
     for row, (chunk_id, index) in enumerate(keys.tolist()):
       chunk = self._chunks.get(chunk_id)
       if chunk is None or not values:
@@ -388,7 +387,7 @@ class Replay:
       for part, lo, hi, dst in self._pieces(chunk, index, offset, *counts):
         for key, value in values.items():
           part.data[key][lo: hi] = value[row, dst: dst + hi - lo]
-        part.dirty = True
+        part.dirty.add(_LATENTS)
       self._counts['updates'] += 1
 
   def _check_update(self, key, value, rows, offset):
@@ -428,7 +427,7 @@ class Replay:
   def _set_priorities(self, chunk, index, offset, prios):
     for part, lo, hi, dst in self._pieces(chunk, index, offset, len(prios)):
       part.prio[lo: hi] = prios[dst: dst + hi - lo]
-      part.dirty = True
+      part.dirty.add(_LATENTS)
     if self._items.tree is not None:
       self._refresh(chunk, index, offset + 1 - self.length,
                     len(prios) + self.length - 1)
@@ -451,85 +450,30 @@ class Replay:
                                  self.prio_exponent, self.prio_maxfrac)
     self._items.tree.set(self._items.slots(items[live]), values)
 
-  # --- Persistence ---------------------------------------------------------
+  # --- Persistence (format: replay_io) ------------------------------------
 
   @_locked
   def save(self):
-    """Writes new and changed chunks, the item table and the index.
+    """Writes the changed chunk files, the item table and the index.
 
     A no-op without a directory. Atomic: readers see the previous or the
     new save, never a mix.
     """
-    if not self.directory:
+    if not self._disk:
       return
-    os.makedirs(self.directory, exist_ok=True)
-    generation = self._generation + 1
-    files = {}
-    for chunk in self._chunks.values():
-      files[chunk.id] = chunk.file
-      if chunk.dirty or not chunk.file or not os.path.exists(
-          self._path(chunk.file)):  # Also rewrites files deleted by hand.
-        files[chunk.id] = f'chunk-{chunk.id:010d}-{generation:06d}.npz'
-        arrays = {k: v[:chunk.length] for k, v in chunk.data.items()}
-        arrays[PRIORITY] = chunk.prio[:chunk.length]
-        self._write(files[chunk.id], arrays, self.compress)
-    items_file = f'items-{generation:06d}.npz'
-    chunk_ids, indices = self._items.table()
-    self._write(items_file, dict(chunk=chunk_ids, index=indices,
-                                 queue=np.array(self._queue, np.int64)), True)
-    self._fsync_directory()
-    index = self._index(files, items_file, generation)
-    self._write(INDEX, json.dumps(index).encode(), False)
-    self._fsync_directory()
-    for chunk in self._chunks.values():  # Committed.
-      chunk.file, chunk.dirty = files[chunk.id], False
-    self._generation = generation
-    self._collect_garbage(set(files.values()) | {items_file, INDEX})
-
-  def _index(self, files, items_file, generation):
-    spec = {k: [np.dtype(d).str, list(s)] for k, (d, s) in
-            (self._spec or {}).items()}
-    chunks = [[c.id, c.worker, c.length, c.pred, c.succ, c.refs, files[c.id]]
-              for c in self._chunks.values()]
-    return dict(
-        format=FORMAT, generation=generation, length=self.length,
-        chunk_size=self.chunk_size, spec=spec if self._spec else None,
-        chunks=chunks, streams={str(w): s for w, s in self._streams.items()},
+    self._generation += 1  # Also after a failed save: names are never reused.
+    state = dict(
+        length=self.length, chunk_size=self.chunk_size, spec=self._spec,
+        streams={str(w): s for w, s in self._streams.items()},
         next_chunk=self._next_chunk, items=dict(
-            file=items_file, first=self._items.first, next=self._items.next,
+            first=self._items.first, next=self._items.next,
             slots=len(self._items.chunk)),
         rng=self._rng.bit_generator.state, counts=self._counts)
-
-  def _write(self, name, content, compress):
-    """Atomically writes bytes or {name: array} (npz) to directory/name."""
-    path = os.path.join(self.directory, name)
-    temp = os.path.join(self.directory, f'.tmp-{name}')
-    try:
-      with open(temp, 'wb') as f:
-        if isinstance(content, bytes):
-          f.write(content)
-        else:
-          (np.savez_compressed if compress else np.savez)(f, **content)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(temp, path)
-    except BaseException:
-      if os.path.exists(temp):
-        os.remove(temp)
-      raise
-
-  def _fsync_directory(self):
-    fd = os.open(self.directory, os.O_RDONLY)
-    try:
-      os.fsync(fd)
-    finally:
-      os.close(fd)
-
-  def _collect_garbage(self, keep):
-    for name in os.listdir(self.directory):
-      ours = name.startswith(('chunk-', 'items-', '.tmp-'))
-      if ours and name not in keep:
-        os.remove(os.path.join(self.directory, name))
+    files = self._disk.save(
+        self._generation, self._chunks.values(), self._latent_keys,
+        self._items.table(), self._queue, state)
+    for chunk in self._chunks.values():
+      chunk.files, chunk.dirty = files[chunk.id], set()
 
   @_locked
   def load(self):
@@ -537,100 +481,38 @@ class Replay:
 
     On an error the current state is kept.
     """
-    if not self.directory:
+    if not self._disk:
       raise ValueError('This replay has no directory to load from.')
-    path = os.path.join(self.directory, INDEX)
-    try:
-      with open(path, 'rb') as f:
-        index = json.loads(f.read())
-    except (OSError, ValueError) as e:
-      raise ReplayCorruptError(f'Cannot read replay index {path}: {e}') from e
-    if (index.get('format') != FORMAT or index['length'] != self.length
-        or index['chunk_size'] != self.chunk_size):
-      raise ValueError(
-          f'Replay in {self.directory} has length {index.get("length")} and '
-          f'chunk_size {index.get("chunk_size")} (format '
-          f'{index.get("format")}); this replay uses {self.length}, '
-          f'{self.chunk_size} (format {FORMAT}).')
+    saved = self._disk.load(self.length, self.chunk_size, self.prio_initial)
     state = dict(self.__dict__)
     try:
       self._reset(0)
-      self._restore(index)
+      self._restore(*saved)
     except BaseException:
       self.__dict__.update(state)
       raise
 
-  def _restore(self, index):
-    if index['spec'] is not None:
-      self._spec = {k: (np.dtype(d), tuple(s))
-                    for k, (d, s) in index['spec'].items()}
-    for id_, worker, length, pred, succ, refs, name in index['chunks']:
-      chunk = self._read_chunk(name, id_, worker, length)
-      chunk.pred, chunk.succ, chunk.refs = pred, succ, refs
-      self._chunks[id_] = chunk
+  def _restore(self, index, chunks, items):
+    self._spec, self._latent_keys = index['spec'], tuple(index['latent_keys'])
+    for saved in chunks:
+      chunk = _Chunk(saved.id, saved.worker, self.chunk_size, {}, 0)
+      chunk.length, chunk.pred, chunk.succ, chunk.refs = saved[2:6]
+      chunk.files, chunk.data, chunk.prio = saved[6:]
+      chunk.dirty = set()
+      self._chunks[chunk.id] = chunk
+    table, meta = self._items, index['items']
+    table.first = table.next = meta['first']
+    table.resize(meta['slots'])  # The same ring layout: same tree draws.
+    for chunk_id, i in zip(items[0].tolist(), items[1].tolist()):
+      self._chunks[chunk_id].items[i] = table.append(chunk_id, i)
+    self._queue.extend(items[2].tolist())
+    if table.tree is not None:
+      for chunk in self._chunks.values():
+        self._refresh(chunk, 0, 0, chunk.length)
     self._streams = {int(w): list(s) for w, s in index['streams'].items()}
     self._next_chunk, self._generation = index['next_chunk'], index[
         'generation']
-    self._restore_items(index['items'])
     self._rng.bit_generator.state = index['rng']
     self._counts = dict(index['counts'])
     while len(self._items) > self.capacity:
       self._evict()
-
-  def _restore_items(self, meta):
-    table = self._load_npz(meta['file'])
-    items = self._items
-    items.first = items.next = meta['first']
-    items.resize(meta['slots'])  # The same ring layout: same tree draws.
-    for chunk_id, index in zip(table['chunk'].tolist(),
-                               table['index'].tolist()):
-      self._chunks[chunk_id].items[index] = items.append(chunk_id, index)
-    if items.next != meta['next']:
-      raise ReplayCorruptError(f'Replay item table {meta["file"]} holds '
-                               f'{len(items)} items, the index expects more.')
-    self._queue.extend(table['queue'].tolist())
-    if items.tree is not None:
-      for chunk in self._chunks.values():
-        self._refresh(chunk, 0, 0, chunk.length)
-
-  def _read_chunk(self, name, id_, worker, length):
-    arrays = self._load_npz(name)
-    chunk = _Chunk(id_, worker, self.chunk_size, {}, self.prio_initial)
-    expected = set(self._spec) | {PRIORITY}
-    if set(arrays) != expected or any(len(v) != length
-                                      for v in arrays.values()):
-      raise ReplayCorruptError(
-          f'Replay chunk file {self._path(name)} holds keys '
-          f'{sorted(arrays)} of lengths {[len(v) for v in arrays.values()]};'
-          f' the index expects {sorted(expected)} of length {length}.')
-    for key, (dtype, shape) in self._spec.items():
-      value = arrays[key]
-      if value.dtype != dtype or value.shape[1:] != shape:
-        raise ReplayCorruptError(
-            f'Replay chunk file {self._path(name)}: {key!r} is '
-            f'{value.shape} {value.dtype}, expected [*, {shape}] {dtype}.')
-      chunk.data[key] = self._padded(value, np.zeros)
-    chunk.prio = self._padded(arrays[PRIORITY], np.full, self.prio_initial)
-    chunk.length, chunk.file, chunk.dirty = length, name, False
-    return chunk
-
-  def _padded(self, value, make, *fill):
-    if len(value) == self.chunk_size:
-      return value
-    out = make((self.chunk_size, *value.shape[1:]), *fill, dtype=value.dtype)
-    out[:len(value)] = value
-    return out
-
-  def _load_npz(self, name):
-    path = self._path(name)
-    try:
-      with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-    except Exception as e:  # zipfile, OSError, ValueError, EOFError, ...
-      raise ReplayCorruptError(
-          f'Replay file {path} is missing, truncated or corrupt '
-          f'({type(e).__name__}: {e}). Delete the replay directory or restore '
-          'it from a backup.') from e
-
-  def _path(self, name):
-    return os.path.join(self.directory, name)

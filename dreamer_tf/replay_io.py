@@ -57,6 +57,7 @@ or corrupt (zip CRC) npz file, or one whose keys, lengths, dtypes or shapes
 differ from what the index expects raises `ReplayCorruptError` naming the
 file.
 """
+import collections
 import json
 import os
 
@@ -70,6 +71,12 @@ PARTS = (STEPS, LATENTS)
 _TEMP = '.tmp-'
 _INDEX_FIELDS = ('generation', 'spec', 'latent_keys', 'chunks', 'streams',
                  'next_chunk', 'items', 'rng', 'counts')
+
+# A loaded chunk: data {key: [chunk_size, ...]}, prio [chunk_size] float32
+# (padded beyond `length`), files {part: name}.
+SavedChunk = collections.namedtuple('SavedChunk', (
+    'id', 'worker', 'length', 'pred', 'succ', 'refs', 'files', 'data',
+    'prio'))
 
 
 class ReplayCorruptError(IOError):
@@ -106,6 +113,15 @@ def decode_spec(spec):
   return {k: (np.dtype(d), tuple(s)) for k, (d, s) in spec.items()}
 
 
+def _padded(value, size, fill):
+  """value [n, ...] extended to [size, ...] with `fill`."""
+  if len(value) == size:
+    return value
+  out = np.full((size, *value.shape[1:]), fill, value.dtype)
+  out[:len(value)] = value
+  return out
+
+
 class Directory:
   """Reads and writes the files of one replay directory (see above).
 
@@ -121,43 +137,48 @@ class Directory:
   def exists(self):
     return os.path.exists(self.path(INDEX))
 
-  # --- Writing -------------------------------------------------------------
+  # --- Saving --------------------------------------------------------------
 
-  def begin(self):
-    """Creates the directory; returns the set of file names in it."""
-    os.makedirs(self.root, exist_ok=True)
-    return set(os.listdir(self.root))
+  def save(self, generation, chunks, latent_keys, items, queue, state):
+    """Writes and commits a save named `generation` (unused by earlier ones).
 
-  def save_chunk(self, chunk_id, generation, files, parts, contents):
-    """Writes `parts` of a chunk under generation names.
-
-    files: {part: name} of the last save. contents: `split_chunk` output.
-    Returns the new {part: name}.
+    chunks: chunk records (id, worker, length, pred, succ, refs, data {key:
+    [size, ...]}, prio [size], files {part: name} in the last save, dirty
+    {part}); only their dirty or missing files are written. items: (chunk
+    ids [N], indices [N]) of the live items, oldest first; queue: item ids;
+    state: the other index fields (spec as {key: (dtype, shape)}). Deletes
+    the files the new index does not reference. Returns {chunk id: {part:
+    name}}, the chunk files of the new save.
     """
-    files = dict(files)
-    for part in parts:
-      files[part] = chunk_file(chunk_id, part, generation)
-      self.write(files[part], contents[part], self.compress)
-    return files
-
-  def save_items(self, generation, chunk_ids, indices, queue):
-    name = items_file(generation)
-    self.write(name, dict(
+    os.makedirs(self.root, exist_ok=True)
+    present = set(os.listdir(self.root))
+    files, entries = {}, []
+    for c in chunks:
+      files[c.id] = dict(c.files)
+      parts = [p for p in PARTS if p in c.dirty
+               or c.files.get(p) not in present]  # Or deleted by hand.
+      contents = split_chunk(c.data, c.prio, c.length, latent_keys)
+      for part in parts:
+        files[c.id][part] = chunk_file(c.id, part, generation)
+        self.write(files[c.id][part], contents[part], self.compress)
+      entries.append([c.id, c.worker, c.length, c.pred, c.succ, c.refs,
+                      *(files[c.id][p] for p in PARTS)])
+    items_name = items_file(generation)
+    chunk_ids, indices = items
+    self.write(items_name, dict(
         chunk=np.asarray(chunk_ids, np.int64),
         index=np.asarray(indices, np.int64),
         queue=np.asarray(queue, np.int64).reshape(-1)), True)
-    return name
-
-  def commit(self, index):
-    """Writes the index (the commit point) after syncing every other file.
-
-    index: the fields listed above except `format`; `spec` as {key: (dtype,
-    shape)} or None.
-    """
     self.sync()
-    index = dict(index, format=FORMAT, spec=encode_spec(index['spec']))
-    self.write(INDEX, json.dumps(index).encode(), False)
+    index = dict(
+        state, format=FORMAT, generation=generation,
+        spec=encode_spec(state['spec']), latent_keys=list(latent_keys),
+        chunks=entries, items=dict(state['items'], file=items_name))
+    self.write(INDEX, json.dumps(index).encode(), False)  # Commit point.
     self.sync()
+    keep = {n for f in files.values() for n in f.values()}
+    self.collect_garbage(keep | {items_name, INDEX})
+    return files
 
   def collect_garbage(self, keep):
     """Deletes replay files (and temp files) not in `keep`."""
@@ -191,7 +212,26 @@ class Directory:
     finally:
       os.close(fd)
 
-  # --- Reading -------------------------------------------------------------
+  # --- Loading -------------------------------------------------------------
+
+  def load(self, length, chunk_size, prio_initial):
+    """(index, [SavedChunk], (chunk ids, indices, queue)) of the last save.
+
+    Chunk arrays are padded to chunk_size: steps with zeros, priorities with
+    prio_initial. Raises ReplayCorruptError (naming the file) or ValueError
+    (another format, length or chunk_size).
+    """
+    index = self.load_index(length, chunk_size)
+    chunks = []
+    for id_, worker, steps, pred, succ, refs, *names in index['chunks']:
+      files = dict(zip(PARTS, names))
+      data, prio = self.load_chunk(files, index['spec'], steps)
+      data = {k: _padded(v, chunk_size, 0) for k, v in data.items()}
+      prio = _padded(prio, chunk_size, prio_initial)
+      chunks.append(SavedChunk(id_, worker, steps, pred, succ, refs, files,
+                               data, prio))
+    items = self.load_items(index['items'], {c.id: c.length for c in chunks})
+    return index, chunks, items
 
   def load_index(self, length, chunk_size):
     """The index with its spec decoded; checks it fits the replay.
@@ -215,8 +255,11 @@ class Directory:
           f'{index.get("format")}); this replay uses {length}, '
           f'{chunk_size} (format {FORMAT}).')
     missing = [k for k in _INDEX_FIELDS if k not in index]
-    if missing:
-      raise ReplayCorruptError(f'Replay index {path} lacks {missing}.')
+    bad = [c for c in index.get('chunks', []) if len(c) != 6 + len(PARTS)]
+    if missing or bad:
+      raise ReplayCorruptError(
+          f'Replay index {path} lacks {missing} or has malformed chunk '
+          f'entries {bad[:3]}.')
     index['spec'] = decode_spec(index['spec'])
     return index
 
@@ -236,11 +279,11 @@ class Directory:
           f'{PRIORITY} {getattr(prio, "shape", None)} '
           f'{getattr(prio, "dtype", None)}; expected ({length},) float32.')
     data = {**steps, **latents}
-    if set(data) != set(spec):
+    if set(data) != set(spec or {}):
       raise ReplayCorruptError(
           f'Replay chunk files {self.path(files[STEPS])} and '
           f'{self.path(files[LATENTS])} hold keys {sorted(data)}; the index '
-          f'expects {sorted(spec)}.')
+          f'expects {sorted(spec or {})}.')
     for key, (dtype, shape) in spec.items():
       value = data[key]
       if value.dtype != dtype or value.shape != (length, *shape):
@@ -250,18 +293,31 @@ class Directory:
             f'{dtype}.')
     return data, prio
 
-  def load_items(self, name):
-    """(chunk ids [N], indices [N], queue [Q]) int64 of an item table."""
-    table = self.load_npz(name)
-    chunk, index = table.get('chunk'), table.get('index')
-    queue = table.get('queue')
+  def load_items(self, meta, lengths):
+    """(chunk ids [N], indices [N], queue [Q]) int64 of the item table.
+
+    meta: the index's `items`; lengths: {chunk id: steps} of the saved
+    chunks, which must hold every item's first step.
+    """
+    path = self.path(meta['file'])
+    table = self.load_npz(meta['file'])
+    chunk, index, queue = (table.get(k) for k in ('chunk', 'index', 'queue'))
     if (chunk is None or index is None or queue is None
         or chunk.shape != index.shape or chunk.ndim != 1
         or any(x.dtype != np.int64 for x in (chunk, index, queue))):
       raise ReplayCorruptError(
-          f'Replay item table {self.path(name)} holds '
+          f'Replay item table {path} holds '
           f'{ {k: (v.shape, str(v.dtype)) for k, v in table.items()} }; '
           'expected chunk [N], index [N] and queue [Q] int64.')
+    if len(chunk) != meta['next'] - meta['first']:
+      raise ReplayCorruptError(
+          f'Replay item table {path} holds {len(chunk)} items, the index '
+          f'expects {meta["next"] - meta["first"]}.')
+    for chunk_id, step in zip(chunk.tolist(), index.tolist()):
+      if not 0 <= step < lengths.get(chunk_id, 0):
+        raise ReplayCorruptError(
+            f'Replay item table {path} names step {step} of chunk '
+            f'{chunk_id}, which the index does not hold.')
     return chunk, index, queue
 
   def load_npz(self, name, skip=()):

@@ -45,6 +45,8 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path):
   assert result['updates'] == expected
   scores = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
   assert scores and all(s['episode/score'] >= 1 for s in scores)
+  # CartPole pays 1 per step: the score equals the episode length.
+  assert all(s['episode/score'] == s['episode/length'] for s in scores)
   metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert any('train/opt/loss' in m for m in metrics)
   assert os.path.exists(tmp_path / 'ckpt' / 'latest')

@@ -170,7 +170,7 @@ class _Loop:
       for i in np.flatnonzero(obs['is_last']):
         self.episodes += 1
         self.last_score = float(score[i])
-        self.logger.score(score[i], length[i] - 1, self.frames)
+        self.logger.score(score[i], length[i], self.frames)
       score[obs['is_first']] = 0.0
       length[obs['is_first']] = 0
       obs = self.pool.step(act)
@@ -237,7 +237,7 @@ class _Loop:
       length += 1
       for i in np.flatnonzero(obs['is_last'] & started):
         if done < episodes:
-          self.logger.score(score[i], length[i] - 1, self.frames, kind='eval')
+          self.logger.score(score[i], length[i], self.frames, kind='eval')
         done += 1
       score[obs['is_first']] = 0.0
       length[obs['is_first']] = 0

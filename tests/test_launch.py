@@ -1,0 +1,46 @@
+"""The absl launchers: summary JSON and benchmark plumbing."""
+import json
+import os
+import subprocess
+import sys
+
+import gin
+
+from dreamer_tf import config
+from launch import summary
+from dreamer_tf import spaces
+from tests.conftest import ROOT
+
+
+def test_summary_prints_json_counts_for_vector_preset():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.summary',
+       '--gin_file=gin_configs/sizes/size1m.gin', '--obs_space=24',
+       '--action_space=continuous:6'],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(proc.stdout)
+  assert result['total'] == 640_867
+  assert result['params']['total'] == 640_867
+  assert set(result['params']) >= {'encoder', 'rssm', 'decoder', 'actor',
+                                   'critic'}
+  memory = result['memory_per_update_estimate']
+  assert memory['params_bytes'] == 4 * 640_867
+  assert memory['total_bytes'] > memory['activation_bytes'] > 0
+
+
+def test_summary_image_size12m_in_process():
+  gin.clear_config()
+  config.parse([os.path.join(ROOT, 'gin_configs', 'sizes', 'size12m.gin')])
+  result = summary.summarize(spaces.parse_obs_space('64x64x3'),
+                             spaces.parse_act_space('discrete:18'))
+  assert result['total'] == 10_498_772
+  assert result['precision'] == 'bfloat16'  # 'auto' on CPU with images
+
+
+def test_summary_rejects_bad_gin_binding():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.summary', '--gin_param=RSSM.detr=1'],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+  assert proc.returncode != 0
+  assert 'did you mean' in proc.stderr and 'RSSM.deter' in proc.stderr

@@ -1,0 +1,32 @@
+"""JSONL + TensorBoard logging."""
+import json
+import os
+
+from dreamer_tf import logging as log_lib
+
+
+def test_scalars_scores_and_tensorboard(tmp_path, capsys):
+  logger = log_lib.Logger(str(tmp_path))
+  logger.scalars({'train/loss': 1.5, 'vec': [1.0, 3.0]}, step=10)
+  logger.score(42.0, 41, step=20)
+  logger.score(7.0, 7, step=20, kind='eval')
+  logger.progress(500, 1000, 25.0, 42.0, 3)
+  logger.close()
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert metrics[0]['step'] == 10 and metrics[0]['train/loss'] == 1.5
+  assert metrics[0]['vec'] == 2.0
+  assert any(m.get('eval_episode/score') == 7.0 for m in metrics)
+  scores = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  assert [s['kind'] for s in scores] == ['train', 'eval']
+  assert scores[0]['episode/score'] == 42.0
+  assert any(n.startswith('events.out.tfevents') for n in os.listdir(tmp_path))
+  err = capsys.readouterr().err
+  assert '500/1000' in err and 'ETA' in err
+
+
+def test_appends_across_restarts(tmp_path):
+  for step in (1, 2):
+    logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+    logger.score(step, step, step)
+    logger.close()
+  assert len(open(tmp_path / 'scores.jsonl').readlines()) == 2
