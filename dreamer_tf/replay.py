@@ -496,8 +496,8 @@ class Replay:
     self._spec, self._latent_keys = index['spec'], tuple(index['latent_keys'])
     for saved in chunks:
       chunk = _Chunk(saved.id, saved.worker, self.chunk_size, {}, 0)
-      chunk.length, chunk.pred, chunk.succ, chunk.refs = saved[2:6]
-      chunk.files, chunk.data, chunk.prio = saved[6:]
+      for field, value in saved._asdict().items():  # Arrays padded to size.
+        setattr(chunk, field, value)
       chunk.dirty = set()
       self._chunks[chunk.id] = chunk
     table, meta = self._items, index['items']

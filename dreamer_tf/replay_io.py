@@ -29,14 +29,17 @@ the chunk is full); latent write-back (`update`) and priority changes
 (`update_priorities`, prioritized sampling) change only the latents file.
 A save after training thus rewrites the latents files of the chunks trained
 on and leaves the observations alone. Uncompressed sizes per step: the
-steps file holds the observations (12,288 bytes for a 64x64x3 image plus a
-few scalars), the latents file 4 + 4 * (deter + stoch * classes) bytes for
-float32 latents (10,244 for size12m).
+steps file holds the observations (~12.3 kB for a 64x64x3 image plus a few
+scalars), the latents file 4 + 4 * (deter + stoch * classes) bytes for
+float32 latents (10,244 for size12m). Uniform sampling touches most chunks
+between saves, so at 5M steps a save writes ~51 GB of size12m latents
+instead of ~112 GB (float16 latents would halve that).
 
-A key becomes a written-back key the first time `update` writes it; the
-index lists these keys. Steps files written before that still hold a copy of
-the key; the latents file holds the current value (once rewritten) and wins
-on loading. Every key of the step spec must be in one of the two files.
+A key becomes a written-back key the first time `update` writes it (the
+index lists them); the set only grows. Steps files written before that
+still hold the key: until the chunk's latents file is rewritten with it, the
+value there is current; afterwards the latents file has it and wins, and the
+stale copy is skipped unread. Every spec key must be in one of the files.
 
 index.json (JSON): format, generation, length, chunk_size, spec ({key:
 [numpy dtype string, shape]} or null before the first step), latent_keys,
@@ -49,8 +52,10 @@ Atomicity: every file is written to `.tmp-<name>`, fsynced and renamed with
 `os.replace`; after the chunk and item files the directory is fsynced, then
 the index is written the same way (the commit point) and the directory
 fsynced again. Only then are files the new index does not reference deleted.
-A crash at any point leaves the previous index and every file it references
-in place, so the previous save stays loadable.
+Every save attempt takes a new generation, also after a failed one, so no
+save overwrites a file a committed index references. A crash at any point
+leaves the previous index and every file it references in place, so the
+previous save stays loadable.
 
 Loading validates what it reads: an unreadable index, a missing, truncated
 or corrupt (zip CRC) npz file, or one whose keys, lengths, dtypes or shapes
@@ -284,7 +289,7 @@ class Directory:
           f'Replay chunk files {self.path(files[STEPS])} and '
           f'{self.path(files[LATENTS])} hold keys {sorted(data)}; the index '
           f'expects {sorted(spec or {})}.')
-    for key, (dtype, shape) in spec.items():
+    for key, (dtype, shape) in (spec or {}).items():
       value = data[key]
       if value.dtype != dtype or value.shape != (length, *shape):
         raise ReplayCorruptError(

@@ -12,7 +12,7 @@ import pytest
 
 from dreamer_tf import replay as replay_lib
 from dreamer_tf import replay_io
-from tests.test_replay import fill, make_step
+from tests.test_replay import fill
 
 Replay = replay_lib.Replay
 KWARGS = dict(capacity=100, chunk_size=8, length=5, online=False)
@@ -248,12 +248,12 @@ def test_failed_chunk_write_keeps_previous_save_valid(tmp_path, monkeypatch):
   assert restored.stats()['steps'] == 12 and len(restored) == 8
 
 
-def test_truncated_chunk_file_raises_clear_error(tmp_path):
+def test_truncated_steps_file_raises_clear_error(tmp_path):
   kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
   replay = Replay(directory=str(tmp_path), **kwargs)
   fill(replay, 20)
   replay.save()
-  name = sorted(f for f in os.listdir(tmp_path) if f.startswith('chunk-'))[1]
+  name = sorted(_files(tmp_path, 'steps'))[1]
   path = tmp_path / name
   path.write_bytes(path.read_bytes()[:200])
   with pytest.raises(replay_lib.ReplayCorruptError, match=name):
@@ -264,9 +264,9 @@ def test_truncated_chunk_file_raises_clear_error(tmp_path):
   # A flipped bit fails the zip CRC; a failed load keeps the current state.
   replay.save()  # Rewrites the deleted file.
   assert len(Replay(directory=str(tmp_path), **kwargs)) == 16
-  name = sorted(f for f in os.listdir(tmp_path) if f.startswith('chunk-'))[0]
+  name = sorted(_files(tmp_path, 'steps'))[0]
   data = bytearray((tmp_path / name).read_bytes())
-  data[len(data) // 2] ^= 0xFF
+  data[data.index(b'\x03' * 192) + 5] ^= 0xFF  # Image of step 3.
   (tmp_path / name).write_bytes(bytes(data))
   fill(replay, 3, start=20)
   with pytest.raises(replay_lib.ReplayCorruptError, match='CRC'):
@@ -281,3 +281,53 @@ def test_restore_rejects_other_sequence_length(tmp_path):
   replay.save()
   with pytest.raises(ValueError, match='length 5'):
     Replay(directory=str(tmp_path), capacity=100, chunk_size=8, length=6)
+
+
+def test_unreadable_or_old_index(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  replay.save()
+  index = json.loads((tmp_path / 'index.json').read_text())
+  (tmp_path / 'index.json').write_text('{"format": 2, "len')
+  with pytest.raises(replay_lib.ReplayCorruptError, match='index.json'):
+    Replay(directory=str(tmp_path), **KWARGS)
+  (tmp_path / 'index.json').write_text(json.dumps(dict(index, format=1)))
+  with pytest.raises(ValueError, match=r'\(format 1\).*\(format 2\)'):
+    Replay(directory=str(tmp_path), **KWARGS)
+  del index['latent_keys']
+  (tmp_path / 'index.json').write_text(json.dumps(index))
+  with pytest.raises(replay_lib.ReplayCorruptError, match='latent_keys'):
+    Replay(directory=str(tmp_path), **KWARGS)
+
+
+def test_item_table_must_match_index(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  replay.save()
+  name = json.loads((tmp_path / 'index.json').read_text())['items']['file']
+  disk = replay_io.Directory(str(tmp_path))
+  chunk, index, queue = disk.load_items(
+      dict(file=name, first=0, next=6), {0: 8, 1: 2})
+  np.testing.assert_array_equal(index, range(6))
+  with pytest.raises(replay_lib.ReplayCorruptError, match=f'{name} holds 6'):
+    disk.load_items(dict(file=name, first=0, next=7), {0: 8, 1: 2})
+  with pytest.raises(replay_lib.ReplayCorruptError, match='step 5 of chunk 0'):
+    disk.load_items(dict(file=name, first=0, next=6), {0: 5, 1: 2})
+  disk.write(name, dict(chunk=chunk, index=index[:3], queue=queue), True)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **KWARGS)
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+  disk = replay_io.Directory(str(tmp_path))
+  disk.write('a.bin', b'old', False)
+  monkeypatch.setattr(os, 'fsync', lambda fd: (_ for _ in ()).throw(
+      OSError('io error')))
+  with pytest.raises(OSError, match='io error'):
+    disk.write('a.bin', b'new', False)
+  monkeypatch.undo()
+  assert os.listdir(tmp_path) == ['a.bin']
+  assert (tmp_path / 'a.bin').read_bytes() == b'old'
+  disk.write('a.npz', dict(x=np.arange(3)), True)
+  np.testing.assert_array_equal(disk.load_npz('a.npz')['x'], range(3))
+  assert disk.load_npz('a.npz', skip={'x'}) == {}

@@ -54,13 +54,15 @@ class TrainRatio:
 
 @gin.configurable
 def train(
-    logdir, env='gym:CartPole-v1', num_envs=1, steps=int(1e5),
+    logdir, env='gym:CartPole-v1', env_kwargs=None, num_envs=1,
+    steps=int(1e5),
     train_ratio=512.0, frames_per_step=None, log_every=60.0,
     save_every=600.0, eval_every=0, eval_episodes=1, eval_mode=False,
     replay_capacity=int(5e6), seed=0, max_nonfinite=100):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
-  env: 'suite:task' id (see dreamer_tf.envs); num_envs worker processes.
+  env: 'suite:task' id (see dreamer_tf.envs), env_kwargs for its
+  constructor (e.g. {'repeat': 2}); num_envs worker processes.
   steps: policy steps over all envs (frames = steps * frames_per_step).
   eval_every: policy steps between evaluations (0: none), each running
   `eval_episodes` episodes on separate eval envs (stochastic policy unless
@@ -69,11 +71,13 @@ def train(
   os.makedirs(logdir, exist_ok=True)
   suite = envs_lib.parse(env)[0]
   frames_per_step = frames_per_step or FRAMES_PER_STEP.get(suite, 1)
-  ctors = [functools.partial(envs_lib.make, env, seed=seed * 1000 + i)
-           for i in range(num_envs)]
+  env_kwargs = dict(env_kwargs or {})
+  ctors = [functools.partial(envs_lib.make, env, seed=seed * 1000 + i,
+                             **env_kwargs) for i in range(num_envs)]
   pool = parallel.ParallelEnvs(ctors)
   eval_pool = parallel.ParallelEnvs([
-      functools.partial(envs_lib.make, env, seed=10**6 + seed * 1000 + i)
+      functools.partial(envs_lib.make, env, seed=10**6 + seed * 1000 + i,
+                        **env_kwargs)
       for i in range(min(eval_episodes, 4))]) if eval_every else None
   logger = log_lib.Logger(logdir)
   try:

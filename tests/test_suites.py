@@ -1,0 +1,60 @@
+"""Every suite config builds its env and agent (debug.gin shrinks the model)."""
+import functools
+import os
+
+import gin
+import numpy as np
+import pytest
+
+from dreamer_tf import agent as agent_lib
+from dreamer_tf import config
+from dreamer_tf import envs as envs_lib
+from dreamer_tf.envs import parallel
+from tests.conftest import ROOT
+
+SUITES = sorted(n[:-4] for n in os.listdir(
+    os.path.join(ROOT, 'gin_configs', 'suites')) if n.endswith('.gin'))
+
+
+def test_all_expected_suites_exist():
+  assert {'atari100k', 'atari', 'dmc_proprio', 'dmc_vision', 'gym',
+          'debug'} <= set(SUITES)
+
+
+@pytest.mark.parametrize('suite', [s for s in SUITES if s != 'debug'])
+def test_suite_builds_env_and_agent(suite):
+  gin.clear_config()
+  config.parse([os.path.join(ROOT, 'gin_configs', 'suites', f'{suite}.gin'),
+                os.path.join(ROOT, 'gin_configs', 'suites', 'debug.gin')])
+  name = gin.query_parameter('train.env')
+  kwargs = _query('train.env_kwargs') or {}
+  # As in training, the env lives in a spawned worker: MuJoCo's EGL renderer
+  # and TensorFlow must not share a process.
+  env = parallel.ParallelEnvs(
+      [functools.partial(envs_lib.make, name, seed=0, **kwargs)])
+  try:
+    agent = agent_lib.Agent(env.obs_space, env.act_space)
+    assert agent.parameter_counts()['total'] < 200_000  # debug.gin applied
+    obs = env.step({k: np.zeros((1, *s.shape), s.dtype)
+                    for k, s in env.act_space.items()})
+    actions, _, _ = agent.policy({k: obs[k] for k in agent.obs_space},
+                                 agent.initial_carry(1), [0, 0])
+    obs = env.step({k: np.asarray(v) for k, v in actions.items()})
+    assert not obs['is_first'][0]
+  finally:
+    env.close()
+
+
+def test_size_composes_on_top_of_a_suite():
+  gin.clear_config()
+  config.parse([os.path.join(ROOT, 'gin_configs', 'suites', 'atari100k.gin'),
+                os.path.join(ROOT, 'gin_configs', 'sizes', 'size12m.gin')])
+  assert gin.query_parameter('RSSM.deter') == 2048
+  assert gin.query_parameter('train.train_ratio') == 256
+
+
+def _query(name):
+  try:
+    return gin.query_parameter(name)
+  except ValueError:
+    return None
