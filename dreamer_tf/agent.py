@@ -312,12 +312,23 @@ class Agent:
     if self.strategy.num_replicas_in_sync == 1:
       def step(data):
         seed = self._step_seed()
-        scale_fn = lambda ret: self.retnorm.update(
-            self.retnorm.percentiles(ret))
+        stats = {}
+
+        def scale_fn(ret):
+          stats['lo'], stats['hi'] = self.retnorm.updated(
+              self.retnorm.percentiles(ret))
+          return self.retnorm.scale_of(stats['lo'], stats['hi'])
         metrics, grads, updates = self._loss_and_grads(data, seed, scale_fn)
-        self._apply(grads)
-        behavior.ema_update(self.slow_critic.weights, self.critic.weights,
-                            self.slow_rate)
+
+        def apply():
+          self.retnorm.assign(stats['lo'], stats['hi'])
+          self._apply(grads)
+          behavior.ema_update(self.slow_critic.weights, self.critic.weights,
+                              self.slow_rate)
+          return tf.constant(0.0)
+        # A non-finite loss or gradient skips the update (and the EMA).
+        metrics['opt/skipped'] = tf.cond(
+            _finite(metrics), apply, lambda: tf.constant(1.0))
         return metrics, updates
       return tf.function(step, jit_compile=self.jit_compile)
 
@@ -353,20 +364,36 @@ class Agent:
             data, seed, lambda ret: scale,
             sources=values[:len(self.trainable_variables)]))
 
-    def distributed_step(data):
+    @tf.function
+    def gradients(data):
       seed = self._step_seed()
       run = self.strategy.run
       read = lambda: [tf.identity(v.value) for v in variables]
       ret = self.strategy.gather(
           run(lambda d: returns(read(), d, seed), (data,)), axis=0)
-      scale = self.retnorm.update(self.retnorm.percentiles(ret))
-      metrics, grads, updates = run(
-          lambda d: loss_and_grads(read(), d, seed, scale), (data,))
-      run(self._apply, (grads,))  # Keras all-reduces (sums), then updates.
+      lo, hi = self.retnorm.updated(self.retnorm.percentiles(ret))
+      scale = self.retnorm.scale_of(lo, hi)
+      return run(lambda d: loss_and_grads(read(), d, seed, scale),
+                 (data,)), (lo, hi)
+
+    @tf.function
+    def apply(grads, stats):
+      self.retnorm.assign(*stats)
+      self.strategy.run(self._apply, (grads,))  # All-reduce (sum), update.
       behavior.ema_update(self.slow_critic.weights, self.critic.weights,
                           self.slow_rate)
+
+    def distributed_step(data):
+      (metrics, grads, updates), stats = gradients(data)
+      finite = all(bool(_finite(m)) for m in zip(
+          self.strategy.experimental_local_results(metrics['opt/loss']),
+          self.strategy.experimental_local_results(metrics['opt/grad_norm'])))
+      if finite:
+        apply(grads, stats)
+      metrics['opt/skipped'] = self.strategy.experimental_distribute_values_from_function(
+          lambda ctx: tf.constant(0.0 if finite else 1.0))
       return metrics, updates
-    return tf.function(distributed_step)
+    return distributed_step
 
   def _step_seed(self):
     return tf.stack([tf.constant(self.seed, tf.int32),
@@ -503,6 +530,15 @@ def resolve_auto(obs_space, precision, jit_compile):
     raise ValueError(f"Agent.jit_compile={jit_compile!r}; use True, False or "
                      "'auto'.")
   return precision, jit_compile
+
+
+def _finite(metrics):
+  """True when the loss and the gradient norm are finite."""
+  if isinstance(metrics, tuple):
+    loss, grad_norm = metrics
+  else:
+    loss, grad_norm = metrics['opt/loss'], metrics['opt/grad_norm']
+  return tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
 
 
 def _replica_index():

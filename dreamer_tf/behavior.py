@@ -76,14 +76,29 @@ class ReturnNormalizer(keras.layers.Layer):
 
   def update(self, percentiles):
     """EMA update from this batch's [lo, hi] percentiles; returns scale."""
-    lo = (1 - self.rate) * self.lo + self.rate * percentiles[0]
-    hi = (1 - self.rate) * self.hi + self.rate * percentiles[1]
-    self.lo.assign(lo)
-    self.hi.assign(hi)
+    lo, hi = self.updated(percentiles)
+    self.assign(lo, hi)
     return self.scale()
 
+  def updated(self, percentiles):
+    """The EMA statistics after this batch, without assigning them.
+
+    Non-finite percentiles (a diverged batch) keep the old statistics.
+    """
+    ok = tf.reduce_all(tf.math.is_finite(percentiles))
+    lo = (1 - self.rate) * self.lo + self.rate * percentiles[0]
+    hi = (1 - self.rate) * self.hi + self.rate * percentiles[1]
+    return tf.where(ok, lo, self.lo), tf.where(ok, hi, self.hi)
+
+  def assign(self, lo, hi):
+    self.lo.assign(lo)
+    self.hi.assign(hi)
+
+  def scale_of(self, lo, hi):
+    return sg(tf.maximum(self.limit, hi - lo))
+
   def scale(self):
-    return sg(tf.maximum(self.limit, self.hi - self.lo))
+    return self.scale_of(self.lo, self.hi)
 
 
 @gin.configurable('Actor')

@@ -25,6 +25,7 @@ TINY = [
     'RSSM.stoch = 4', 'WorldModel.depth = 2', 'WorldModel.units = 16',
     'Actor.units = 16', 'Critic.units = 16', 'Agent.batch_size = 4',
     'Agent.batch_length = 6', 'LaProp.warmup = 0', 'LaProp.lr = 1e-4',
+    "Agent.precision = 'float32'",
 ] + sys.argv[3:] + [
 ]
 

@@ -67,7 +67,9 @@ def test_same_seed_same_weights_other_seed_different():
 def test_train_step_updates_everything(obs, act, context):
   agent = build(obs, act, *TINY, 'Agent.batch_size = 2',
                 'Agent.batch_length = 5', f'Agent.replay_context = {context}',
-                'LaProp.warmup = 0')
+                'LaProp.warmup = 0',
+                # Free bits zero the prior's gradient while KL < 1 nat.
+                'RSSM.free_nats = 0.0')
   before = [v.numpy().copy() for v in agent.trainable_variables]
   slow_before = [v.numpy().copy() for v in agent.slow_critic.weights]
   metrics, updates = agent.train(make_batch(agent))
@@ -230,3 +232,34 @@ def test_actor_learns_a_one_step_bandit_in_imagination():
   after = good_rate(2)
   assert before < 0.4
   assert after > 0.8, (before, after, {k: float(v) for k, v in metrics.items()})
+
+
+def test_non_finite_loss_skips_the_update():
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 4', 'LaProp.warmup = 0')
+  data = make_batch(agent)
+  agent.train(data)
+  before = agent.get_state()
+  bad = dict(data, reward=np.full_like(data['reward'], np.nan))
+  metrics, _ = agent.train(bad)
+  assert float(metrics['opt/skipped']) == 1.0
+  for old, new in zip(before, agent.get_state()):
+    np.testing.assert_array_equal(old, new)  # params, optimizer, retnorm
+  metrics, _ = agent.train(data)
+  assert float(metrics['opt/skipped']) == 0.0
+  assert int(agent.optimizer.iterations) == 2
+
+
+def test_state_round_trip_and_mismatch_error():
+  a = build('24', 'discrete:3', *TINY, 'LaProp.warmup = 0',
+            'Agent.batch_size = 2', 'Agent.batch_length = 4')
+  a.train(make_batch(a))
+  state = a.get_state()
+  b = build('24', 'discrete:3', *TINY, 'Agent.seed = 5',
+            'Agent.batch_size = 2', 'Agent.batch_length = 4')
+  b.set_state(state)
+  for x, y in zip(a.get_state(), b.get_state()):
+    np.testing.assert_array_equal(x, y)
+  c = build('24', 'discrete:3', *TINY, 'RSSM.deter = 128')
+  with pytest.raises(ValueError, match='model configuration differs'):
+    c.set_state(state)

@@ -1,4 +1,5 @@
 """dm_control suite adapter (spec §5.2, Decisions table)."""
+import multiprocessing
 import os
 import sys
 
@@ -121,11 +122,27 @@ def test_unknown_task_suggests_close_name():
 GL_WORDS = ('egl', 'osmesa', 'opengl', 'glfw', 'mujoco_gl', 'gladload')
 
 
+def run_isolated(fn):
+  """Runs `fn` in a fresh spawned process and re-raises its exception.
+
+  MuJoCo's EGL renderer crashes (SIGSEGV) in a process that has loaded
+  TensorFlow, which other test modules do; training renders in spawned env
+  workers for the same reason.
+  """
+  context = multiprocessing.get_context('spawn')
+  with context.Pool(1) as pool:
+    return pool.apply(fn)
+
+
+def _render_once():
+  dmc.DMC('cartpole_balance', proprio=False, image=True).step(None)
+
+
 @pytest.fixture(scope='module')
 def rendering():
   """Skips (with the reason) only if the headless GL backend is missing."""
   try:
-    dmc.DMC('cartpole_balance', proprio=False, image=True).step(None)
+    run_isolated(_render_once)
   except Exception as e:  # pylint: disable=broad-except
     text = f'{type(e).__module__} {type(e).__name__} {e}'.lower()
     if any(word in text for word in GL_WORDS):
@@ -134,8 +151,7 @@ def rendering():
     raise
 
 
-def test_vision_renders_a_changing_64x64_image(rendering):
-  del rendering
+def _check_vision_image():
   env = envs.make('dmc_vision:cartpole_swingup', seed=0)
   assert set(env.obs_space) - set(base.FLAG_SPACES) == {'image'}
   assert env.obs_space['image'].shape == (64, 64, 3)
@@ -150,8 +166,12 @@ def test_vision_renders_a_changing_64x64_image(rendering):
   env.close()
 
 
-def test_quadruped_renders_camera_2_others_camera_0(rendering):
+def test_vision_renders_a_changing_64x64_image(rendering):
   del rendering
+  run_isolated(_check_vision_image)
+
+
+def _check_cameras():
   for task, camera, other in [('quadruped_walk', 2, 0), ('walker_walk', 0, 1)]:
     env = dmc.DMC(task, proprio=False, image=True, seed=0)
     image = env.step(None)['image']
@@ -160,6 +180,11 @@ def test_quadruped_renders_camera_2_others_camera_0(rendering):
     assert not np.array_equal(
         image, env.physics.render(64, 64, camera_id=other))
     env.close()
+
+
+def test_quadruped_renders_camera_2_others_camera_0(rendering):
+  del rendering
+  run_isolated(_check_cameras)
 
 
 def test_missing_dm_control_names_the_install_command(monkeypatch):

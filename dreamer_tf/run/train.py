@@ -208,13 +208,16 @@ class _Loop:
   def _update(self):
     batch, keys = self.replay.sample(self.agent.batch_size)
     metrics, updates = self.agent.train(batch)
-    loss = float(metrics['opt/loss'])
-    if not np.isfinite(loss):
+    if float(metrics['opt/skipped']):
+      # The agent skipped the update; its latents are not written back.
       self.nonfinite += 1
+      self.logger.scalars({'train/nonfinite_loss': float(
+          metrics['opt/loss'])}, self.frames)
       if self.nonfinite >= self.max_nonfinite:
         raise FloatingPointError(
-            f'{self.nonfinite} updates had a non-finite loss; stopping. '
-            'Check the inputs (rewards, observations) or lower LaProp.lr.')
+            f'{self.nonfinite} updates had a non-finite loss or gradient '
+            'and were skipped; stopping. Check the inputs (rewards, '
+            'observations) or lower LaProp.lr.')
     else:
       self.replay.update(keys, {k: np.asarray(v) for k, v in updates.items()},
                          offset=self.agent.replay_context)
