@@ -1,4 +1,5 @@
 """Shared test helpers: tiny model configs and synthetic replay batches."""
+import multiprocessing
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -28,6 +29,18 @@ def clean_gin():
 
 def bind(*bindings):
   gin.parse_config_files_and_bindings([], list(bindings))
+
+
+def run_isolated(fn, *args):
+  """Runs `fn(*args)` in a fresh spawned process; re-raises its exception.
+
+  MuJoCo's EGL renderer aborts a process that has loaded TensorFlow, which
+  other test modules do; training renders in spawned env workers for the
+  same reason. `fn` must be a module-level function.
+  """
+  context = multiprocessing.get_context('spawn')
+  with context.Pool(1) as pool:
+    return pool.apply(fn, args)
 
 
 def make_batch(agent, batch=None, rng=None):

@@ -1,5 +1,4 @@
 """dm_control suite adapter (spec §5.2, Decisions table)."""
-import multiprocessing
 import os
 import sys
 
@@ -10,6 +9,7 @@ import pytest
 from dreamer_tf import envs
 from dreamer_tf.envs import base
 from dreamer_tf.envs import dmc
+from tests.conftest import run_isolated
 
 
 def test_proprio_cartpole_spaces_and_time_limit():
@@ -120,18 +120,6 @@ def test_unknown_task_suggests_close_name():
 
 
 GL_WORDS = ('egl', 'osmesa', 'opengl', 'glfw', 'mujoco_gl', 'gladload')
-
-
-def run_isolated(fn):
-  """Runs `fn` in a fresh spawned process and re-raises its exception.
-
-  MuJoCo's EGL renderer crashes (SIGSEGV) in a process that has loaded
-  TensorFlow, which other test modules do; training renders in spawned env
-  workers for the same reason.
-  """
-  context = multiprocessing.get_context('spawn')
-  with context.Pool(1) as pool:
-    return pool.apply(fn)
 
 
 def _render_once():

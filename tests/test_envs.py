@@ -2,6 +2,7 @@
 import pytest
 
 from dreamer_tf import envs
+from tests.conftest import run_isolated
 from dreamer_tf.envs import gym as gym_env
 
 
@@ -39,6 +40,10 @@ def test_presets_are_overridable():
   assert envs.SUITES['atari'][2] == {'preset': 'atari57'}
   assert envs.SUITES['atari100k'][2] == {'preset': 'atari100k'}
   assert envs.SUITES['dmc_vision'][2] == {'proprio': False, 'image': True}
+  run_isolated(_check_dmc_vision_override)
+
+
+def _check_dmc_vision_override():
   env = envs.make('dmc_vision:cartpole_balance', proprio=True, size=(48, 48))
   assert {'position', 'velocity', 'image'} <= set(env.obs_space)
   assert env.obs_space['image'].shape == (48, 48, 3)

@@ -220,3 +220,19 @@ def test_env_instance_rejects_make_arguments():
   inner = Recorder(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2))
   with pytest.raises(ValueError, match='need an env id'):
     gym_env.GymEnv(inner, max_episode_steps=5)
+
+
+def test_state_round_trip_continues_the_same_episode():
+  env = gym_env.GymEnv('CartPole-v1', seed=3)
+  env.step(None)
+  for _ in range(5):
+    env.step({'action': np.int32(1)})
+  state = env.get_state()
+  assert state is not None
+  expected = [env.step({'action': np.int32(i % 2)}) for i in range(8)]
+  other = gym_env.GymEnv('CartPole-v1', seed=99)
+  other.set_state(state)
+  got = [other.step({'action': np.int32(i % 2)}) for i in range(8)]
+  for a, b in zip(expected, got):
+    np.testing.assert_array_equal(a['vector'], b['vector'])
+    assert a['is_first'] == b['is_first'] and a['is_last'] == b['is_last']

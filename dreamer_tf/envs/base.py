@@ -17,6 +17,7 @@ and action checks live here once.
 """
 import abc
 import difflib
+import pickle
 
 import numpy as np
 
@@ -133,6 +134,20 @@ class Env(abc.ABC):
       obs = self._step(action)
     self._needs_reset = bool(obs['is_last'])
     return obs
+
+  def get_state(self):
+    """Bytes that `set_state` turns back into this exact env, mid-episode
+    and with its random state, or None when the simulator cannot be
+    serialised (a resumed run then starts new episodes). The default
+    pickles the instance; adapters with native state APIs may override."""
+    try:
+      return pickle.dumps(self.__dict__)
+    except Exception:  # pylint: disable=broad-except
+      return None
+
+  def set_state(self, state):
+    """Restores the output of `get_state` (same env id and settings)."""
+    self.__dict__.update(pickle.loads(state))
 
   def close(self):
     """Releases the simulator; the default has nothing to release."""

@@ -25,15 +25,22 @@ CAMERAS = {'quadruped': 2, 'rodent': 4}  # Others use camera 0 (spec §5.2).
 ALIASES = {'cup': 'ball_in_cup'}
 
 
-def import_suite():
-  """dm_control.suite after choosing the GL backend; errors name the fix."""
-  os.environ.setdefault('MUJOCO_GL', 'egl')
+def import_suite(render=True):
+  """dm_control.suite after choosing the GL backend; errors name the fix.
+
+  With `render`, MUJOCO_GL defaults to 'egl'. A process that has loaded
+  TensorFlow must not import dm_control with MUJOCO_GL=egl (it aborts at
+  import or exit), which is why training builds envs in spawned workers and
+  proprio-only envs leave the backend unset.
+  """
+  if render:
+    os.environ.setdefault('MUJOCO_GL', 'egl')
   if importlib.util.find_spec('dm_control') is None:
     raise ImportError("dm_control is not installed: pip install -e '.[dmc]'")
   try:
     from dm_control import suite  # pylint: disable=import-outside-toplevel
   except Exception as e:  # pylint: disable=broad-except
-    gl = os.environ['MUJOCO_GL']
+    gl = os.environ.get('MUJOCO_GL')
     raise RuntimeError(
         f'dm_control failed to import with MUJOCO_GL={gl!r} '
         f'({type(e).__name__}: {e}). Install the headless GL libraries '
@@ -76,7 +83,7 @@ class DMC(base.Env):
     if repeat < 1:
       raise ValueError(f'repeat={repeat} must be >= 1.')
     if isinstance(task, str):
-      suite = import_suite()
+      suite = import_suite(render=image)
       domain, name = parse_task(task, suite.ALL_TASKS)
       self._env = suite.load(domain, name, task_kwargs={'random': seed})
     elif seed is not None:

@@ -27,6 +27,8 @@ only. `seed` seeds the first reset; later resets continue that RNG stream.
 """
 import importlib
 
+import pickle
+
 import numpy as np
 
 from dreamer_tf import spaces
@@ -237,6 +239,18 @@ class GymEnv(base.Env):
     return self._obs(
         x, reward=reward, is_last=terminated or truncated,
         is_terminal=terminated)
+
+  def get_state(self):
+    """The pickled gymnasium env (its RNG, wrappers and mid-episode state)
+    and the reset bookkeeping; the space adapters are rebuilt, not saved.
+    None if the gymnasium env cannot be pickled."""
+    try:
+      return pickle.dumps((self._env, self._seed, self._needs_reset))
+    except Exception:  # pylint: disable=broad-except
+      return None
+
+  def set_state(self, state):
+    self._env, self._seed, self._needs_reset = pickle.loads(state)
 
   def close(self):
     self._env.close()

@@ -50,6 +50,11 @@ def _serve(ctor, conn):
       cmd, payload = conn.recv()
       if cmd == 'step':
         conn.send(('ok', env.step(payload)))
+      elif cmd == 'get_state':
+        conn.send(('ok', env.get_state()))
+      elif cmd == 'set_state':
+        env.set_state(payload)
+        conn.send(('ok', None))
       elif cmd == 'close':
         break
       else:
@@ -217,6 +222,23 @@ class ParallelEnvs:
       results.append(obs)
     return {k: np.stack([obs[k] for obs in results])
             for k in self._obs_space}
+
+  def get_states(self):
+    """Each env's `get_state()` (bytes, or None if not serialisable)."""
+    for worker in self._workers:
+      worker.send('get_state')
+    return [worker.recv() for worker in self._workers]
+
+  def set_states(self, states):
+    """Restores `get_states()` output into the running workers."""
+    if len(states) != len(self._workers):
+      raise ValueError(f'{len(states)} env states for '
+                       f'{len(self._workers)} workers.')
+    for worker, state in zip(self._workers, states):
+      worker.send('set_state', state)
+    for worker in self._workers:
+      worker.recv()
+    self._steps = [0] * len(self._workers)
 
   def _recover(self, index, reason):
     """Records the lost episode; restarts the worker; returns its first obs."""

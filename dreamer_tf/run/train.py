@@ -9,6 +9,7 @@ import functools
 import os
 import signal
 import time
+import warnings
 
 import gin
 import numpy as np
@@ -57,8 +58,8 @@ def train(
     logdir, env='gym:CartPole-v1', env_kwargs=None, num_envs=1,
     steps=int(1e5),
     train_ratio=512.0, frames_per_step=None, log_every=60.0,
-    save_every=600.0, eval_every=0, eval_episodes=1, eval_mode=False,
-    replay_capacity=int(5e6), seed=0, max_nonfinite=100):
+    save_every=600.0, save_every_steps=0, eval_every=0, eval_episodes=1,
+    eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
   env: 'suite:task' id (see dreamer_tf.envs), env_kwargs for its
@@ -66,7 +67,9 @@ def train(
   steps: policy steps over all envs (frames = steps * frames_per_step).
   eval_every: policy steps between evaluations (0: none), each running
   `eval_episodes` episodes on separate eval envs (stochastic policy unless
-  eval_mode). Returns the final counters.
+  eval_mode). Checkpoints every `save_every` seconds, every
+  `save_every_steps` policy steps (0: off) and at exit. Returns the final
+  counters.
   """
   os.makedirs(logdir, exist_ok=True)
   suite = envs_lib.parse(env)[0]
@@ -88,6 +91,7 @@ def train(
     loop = _Loop(agent, pool, replay, logger, logdir, env, seed, steps,
                  train_ratio, frames_per_step, max_nonfinite)
     loop.eval_pool = eval_pool
+    loop.save_every_steps = save_every_steps
     return loop.run(log_every, save_every, eval_every, eval_episodes,
                     eval_mode)
   finally:
@@ -113,11 +117,14 @@ class _Loop:
     self.nonfinite = 0
     self.episodes = 0
     self.last_score = None
+    self.save_every_steps = 0
     self.restore()
 
   # --- Checkpoints -------------------------------------------------------
 
   def restore(self):
+    """Loads the newest checkpoint, if any (agent, counters, RNG, envs)."""
+    self.resumed = None
     loaded = self.checkpointer.load()
     if loaded is None:
       return
@@ -129,30 +136,64 @@ class _Loop:
           f'The checkpoint in {self.checkpointer.directory} was written by '
           'a different model configuration:\n  ' + '\n  '.join(diff) +
           '\nUse the original gin bindings or a new --logdir.')
-    self.agent.set_state(tensors)
+    count = state['agent_tensors']
+    self.agent.set_state(tensors[:count])
     self.policy_steps = state['policy_steps']
     self.episodes = state['episodes']
     self.last_score = state['last_score']
+    self.nonfinite = state['nonfinite']
     self.ratio.restore(state['ratio'])
     self.rng.bit_generator.state = state['rng']
+    self.resumed = dict(zip(state['loop_arrays'], tensors[count:]))
 
-  def save(self):
+  def save(self, loop_arrays):
+    """Checkpoints agent, replay, counters, RNG and the loop's live state.
+
+    loop_arrays: the current obs, policy carry, episode accumulators and the
+    env states (pickled, as uint8 arrays), so a resumed run continues the
+    very same episodes. Envs that cannot be serialised restart episodes.
+    """
     self.replay.save()
-    self.checkpointer.save(self.agent.get_state(), dict(
-        signature=_jsonable(self.agent.signature()),
-        policy_steps=self.policy_steps, episodes=self.episodes,
-        last_score=self.last_score, ratio=self.ratio.state(),
-        rng=self.rng.bit_generator.state, env=self.env))
+    states = self.pool.get_states()
+    if all(st is not None for st in states):
+      for i, st in enumerate(states):
+        loop_arrays[f'env_state/{i}'] = np.frombuffer(st, np.uint8)
+    names = sorted(loop_arrays)
+    agent_state = self.agent.get_state()
+    self.checkpointer.save(
+        agent_state + [loop_arrays[k] for k in names], dict(
+            signature=_jsonable(self.agent.signature()),
+            agent_tensors=len(agent_state), loop_arrays=names,
+            policy_steps=self.policy_steps, episodes=self.episodes,
+            last_score=self.last_score, nonfinite=self.nonfinite,
+            ratio=self.ratio.state(), rng=self.rng.bit_generator.state,
+            env=self.env))
+
+  def _start(self):
+    """(obs, carry, score, length): resumed exactly, or new episodes."""
+    agent, n = self.agent, len(self.pool)
+    arrays = self.resumed or {}
+    env_states = [arrays.get(f'env_state/{i}') for i in range(n)]
+    if arrays and all(st is not None for st in env_states):
+      self.pool.set_states([st.tobytes() for st in env_states])
+      obs = {k[4:]: v for k, v in arrays.items() if k.startswith('obs/')}
+      carry = {k[6:]: v for k, v in arrays.items()
+               if k.startswith('carry/')}
+      return obs, carry, arrays['score'], arrays['length']
+    if arrays:
+      warnings.warn('The envs could not be serialised at the checkpoint: '
+                    'the resumed run starts new episodes.')
+    carry = agent.initial_carry(n)
+    actions = {k: np.zeros((n, *s.shape), s.dtype)
+               for k, s in agent.act_space.items()}
+    obs = self.pool.step(actions)  # Every worker starts an episode.
+    return obs, carry, np.zeros(n), np.zeros(n, np.int64)
 
   # --- Loop ------------------------------------------------------------------
 
   def run(self, log_every, save_every, eval_every, eval_episodes, eval_mode):
     agent, n = self.agent, len(self.pool)
-    carry = agent.initial_carry(n)
-    actions = {k: np.zeros((n, *s.shape), s.dtype)
-               for k, s in agent.act_space.items()}
-    obs = self.pool.step(actions)  # Every worker starts an episode.
-    score, length = np.zeros(n), np.zeros(n, np.int64)
+    obs, carry, score, length = self._start()
     min_items = agent.batch_size * agent.batch_length
     last_log = last_save = time.time()
     window = dict(start=time.time(), steps=self.policy_steps, updates=0)
@@ -190,10 +231,12 @@ class _Loop:
         self._log(metrics, window, now)
         window = dict(start=now, steps=self.policy_steps, updates=0)
         last_log = now
-      if now - last_save >= save_every:
-        self.save()
+      by_steps = (self.save_every_steps and
+                  self.policy_steps % self.save_every_steps < n)
+      if now - last_save >= save_every or by_steps:
+        self.save(_live(obs, carry, score, length))
         last_save = now
-    self.save()
+    self.save(_live(obs, carry, score, length))
     for lost in self.pool.lost_episodes:
       self.logger.scalars({'env/lost_episode_steps': lost.steps},
                           self.frames)
@@ -285,6 +328,14 @@ class _StopFlag:
 
   def _handle(self, *unused):
     self.requested = True
+
+
+def _live(obs, carry, score, length):
+  """The loop's live arrays by checkpoint name."""
+  arrays = {f'obs/{k}': np.asarray(v) for k, v in obs.items()}
+  arrays.update({f'carry/{k}': np.asarray(v) for k, v in carry.items()})
+  arrays.update(score=np.asarray(score), length=np.asarray(length))
+  return arrays
 
 
 def _jsonable(value):
