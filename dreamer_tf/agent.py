@@ -331,14 +331,20 @@ class Agent:
             _finite(metrics), apply, lambda: tf.constant(1.0))
         return metrics, updates
       return tf.function(step, jit_compile=self.jit_compile)
+    return self._make_distributed_step()
 
-    # Several replicas: CPU collectives cannot be compiled, so the returns
-    # are computed by one XLA function, their percentiles all-gathered
-    # outside XLA, and the loss and gradients by a second XLA function that
-    # recomputes the (identically seeded) forward pass with that scale.
-    # An XLA function must not capture another device's variables, so the
-    # compiled functions take this replica's parameter values as inputs and
-    # the layers read them through a Keras StatelessScope.
+  def _make_distributed_step(self):
+    """The update with several replicas (see the module docstring).
+
+    CPU collectives cannot be compiled, so the returns
+    are computed by one XLA function, their percentiles all-gathered
+    outside XLA, and the loss and gradients by a second XLA function that
+    recomputes the (identically seeded) forward pass with that scale.
+    An XLA function must not capture another device's variables, so the
+    compiled functions take this replica's parameter values as inputs and
+    the layers read them through a Keras StatelessScope. The finiteness
+    check runs between the gradient and the update function.
+    """
     variables = self.trainable_variables + self.slow_critic.weights
 
     def stateless(fn):
@@ -390,8 +396,10 @@ class Agent:
           self.strategy.experimental_local_results(metrics['opt/grad_norm'])))
       if finite:
         apply(grads, stats)
-      metrics['opt/skipped'] = self.strategy.experimental_distribute_values_from_function(
-          lambda ctx: tf.constant(0.0 if finite else 1.0))
+      skipped = tf.constant(0.0 if finite else 1.0)
+      metrics['opt/skipped'] = (
+          self.strategy.experimental_distribute_values_from_function(
+              lambda ctx: skipped))
       return metrics, updates
     return distributed_step
 
@@ -405,9 +413,11 @@ class Agent:
   def _loss_and_grads(self, data, seed, scale_fn, sources=None):
     """Loss and gradients of this replica's share of the global batch.
 
-    scale_fn maps the imagined returns to the return scale S (updating the
-    normaliser in the single-replica case). The loss is divided by the
-    replica count so that the all-reduced sum is the global-batch gradient.
+    scale_fn maps the imagined returns to the return scale S (the caller
+    assigns the new normaliser statistics only if the update is applied).
+    The loss is divided by the replica count so that the all-reduced sum is
+    the global-batch gradient. `sources` replaces the trainable variables
+    as the differentiation targets (the multi-replica StatelessScope path).
     """
     replicas = self.strategy.num_replicas_in_sync
     variables = self.trainable_variables if sources is None else sources
