@@ -192,13 +192,23 @@ class _Loop:
   # --- Loop ------------------------------------------------------------------
 
   def run(self, log_every, save_every, eval_every, eval_episodes, eval_mode):
-    agent, n = self.agent, len(self.pool)
     obs, carry, score, length = self._start()
+    with _StopFlag() as stop:
+      self._collect_and_train(stop, obs, carry, score, length, log_every,
+                              save_every, eval_every, eval_episodes,
+                              eval_mode)
+    return dict(policy_steps=self.policy_steps, frames=self.frames,
+                updates=self.ratio.updates, episodes=self.episodes,
+                last_score=self.last_score)
+
+  def _collect_and_train(self, stop, obs, carry, score, length, log_every,
+                         save_every, eval_every, eval_episodes, eval_mode):
+    """The loop body until the budget is spent or a stop is requested."""
+    agent, n = self.agent, len(self.pool)
     min_items = agent.batch_size * agent.batch_length
     last_log = last_save = time.time()
     window = dict(start=time.time(), steps=self.policy_steps, updates=0)
     metrics = {}
-    stop = _StopFlag()
     while self.policy_steps < self.steps and not stop.requested:
       seed = self.rng.integers(0, 2**31 - 1, 2).astype(np.int32)
       act, carry, latent = agent.policy(
@@ -240,9 +250,6 @@ class _Loop:
     for lost in self.pool.lost_episodes:
       self.logger.scalars({'env/lost_episode_steps': lost.steps},
                           self.frames)
-    return dict(policy_steps=self.policy_steps, frames=self.frames,
-                updates=self.ratio.updates, episodes=self.episodes,
-                last_score=self.last_score)
 
   @property
   def frames(self):
@@ -316,15 +323,24 @@ class _Loop:
 
 
 class _StopFlag:
-  """SIGINT/SIGTERM request a clean stop (a final checkpoint is written)."""
+  """While active, SIGINT/SIGTERM request a clean stop (a final checkpoint
+  is written); the previous handlers come back afterwards."""
 
   def __init__(self):
     self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
     for sig in (signal.SIGINT, signal.SIGTERM):
       try:
-        signal.signal(sig, self._handle)
+        self._previous[sig] = signal.signal(sig, self._handle)
       except ValueError:  # Not the main thread.
         pass
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
 
   def _handle(self, *unused):
     self.requested = True
