@@ -44,7 +44,7 @@ class Logger:
 
   def score(self, score, length, step, kind='train', **extra):
     """One finished episode: scores.jsonl gets train and eval episodes."""
-    record = {'step': int(step), f'episode/score': float(score),
+    record = {'step': int(step), 'episode/score': float(score),
               'episode/length': int(length), 'kind': kind}
     record.update(extra)
     self._scores.write(json.dumps(record) + '\n')

@@ -19,15 +19,14 @@ from dreamer_tf import agent as agent_lib  # noqa: E402
 from dreamer_tf import config  # noqa: E402
 from dreamer_tf import spaces  # noqa: E402
 from launch import benchmark  # noqa: E402
+import conftest  # noqa: E402
 
-TINY = [
-    'RSSM.deter = 64', 'RSSM.hidden = 16', 'RSSM.classes = 4',
-    'RSSM.stoch = 4', 'WorldModel.depth = 2', 'WorldModel.units = 16',
-    'Actor.units = 16', 'Critic.units = 16', 'Agent.batch_size = 4',
-    'Agent.batch_length = 6', 'LaProp.warmup = 0', 'LaProp.lr = 1e-4',
-    "Agent.precision = 'float32'",
-] + sys.argv[3:] + [
-]
+# The tiny model of the test suite (this script's directory is on sys.path),
+# with warm-up off so the compared updates move the parameters.
+TINY = conftest.TINY + [
+    'Agent.batch_size = 4', 'Agent.batch_length = 6', 'LaProp.warmup = 0',
+    'LaProp.lr = 1e-4', "Agent.precision = 'float32'",
+] + sys.argv[3:]
 
 
 def state(agent):

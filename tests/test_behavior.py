@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 from dreamer_tf import behavior
-from dreamer_tf import distributions as dists
 from dreamer_tf import spaces
 
 
