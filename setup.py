@@ -14,6 +14,7 @@ REQUIRED = [
     'psutil>=5.9',
     'tensorboard==2.21.0',
     'tqdm>=4.66',
+    'pillow>=10',
 ]
 
 EXTRAS = {

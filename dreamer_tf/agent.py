@@ -441,7 +441,7 @@ class Agent:
     metrics['retnorm/scale'] = scale
     return metrics, grads, phase1['updates']
 
-  def _split_context(self, data):
+  def split_context(self, data):
     """Replay context (§4.3): carry from the stored latent of step C-1."""
     c = self.replay_context
     actions = self.action_vector({k: data[k] for k in self.act_space})
@@ -462,7 +462,7 @@ class Agent:
     """World-model losses, imagination and λ-returns (no collectives)."""
     wm_seed, img_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, 2))
-    obs, prev_actions, _, state = self._split_context(data)
+    obs, prev_actions, _, state = self.split_context(data)
     b, t = obs['is_first'].shape[:2]
     losses, post, _, metrics = self.wm.loss(obs, prev_actions, state, wm_seed)
     if not self.reward_grad:

@@ -5,6 +5,7 @@ x-axis of the paper's curves) plus the raw counters. JSONL files are
 appended line by line and flushed, so a killed run loses at most the line
 being written; on resume the logger continues after the restored step.
 """
+import io
 import json
 import os
 import sys
@@ -67,11 +68,41 @@ class Logger:
           f'score {score_text}  updates {updates}  ETA {eta_text}',
           file=sys.stderr, flush=True)
 
+  def video(self, tag, frames, step, fps=10):
+    """An animated GIF [T, H, W, 3] uint8 as a TensorBoard image summary."""
+    if not self._writer:
+      return
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorboard.compat.proto import summary_pb2  # pylint: disable=import-outside-toplevel
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+      raise ValueError(f'Video frames must be [T, H, W, 3] uint8, got '
+                       f'{frames.shape} {frames.dtype}.')
+    image = summary_pb2.Summary.Image(
+        height=frames.shape[1], width=frames.shape[2], colorspace=3,
+        encoded_image_string=encode_gif(frames, fps))
+    summary = summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag=tag, image=image)])
+    with self._writer.as_default():
+      tf.summary.experimental.write_raw_pb(
+          summary.SerializeToString(), step=int(step))
+    self._writer.flush()
+
   def close(self):
     self._metrics.close()
     self._scores.close()
     if self._writer:
       self._writer.close()
+
+
+def encode_gif(frames, fps=10):
+  """[T, H, W, 3] uint8 -> bytes of a looping GIF."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  images = [Image.fromarray(f) for f in frames]
+  buffer = io.BytesIO()
+  images[0].save(buffer, format='GIF', save_all=True,
+                 append_images=images[1:], duration=int(1000 / fps), loop=0)
+  return buffer.getvalue()
 
 
 def _number(value):

@@ -326,6 +326,24 @@ class Replay:
     self._counts['samples'] += batch_size
     return self._assemble(keys, length), keys
 
+  @_locked
+  def peek(self, batch_size, length, rng):
+    """Uniform sequences for reports, drawn with the caller's `rng`.
+
+    Unlike `sample`, this leaves the online queue, the replay's own RNG,
+    the counters and the priorities untouched, so reporting cannot change
+    the training run. Returns a batch {key: [B, length, ...]}.
+    """
+    if not 1 <= length <= self.length:
+      raise ValueError(f'Cannot sample length {length} > {self.length}.')
+    if not len(self._items):
+      raise RuntimeError('The replay holds no complete sequence yet.')
+    items = [self._items.first + selectors.uniform(rng, len(self._items))
+             for _ in range(batch_size)]
+    keys = np.array([self._items.get(i) for i in items],
+                    np.int64).reshape(-1, 2)
+    return self._assemble(keys, length)
+
   def _select(self, kind):
     count, items = len(self._items), self._items
     if kind == 'uniform':

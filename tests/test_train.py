@@ -41,8 +41,10 @@ def run(logdir, steps, *bindings):
 
 @pytest.mark.slow
 def test_end_to_end_cartpole_run_then_resume(tmp_path):
-  result = run(tmp_path, 120, 'train.train_ratio = 16')
+  result = run(tmp_path, 120, 'train.train_ratio = 16',
+               'train.report_every = 1e-6')
   assert result['policy_steps'] == 120
+  assert json.load(open(tmp_path / train_lib.DONE_FILE)) == result
   _, state = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load()
   # Training starts once B*T = 32 sequences of length C+T = 9 are stored.
   assert state['ratio']['start'] == 32 + 8
@@ -54,6 +56,11 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path):
   assert all(s['episode/score'] == s['episode/length'] for s in scores)
   metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert any('train/opt/loss' in m for m in metrics)
+  # Open-loop reports log prediction errors in every loop iteration from
+  # the first update on (policy step 42 = 40 + 32 / 16) to 120.
+  reports = [m for m in metrics if 'report/openloop/vector_imagined' in m]
+  assert len(reports) == 120 - 42 + 1 and all(
+      np.isfinite(m['report/openloop/vector_observed']) for m in reports)
   assert os.path.exists(tmp_path / 'ckpt' / 'latest')
   # Rerunning the same command with a larger budget resumes.
   again = run(tmp_path, 200, 'train.train_ratio = 16')

@@ -19,7 +19,14 @@ from dreamer_tf import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
 from dreamer_tf import logging as log_lib
 from dreamer_tf import replay as replay_lib
+from dreamer_tf import report as report_lib
 from dreamer_tf.envs import parallel
+
+# Open-loop reports (§4.4): sequences shown, steps observed before imagining.
+REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
+
+# Written into the logdir when a run has spent its step budget.
+DONE_FILE = 'done.json'
 
 # Env frames per policy step of each suite's default action repeat.
 FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
@@ -58,7 +65,8 @@ def train(
     logdir, env='gym:CartPole-v1', env_kwargs=None, num_envs=1,
     steps=int(1e5),
     train_ratio=512.0, frames_per_step=None, log_every=60.0,
-    save_every=600.0, save_every_steps=0, eval_every=0, eval_episodes=1,
+    save_every=600.0, save_every_steps=0, report_every=300.0,
+    eval_every=0, eval_episodes=1,
     eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
@@ -68,8 +76,10 @@ def train(
   eval_every: policy steps between evaluations (0: none), each running
   `eval_episodes` episodes on separate eval envs (stochastic policy unless
   eval_mode). Checkpoints every `save_every` seconds, every
-  `save_every_steps` policy steps (0: off) and at exit. Returns the final
-  counters.
+  `save_every_steps` policy steps (0: off) and at exit. Every
+  `report_every` seconds (0: never) an open-loop report (§4.4) logs the
+  prediction errors and, for image observations, a TensorBoard video.
+  Returns the final counters.
   """
   os.makedirs(logdir, exist_ok=True)
   suite = envs_lib.parse(env)[0]
@@ -92,8 +102,12 @@ def train(
                  train_ratio, frames_per_step, max_nonfinite)
     loop.eval_pool = eval_pool
     loop.save_every_steps = save_every_steps
-    return loop.run(log_every, save_every, eval_every, eval_episodes,
-                    eval_mode)
+    loop.report_every = report_every
+    result = loop.run(log_every, save_every, eval_every, eval_episodes,
+                      eval_mode)
+    if result['policy_steps'] >= steps:
+      _write_done(logdir, result)
+    return result
   finally:
     pool.close()
     if eval_pool:
@@ -118,6 +132,9 @@ class _Loop:
     self.episodes = 0
     self.last_score = None
     self.save_every_steps = 0
+    self.report_every = 0
+    self.openloop = report_lib.OpenLoop(
+        agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
     self.restore()
 
   # --- Checkpoints -------------------------------------------------------
@@ -206,7 +223,7 @@ class _Loop:
     """The loop body until the budget is spent or a stop is requested."""
     agent, n = self.agent, len(self.pool)
     min_items = agent.batch_size * agent.batch_length
-    last_log = last_save = time.time()
+    last_log = last_save = last_report = time.time()
     window = dict(start=time.time(), steps=self.policy_steps, updates=0)
     metrics = {}
     while self.policy_steps < self.steps and not stop.requested:
@@ -241,6 +258,10 @@ class _Loop:
         self._log(metrics, window, now)
         window = dict(start=now, steps=self.policy_steps, updates=0)
         last_log = now
+      if (self.report_every and now - last_report >= self.report_every
+          and self.ratio.updates):
+        self._report()
+        last_report = now
       by_steps = (self.save_every_steps and
                   self.policy_steps % self.save_every_steps < n)
       if now - last_save >= save_every or by_steps:
@@ -300,6 +321,26 @@ class _Loop:
       length[obs['is_first']] = 0
       obs = pool.step({k: np.asarray(v) for k, v in act.items()})
 
+  def _report(self):
+    """Open-loop predictions on a few replayed sequences (§4.4).
+
+    Reads replay with its own RNG and changes no agent state, so reports
+    cannot alter the run (exact resume does not depend on their timing).
+    """
+    agent, observe = self.agent, self.openloop.observe
+    length = min(agent.batch_length, 2 * observe)
+    key = [self.seed, self.ratio.updates]
+    data = self.replay.peek(REPORT_SEQUENCES, agent.replay_context + length,
+                            np.random.default_rng(key))
+    preds = self.openloop(data, np.array(key, np.int32))
+    self.logger.scalars({f'report/openloop/{k}': v for k, v in
+                         report_lib.errors(preds, observe).items()},
+                        self.frames)
+    for name in report_lib.image_keys(agent.obs_space):
+      self.logger.video(f'report/openloop/{name}',
+                        report_lib.video_grid(*preds[name], observe),
+                        self.frames)
+
   def _log(self, metrics, window, now):
     seconds = max(now - window['start'], 1e-9)
     fps = (self.policy_steps - window['steps']) * self.frames_per_step
@@ -352,6 +393,15 @@ def _live(obs, carry, score, length):
   arrays.update({f'carry/{k}': np.asarray(v) for k, v in carry.items()})
   arrays.update(score=np.asarray(score), length=np.asarray(length))
   return arrays
+
+
+def _write_done(logdir, result):
+  """Marks a run whose budget is spent: `<logdir>/done.json` (atomic)."""
+  import json  # pylint: disable=import-outside-toplevel
+  path = os.path.join(logdir, DONE_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(result, f)
+  os.replace(path + '.tmp', path)
 
 
 def _jsonable(value):
