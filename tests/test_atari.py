@@ -1,4 +1,5 @@
 """Atari protocols on Pong (spec §5.1, §8.16, Decisions table)."""
+import functools
 import sys
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from dreamer_tf import envs
 from dreamer_tf.envs import atari
 from dreamer_tf.envs import base
+from dreamer_tf.envs import parallel
 
 # Pong's minimal action set: NOOP, FIRE, RIGHT (up), LEFT (down), ...
 NOOP, UP = 0, 2
@@ -148,6 +150,9 @@ def test_unknown_game_suggests_close_name():
     envs.make('atari:Pongg')
   assert atari.rom_id('MontezumaRevenge') == 'montezuma_revenge'
   assert atari.rom_id('space_invaders') == 'space_invaders'
+  assert atari.rom_id('UpNDown') == 'up_n_down'
+  assert atari.rom_id('JamesBond') == 'jamesbond'
+  assert atari.rom_id('WizardOfWor') == 'wizard_of_wor'
 
 
 def test_bad_parameters_name_the_fix():
@@ -161,3 +166,71 @@ def test_missing_ale_names_the_install_command(monkeypatch):
   monkeypatch.setitem(sys.modules, 'ale_py', None)
   with pytest.raises(ImportError, match=r"pip install -e '\.\[atari\]'"):
     envs.make('atari:Pong')
+
+
+def assert_same(got, expected):
+  """Observation lists equal exactly: images, rewards and flags."""
+  assert len(got) == len(expected)
+  for t, (g, e) in enumerate(zip(got, expected)):
+    assert set(g) == set(e)
+    for key in e:
+      np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
+
+
+@pytest.mark.parametrize('name, kw, warmup, steps', [
+    # Sticky 0.25 and 18 actions; the 200-frame cap (50 steps) ends the
+    # episode inside the replay, so the reset's NOOPs come from the
+    # restored RNG too. After 33 steps the 1st frame of the replay repeats
+    # the restored last action (sticky).
+    ('atari:Pong', dict(length=200), 33, 40),
+    # The cap hits on the 1st frame of the 1st step after the restore: its
+    # obs max-pools that frame with the restored buffer's newest frame.
+    ('atari100k:Pong', dict(noops=0, length=41), 10, 3),
+    # Saved right after is_last: the replay starts with a reset.
+    ('atari100k:Pong', dict(length=40), 10, 3),
+])
+def test_state_continues_the_episode_exactly(name, kw, warmup, steps):
+  rng = np.random.default_rng(0)
+  a = envs.make(name, seed=0, **kw)
+  classes = a.act_space['action'].classes
+  rollout(a, rng.integers(0, classes, warmup))
+  state = a.get_state()
+  assert isinstance(state, bytes)
+  actions = rng.integers(0, classes, steps)
+  expected = [a.step({'action': act}) for act in actions]
+  assert any(o['is_first'] or o['is_last'] for o in expected)  # A boundary.
+  b = envs.make(name, seed=1, **kw)  # Other seed, mid-episode elsewhere.
+  rollout(b, rng.integers(0, classes, 5))
+  b.set_state(state)
+  assert_same([b.step({'action': act}) for act in actions], expected)
+
+
+def test_parallel_states_move_between_workers():
+  ctors = [functools.partial(envs.make, 'atari:Pong', seed=i)
+           for i in range(2)]
+  rng = np.random.default_rng(0)
+  with parallel.ParallelEnvs(ctors) as pool:
+    pool.step({'action': np.zeros(2, np.int32)})
+    for _ in range(10):
+      pool.step({'action': rng.integers(0, 18, 2)})
+    states = pool.get_states()
+    actions = rng.integers(0, 18, (8, 2))
+    expected = [pool.step({'action': act}) for act in actions]
+    pool.set_states(states[::-1])  # Worker 0 continues worker 1's episode.
+    got = [pool.step({'action': act[::-1]}) for act in actions]
+  assert not np.array_equal(expected[-1]['image'][0],
+                            expected[-1]['image'][1])
+  assert_same([{k: v[::-1] for k, v in obs.items()} for obs in got],
+              expected)
+
+
+def test_state_of_another_game_or_setting_is_refused():
+  state = envs.make('atari:Pong', seed=0).get_state()  # Before any step.
+  with pytest.raises(ValueError, match=(
+      r"other settings \(game='pong' in the state, 'breakout' here\)")):
+    envs.make('atari:Breakout').set_state(state)
+  with pytest.raises(ValueError, match=r'sticky=0.25 in the state, 0.0 here'):
+    envs.make('atari:Pong', sticky=0.0).set_state(state)
+  with pytest.raises(ValueError, match=(
+      r"Not an env state of the atari adapter \(saved by 'dmc'\)")):
+    envs.make('atari:Pong').set_state(base.pack_state('dmc', {}, None))

@@ -179,3 +179,78 @@ def test_missing_dm_control_names_the_install_command(monkeypatch):
   monkeypatch.setitem(sys.modules, 'dm_control', None)
   with pytest.raises(ImportError, match=r"pip install -e '\.\[dmc\]'"):
     envs.make('dmc:walker_walk')
+
+
+def assert_same(got, expected):
+  """Observation lists equal exactly: vectors/images, rewards and flags."""
+  assert len(got) == len(expected)
+  for t, (g, e) in enumerate(zip(got, expected)):
+    assert set(g) == set(e)
+    for key in e:
+      np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
+
+
+def _continues_exactly(name, warmup, steps):
+  """Env A saves its state after `warmup` random steps and runs `steps`
+  more; a fresh env B with another seed restores it and must match."""
+  rng = np.random.default_rng(0)
+  a = envs.make(name, seed=0)
+  shape = a.act_space['action'].shape
+  def actions(n):
+    return [{'action': rng.uniform(-1, 1, shape).astype(np.float32)}
+            for _ in range(n)]
+  a.step(None)
+  for action in actions(warmup):
+    a.step(action)
+  state = a.get_state()
+  assert isinstance(state, bytes)
+  replay = actions(steps)
+  expected = [a.step(action) for action in replay]
+  b = envs.make(name, seed=1)
+  b.step(None)
+  for action in actions(3):
+    b.step(action)
+  b.set_state(state)
+  assert_same([b.step(action) for action in replay], expected)
+  return expected
+
+
+@pytest.mark.parametrize('task, warmup, steps', [
+    # The 500-step limit falls inside the replay: the next reset draws from
+    # the restored task RNG.
+    ('walker_walk', 480, 40),  # Contacts.
+    ('reacher_easy', 480, 40),  # Each reset moves the target in the model.
+    ('cartpole_balance', 500, 3),  # Saved at is_last: the replay resets.
+])
+def test_state_continues_the_episode_exactly(task, warmup, steps):
+  expected = _continues_exactly(f'dmc:{task}', warmup, steps)
+  assert any(o['is_first'] for o in expected)
+
+
+def _check_vision_state():
+  _continues_exactly('dmc_vision:reacher_easy', 20, 10)
+
+
+def test_vision_state_continues_the_episode_exactly(rendering):
+  del rendering
+  run_isolated(_check_vision_state)
+
+
+def test_state_of_another_task_or_setting_is_refused():
+  state = envs.make('dmc:cartpole_balance', seed=0).get_state()
+  with pytest.raises(ValueError, match=(
+      r"other settings \(task='cartpole_balance' in the state, "
+      r"'cartpole_swingup' here\)")):
+    envs.make('dmc:cartpole_swingup').set_state(state)
+  with pytest.raises(ValueError, match=r'repeat=2 in the state, 4 here'):
+    envs.make('dmc:cartpole_balance', repeat=4).set_state(state)
+  with pytest.raises(ValueError, match=(
+      r"Not an env state of the dmc adapter \(saved by 'atari'\)")):
+    envs.make('dmc:cartpole_balance').set_state(
+        base.pack_state('atari', {}, None))
+
+
+def test_wrapped_environment_has_no_state():
+  # A wrapper may hold state of its own (here the step count): the run
+  # restarts episodes rather than resuming them wrongly.
+  assert dmc.DMC(Terminating(), repeat=1).get_state() is None

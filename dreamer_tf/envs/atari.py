@@ -17,6 +17,12 @@ Sticky actions and NOOPs are implemented here with the env's own seeded RNG
 (ALE's `repeat_action_probability` is 0): on every emulator frame, NOOPs
 included, the previous frame's action is repeated with probability `sticky`;
 the sticky action is NOOP after a reset, as in ALE.
+
+`get_state` / `set_state` snapshot the emulator (ALE `cloneState` with its
+RNG) together with the adapter's own state (sticky/NOOP RNG, last action,
+pooling buffers, frame counter, reset flag), so a restored env continues
+the very same episode; the blob records the game and settings and refuses
+to restore into an env with others.
 """
 import re
 
@@ -50,7 +56,8 @@ def import_ale():
 def rom_id(game):
   """'Pong' / 'MontezumaRevenge' / 'montezuma_revenge' -> ALE ROM id."""
   ale_py = import_ale()
-  name = re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', game).lower()
+  # An underscore before every capital but the first: UpNDown -> up_n_down.
+  name = re.sub(r'(?<!^)(?<!_)(?=[A-Z])', '_', game).lower()
   name = {'james_bond': 'jamesbond'}.get(name, name)
   ids = ale_py.roms.get_all_rom_ids()
   if name not in ids:
@@ -99,7 +106,8 @@ class Atari(base.Env):
     self._repeat, self._pooling, self._noops = repeat, pooling, noops
     self._length, self._terminal_on_timelimit = length, terminal_on_timelimit
     ale_py = import_ale()
-    rom = ale_py.roms.get_rom_path(rom_id(game))
+    self._game = rom_id(game)
+    rom = ale_py.roms.get_rom_path(self._game)
     self._rng = np.random.default_rng(seed)
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
     self._ale = ale_py.ALEInterface()
@@ -173,6 +181,34 @@ class Atari(base.Env):
     if self._gray:
       image = (image * LUMA).sum(-1).astype(np.uint8)[..., None]
     return base.observation({'image': image}, reward=reward, **flags)
+
+  def _settings(self):
+    """Everything that must match for a state to be restorable."""
+    return dict(
+        game=self._game, size=self._size, gray=bool(self._gray),
+        sticky=float(self._sticky), all_actions=self._all_actions,
+        repeat=self._repeat, pooling=self._pooling, noops=self._noops,
+        length=self._length,
+        terminal_on_timelimit=bool(self._terminal_on_timelimit))
+
+  def get_state(self):
+    """The emulator with its RNG plus the adapter's state (see module)."""
+    return base.pack_state('atari', self._settings(), dict(
+        ale=self._ale.cloneState(include_rng=True).serialize(),
+        rng=self._rng.bit_generator.state,
+        last=self._last.value, buffers=self._buffers.copy(),
+        frames=self._frames, needs_reset=bool(self._needs_reset)))
+
+  def set_state(self, state):
+    """Restores `get_state` output of an env with the same game/settings."""
+    ale_py = import_ale()
+    state = base.unpack_state(state, 'atari', self._settings())
+    self._ale.restoreState(ale_py.ALEState(state['ale']))
+    self._rng.bit_generator.state = state['rng']
+    self._last = ale_py.Action(state['last'])
+    self._buffers[...] = state['buffers']
+    self._frames = state['frames']
+    self._needs_reset = state['needs_reset']
 
   def close(self):
     self._ale = None

@@ -18,6 +18,7 @@ and action checks live here once.
 import abc
 import difflib
 import pickle
+import zlib
 
 import numpy as np
 
@@ -95,6 +96,41 @@ def check_action(action, act_space):
       raise ValueError(
           f'Discrete action {key!r} = {value} is outside [0, '
           f'{space.classes}).')
+
+
+def pack_state(kind, settings, payload):
+  """An env state blob: zlib-compressed pickle of the payload, tagged with
+  the adapter `kind` and its `settings` for `unpack_state` to check."""
+  blob = {'kind': kind, 'settings': settings, 'payload': payload}
+  return zlib.compress(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def unpack_state(state, kind, settings):
+  """The payload of `pack_state(kind, settings, payload)`; ValueError naming
+  the mismatch if `state` comes from another adapter or other settings."""
+  try:
+    blob = pickle.loads(zlib.decompress(bytes(state)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(
+        f'Not an env state of the {kind} adapter (it does not unpack: '
+        f'{type(e).__name__}: {e}); restore states only into the adapter '
+        'that saved them.') from e
+  if not isinstance(blob, dict) or blob.get('kind') != kind:
+    found = blob.get('kind') if isinstance(blob, dict) else type(blob).__name__
+    raise ValueError(
+        f'Not an env state of the {kind} adapter (saved by {found!r}); '
+        'restore states only into the adapter that saved them.')
+  if blob['settings'] != settings:
+    saved = blob['settings']
+    diff = '; '.join(
+        f'{k}={saved.get(k)!r} in the state, {settings.get(k)!r} here'
+        for k in sorted(set(saved) | set(settings))
+        if saved.get(k) != settings.get(k))
+    raise ValueError(
+        f'The {kind} env state was saved by an env with other settings '
+        f'({diff}): build the env with the same id and settings to restore '
+        'it.')
+  return blob['payload']
 
 
 class Env(abc.ABC):

@@ -12,15 +12,29 @@ MuJoCo renders headless with `MUJOCO_GL=egl` unless the variable is set
 already (e.g. `MUJOCO_GL=osmesa`), with the cheaper shadow settings of
 stack.md (shadowsize 512, no offscreen multisampling: same image, ~4x
 faster).
+
+`get_state` / `set_state` (suite tasks and other `control.Environment`s)
+snapshot everything a dm_control episode depends on: the MuJoCo integration
+state (`mj_getState(mjSTATE_INTEGRATION)`: time, qpos, qvel, act, ctrl,
+warmstart, applied forces, mocap, ...), the model arrays (tasks move
+targets in the model at each reset: reacher, finger, fish, swimmer,
+manipulator, stacker, point_mass, quadruped's terrain), the task's Python
+attributes and its RandomState, the step counter and the reset flags. Model
+arrays above `BIG_ARRAY` bytes (textures, meshes) are stored only when they
+changed since construction, else checked by CRC. The blob records the task
+and settings and refuses to restore into an env with others.
 """
 import importlib.util
 import os
+import pickle
+import zlib
 
 import numpy as np
 
 from dreamer_tf import spaces
 from dreamer_tf.envs import base
 
+BIG_ARRAY = 1 << 16  # Bytes; see the module docstring.
 CAMERAS = {'quadruped': 2, 'rodent': 4}  # Others use camera 0 (spec §5.2).
 ALIASES = {'cup': 'ball_in_cup'}
 
@@ -91,6 +105,11 @@ class DMC(base.Env):
                        'environment when you build it.')
     else:
       domain, self._env = None, task
+      name = f'{type(task).__module__}.{type(task).__qualname__}'
+      inner = getattr(task, 'task', None)
+      if inner is not None:
+        name += f'/{type(inner).__module__}.{type(inner).__qualname__}'
+    self._name = f'{domain}_{name}' if domain else name
     quality = self._env.physics.model.vis.quality
     quality.shadowsize, quality.offsamples = 512, 0  # Before the 1st render.
     self._repeat, self._proprio, self._image = repeat, proprio, image
@@ -100,6 +119,12 @@ class DMC(base.Env):
     self._low = np.broadcast_to(spec.minimum, spec.shape).astype(np.float64)
     self._high = np.broadcast_to(spec.maximum, spec.shape).astype(np.float64)
     self._obs_space = base.with_flags(self._make_obs_space())
+    model = self._env.physics.model.ptr
+    self._arrays = sorted(
+        key for key in dir(model) if not key.startswith('_')
+        and isinstance(getattr(model, key, None), np.ndarray))
+    self._crcs = {key: zlib.crc32(getattr(model, key)) for key in self._arrays
+                  if getattr(model, key).nbytes > BIG_ARRAY}
 
   def _make_obs_space(self):
     obs_space = {}
@@ -151,6 +176,87 @@ class DMC(base.Env):
     terminal = step.discount == 0
     return self._obs(step, reward, is_last=step.last() or terminal,
                      is_terminal=terminal)
+
+  def _settings(self):
+    """Everything that must match for a state to be restorable."""
+    return dict(task=self._name, repeat=self._repeat,
+                proprio=bool(self._proprio), image=bool(self._image),
+                size=self._size, camera=self._camera)
+
+  def get_state(self):
+    """The whole dm_control episode state (module docstring), or None for
+    environments that are not a dm_control `control.Environment`."""
+    # pylint: disable=import-outside-toplevel,protected-access
+    # pylint: disable=unidiomatic-typecheck
+    import mujoco
+    from dm_control.rl import control
+    env = self._env
+    if type(env) is not control.Environment:
+      return None  # Subclasses and wrappers may hold state we cannot see.
+    model, data = env.physics.model.ptr, env.physics.data.ptr
+    sig = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+    sim = np.empty(mujoco.mj_stateSize(model, sig), np.float64)
+    mujoco.mj_getState(model, data, sim, sig)
+    arrays, crcs = {}, {}
+    for key in self._arrays:
+      value = getattr(model, key)
+      if key in self._crcs:
+        crcs[key] = zlib.crc32(value)
+        if crcs[key] == self._crcs[key]:
+          continue
+      arrays[key] = value.copy()
+    random = env.task.random
+    attrs = {k: v for k, v in vars(env.task).items() if v is not random}
+    try:
+      return base.pack_state('dmc', self._settings(), dict(
+          physics=sim, model=arrays, model_crcs=crcs, task=attrs,
+          random=random.get_state(), step_count=env._step_count,
+          reset_next_step=env._reset_next_step,
+          needs_reset=bool(self._needs_reset)))
+    except (pickle.PicklingError, TypeError, AttributeError):
+      return None  # A custom task with unpicklable attributes.
+
+  def set_state(self, state):
+    """Restores `get_state` output of an env with the same task/settings."""
+    # pylint: disable=import-outside-toplevel,protected-access
+    import mujoco
+    state = base.unpack_state(state, 'dmc', self._settings())
+    env, physics = self._env, self._env.physics
+    model, data = physics.model.ptr, physics.data.ptr
+    for key, crc in state['model_crcs'].items():
+      if key not in state['model'] and zlib.crc32(getattr(model, key)) != crc:
+        raise ValueError(
+            f'The model array {key!r} of this env differs from the one of '
+            'the env that saved the state (and is not stored): cannot '
+            'restore it.')
+    hfields = False
+    for key, value in state['model'].items():
+      target = getattr(model, key)
+      if target.shape != value.shape:
+        raise ValueError(
+            f'The model array {key!r} has shape {target.shape} here and '
+            f'{value.shape} in the state: not the same model.')
+      hfields |= key == 'hfield_data' and not np.array_equal(target, value)
+      target[...] = value
+    sig = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_setState(model, data, state['physics'], sig)
+    # Derived quantities (kinematics, contacts, sensors) for the restored
+    # state; mj_step2 of the next step relies on them (legacy_step). The
+    # solver's warmstart is part of the state: forward must not change it.
+    warmstart = data.qacc_warmstart.copy()
+    physics.forward()
+    data.qacc_warmstart[:] = warmstart
+    env.task.random.set_state(state['random'])
+    for key, value in state['task'].items():
+      setattr(env.task, key, value)
+    env._step_count = state['step_count']
+    env._reset_next_step = state['reset_next_step']
+    self._needs_reset = state['needs_reset']
+    contexts = physics._contexts
+    if hfields and contexts:  # Terrain changed: re-upload it for rendering.
+      with contexts.gl.make_current() as ctx:
+        for i in range(model.nhfield):
+          ctx.call(mujoco.mjr_uploadHField, model, contexts.mujoco.ptr, i)
 
   def close(self):
     self._env.close()
