@@ -30,9 +30,10 @@ setuptools.setup(
     name='dreamer_tf',
     version='0.1.0',
     description='DreamerV3 reimplemented in TensorFlow/Keras with TFP.',
-    packages=setuptools.find_packages(include=['dreamer_tf', 'dreamer_tf.*',
-                                               'launch', 'launch.*']),
-    package_data={'dreamer_tf': ['../gin_configs/**/*.gin']},
+    packages=setuptools.find_packages(include=[
+        'dreamer_tf', 'dreamer_tf.*', 'launch', 'launch.*', 'gin_configs',
+        'gin_configs.*']),
+    package_data={'gin_configs': ['*.gin', '*/*.gin']},
     python_requires='>=3.10',
     install_requires=REQUIRED,
     extras_require=EXTRAS,

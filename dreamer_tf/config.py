@@ -63,6 +63,10 @@ def parse(files=(), bindings=()):
         list(files), list(bindings), finalize_config=False)
   except (ValueError, KeyError) as e:
     raise ValueError(f'Bad gin configuration: {e}{suggest(str(e))}') from e
+  except SyntaxError as e:  # Gin's parser: a malformed binding or value.
+    raise ValueError(
+        f'Bad gin syntax: {e}. Values are Python literals: quote strings, '
+        "e.g. train.env = 'dmc:walker_walk'.") from e
 
 
 def suggest(message):

@@ -1,9 +1,14 @@
 """Gin parsing: every binding name resolves; typos fail with suggestions."""
+import os
+import subprocess
+import sys
+
 import gin
 import pytest
 
 from dreamer_tf import config
 from dreamer_tf import rssm
+from tests.conftest import ROOT
 
 
 def test_valid_bindings_reach_the_config_dataclasses():
@@ -22,6 +27,24 @@ def test_typos_fail_loudly_with_suggestions(binding, hint):
     config.parse([], [binding])
 
 
+def test_suite_includes_resolve_from_any_working_directory(tmp_path):
+  # Gin resolves `include 'gin_configs/...'` as a package resource when the
+  # working directory is elsewhere (a sweep's or a cluster job's).
+  script = ('from dreamer_tf import config; import gin; '
+            f'config.parse([{os.path.join(ROOT, "gin_configs", "suites", "gym.gin")!r}]); '
+            "print(gin.query_parameter('RSSM.deter'))")
+  out = subprocess.run([sys.executable, '-c', script], cwd=tmp_path,
+                       capture_output=True, text=True, check=False,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-1] == '512'
+
+
+def test_malformed_values_fail_with_a_hint():
+  with pytest.raises(ValueError, match='quote strings'):
+    config.parse([], ['train.env = dmc:walker_walk'])
+
+
 def test_missing_gin_file():
   with pytest.raises(FileNotFoundError, match='nope.gin'):
     config.parse(['nope.gin'])
@@ -31,6 +54,8 @@ def test_every_size_preset_and_default_parse():
   import os
   for name in sorted(os.listdir(os.path.join(config.ROOT, 'gin_configs',
                                              'sizes'))):
+    if not name.endswith('.gin'):
+      continue
     gin.clear_config()
     config.parse([os.path.join(config.ROOT, 'gin_configs', 'sizes', name)])
   gin.clear_config()

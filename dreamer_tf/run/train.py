@@ -21,12 +21,10 @@ from dreamer_tf import logging as log_lib
 from dreamer_tf import replay as replay_lib
 from dreamer_tf import report as report_lib
 from dreamer_tf.envs import parallel
+from dreamer_tf.run import DONE_FILE
 
 # Open-loop reports (§4.4): sequences shown, steps observed before imagining.
 REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
-
-# Written into the logdir when a run has spent its step budget.
-DONE_FILE = 'done.json'
 
 # Env frames per policy step of each suite's default action repeat.
 FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
