@@ -184,7 +184,9 @@ class OneHotDist:
 
   def _straight_through(self, onehot):
     probs = self.probs
-    return sg(onehot) + probs - sg(probs)
+    # The bracket is exactly zero in the forward pass: samples stay exact
+    # one-hots (sg(onehot) + probs - sg(probs) can round 1 to 1 - 6e-8).
+    return sg(onehot) + (probs - sg(probs))
 
   def sample(self, seed):
     gumbel = -tf.math.log(-tf.math.log(uniform_noise(self.logits.shape, seed)))
