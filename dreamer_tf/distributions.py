@@ -43,8 +43,11 @@ def symexp(x):
 
 
 def _replica_slice(make, shape, seed):
-  """Draws `make(global_shape, seed)` and returns this replica's rows."""
-  shape = [int(d) for d in shape]
+  """Draws `make(global_shape, seed)` and returns this replica's rows.
+
+  `shape` may hold scalar tensors for dimensions unknown when tracing (e.g. a
+  SavedModel's batch of None; see `static_or_dynamic_shape`)."""
+  shape = [d if isinstance(d, tf.Tensor) else int(d) for d in shape]
   ctx = tf.distribute.get_replica_context()
   replicas = ctx.num_replicas_in_sync if ctx is not None else 1
   if replicas == 1:
@@ -53,6 +56,12 @@ def _replica_slice(make, shape, seed):
   full = make([rows * replicas] + shape[1:], seed)
   start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * rows
   return tf.slice(full, [start] + [0] * (len(shape) - 1), shape)
+
+
+def static_or_dynamic_shape(x):
+  """x.shape with the dimensions unknown when tracing as scalar tensors."""
+  dynamic = tf.shape(x)
+  return [d if d is not None else dynamic[i] for i, d in enumerate(x.shape)]
 
 
 def uniform_noise(shape, seed):
@@ -189,7 +198,8 @@ class OneHotDist:
     return sg(onehot) + (probs - sg(probs))
 
   def sample(self, seed):
-    gumbel = -tf.math.log(-tf.math.log(uniform_noise(self.logits.shape, seed)))
+    gumbel = -tf.math.log(-tf.math.log(uniform_noise(
+        static_or_dynamic_shape(self.logits), seed)))
     index = tf.argmax(self.logits + gumbel, -1)
     return self._straight_through(tf.one_hot(index, self.logits.shape[-1]))
 
@@ -226,7 +236,8 @@ class BoundedNormal:
     self._dist = tfd.Independent(tfd.Normal(self.loc, self.scale), 1)
 
   def sample(self, seed):
-    return self.loc + self.scale * normal_noise(self.loc.shape, seed)
+    return self.loc + self.scale * normal_noise(
+        static_or_dynamic_shape(self.loc), seed)
 
   def mean(self):
     return self.loc

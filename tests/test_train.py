@@ -42,7 +42,8 @@ def run(logdir, steps, *bindings):
 @pytest.mark.slow
 def test_end_to_end_cartpole_run_then_resume(tmp_path):
   result = run(tmp_path, 120, 'train.train_ratio = 16',
-               'train.report_every = 1e-6')
+               'train.report_every = 1e-6', 'train.eval_every = 60',
+               'train.eval_episodes = 3')
   assert result['policy_steps'] == 120
   assert json.load(open(tmp_path / train_lib.DONE_FILE)) == result
   _, state = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load()
@@ -50,7 +51,11 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path):
   assert state['ratio']['start'] == 32 + 8
   expected = int((120 - 40) * 16 / 32)
   assert result['updates'] == expected
-  scores = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  records = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  # Two evaluations (at policy steps 60 and 120) of 3 episodes each.
+  evals = [s for s in records if s['kind'] == 'eval']
+  assert [s['step'] for s in evals] == [60] * 3 + [120] * 3
+  scores = [s for s in records if s['kind'] == 'train']
   assert scores and all(s['episode/score'] >= 1 for s in scores)
   # CartPole pays 1 per step: the score equals the episode length.
   assert all(s['episode/score'] == s['episode/length'] for s in scores)

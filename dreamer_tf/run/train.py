@@ -294,17 +294,22 @@ class _Loop:
     return metrics
 
   def _evaluate(self, episodes, mode):
-    """Runs `episodes` episodes on the eval envs; logs them as 'eval'."""
+    """Runs `episodes` episodes on the eval envs; logs them as 'eval'.
+
+    Env i contributes its first quotas[i] episodes (counting the first N to
+    finish would favour short episodes). Eval envs may be mid-episode from
+    the last evaluation: only episodes that start during this one count.
+    """
     pool, agent = self.eval_pool, self.agent
     n = len(pool)
+    quotas = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     carry = agent.initial_carry(n)
     obs = pool.step({k: np.zeros((n, *s.shape), s.dtype)
                      for k, s in agent.act_space.items()})
-    score, length, done = np.zeros(n), np.zeros(n, np.int64), 0
-    # Eval envs may be mid-episode from the last evaluation: only episodes
-    # that start during this evaluation count.
+    score, length = np.zeros(n), np.zeros(n, np.int64)
+    done = np.zeros(n, np.int64)
     started = obs['is_first'].copy()
-    while done < episodes:
+    while (done < quotas).any():
       started |= obs['is_first']
       seed = self.rng.integers(0, 2**31 - 1, 2).astype(np.int32)
       act, carry, _ = agent.policy(
@@ -312,9 +317,9 @@ class _Loop:
       score += obs['reward']
       length += 1
       for i in np.flatnonzero(obs['is_last'] & started):
-        if done < episodes:
+        if done[i] < quotas[i]:
           self.logger.score(score[i], length[i], self.frames, kind='eval')
-        done += 1
+          done[i] += 1
       score[obs['is_first']] = 0.0
       length[obs['is_first']] = 0
       obs = pool.step({k: np.asarray(v) for k, v in act.items()})

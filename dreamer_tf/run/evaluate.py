@@ -1,0 +1,428 @@
+"""Evaluates a trained run: N episodes with its newest checkpoint.
+
+  summary = evaluate('runs/cartpole', episodes=10)
+
+Reads `<logdir>/config.gin` (the resolved config launch/train.py writes),
+builds the run's env in worker processes and its agent, loads the agent
+tensors of the newest checkpoint (refusing one written by a different model
+configuration) and runs `episodes` episodes with the stochastic policy, as
+the paper evaluates, or with the policy's mode (`mode=True`). Writes into
+`outdir` (default `<logdir>/eval`, files replaced):
+
+  scores.jsonl   one record per episode, Logger.score's keys, kind 'eval'
+  metrics.jsonl  the same scores as Logger scalars
+  summary.json   mean, std, min, max, episodes and the settings used
+  video.mp4      the first episode (video.gif where OpenCV is missing)
+
+Episodes are spread over the envs in fixed quotas (each env contributes its
+first k episodes): counting the first N episodes to finish would favour
+short ones. With a video, the first episode runs alone on one recording env
+(`Recorder`), the others on `num_envs` envs afterwards. Eval envs get seeds
+`EVAL_SEED + 1000 * seed + i`, apart from the training and in-training
+eval envs.
+
+Video frames are the env's image observation (uint8 HxWx3, gray repeated to
+RGB) when it has one; vector-only envs are rendered: gymnasium envs with
+`render_mode='rgb_array'` (classic control needs pygame), dm_control
+tasks through their physics. Envs that cannot render are evaluated without
+a video, with a warning that says why.
+
+Spawned env workers import this module to unpickle `Recorder`, so it
+imports TensorFlow (agent, config, training loop) inside functions only.
+They also re-import the caller's main module: call `evaluate` from a script
+whose top level does not import TensorFlow (like launch/evaluate.py) when
+dm_control renders, or its EGL renderer crashes the worker (envs/dmc.py).
+"""
+import functools
+import inspect
+import json
+import os
+import warnings
+
+import gin
+import numpy as np
+
+from dreamer_tf import checkpoint as ckpt_lib
+from dreamer_tf import envs as envs_lib
+from dreamer_tf import logging as log_lib
+from dreamer_tf import spaces as spaces_lib
+from dreamer_tf.envs import base
+from dreamer_tf.envs import gym as gym_lib
+from dreamer_tf.envs import parallel
+
+# Env seeds of evaluations: far from train (1000 s + i) and in-training eval
+# envs (10**6 + 1000 s + i).
+EVAL_SEED = 2 * 10**6
+# The observation key of a recorded frame ('log/' keys are never model
+# inputs); the agent never sees it.
+FRAME_KEY = 'log/frame'
+# (height, width) of frames rendered from physics (dm_control).
+RENDER_SIZE = (240, 320)
+VIDEO_FPS = 30
+
+
+class CannotRender(RuntimeError):
+  """The env has no image observation and no RGB renderer."""
+
+
+# --- Run directory ---------------------------------------------------------
+
+
+def load_config(logdir):
+  """Parses `<logdir>/config.gin` (replacing the current gin config).
+
+  Returns the env settings of the run: {env, env_kwargs, frames_per_step}.
+  """
+  path = os.path.join(logdir, 'config.gin')
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'{path} does not exist: evaluation needs the resolved config that '
+        'launch/train.py writes into the run directory. Pass the --logdir '
+        'of a training run.')
+  # pylint: disable-next=import-outside-toplevel
+  from dreamer_tf import config
+  gin.clear_config()
+  config.parse([path])
+  env = _train_arg('env')
+  suite = envs_lib.parse(env)[0]
+  # pylint: disable-next=import-outside-toplevel
+  from dreamer_tf.run import train as train_lib
+  return dict(
+      env=env, env_kwargs=dict(_train_arg('env_kwargs') or {}),
+      frames_per_step=(_train_arg('frames_per_step') or
+                       train_lib.FRAMES_PER_STEP.get(suite, 1)))
+
+
+def _train_arg(name):
+  """`train.<name>` as bound in the parsed config, else train's default."""
+  try:
+    return gin.query_parameter(f'train.{name}')
+  except ValueError:
+    # pylint: disable-next=import-outside-toplevel
+    from dreamer_tf.run import train as train_lib
+    return inspect.signature(train_lib.train).parameters[name].default
+
+
+def load_checkpoint(logdir):
+  """(tensors, state) of the newest valid checkpoint in `<logdir>/ckpt`."""
+  directory = os.path.join(logdir, 'ckpt')
+  loaded = (ckpt_lib.Checkpointer(directory).load()
+            if os.path.isdir(directory) else None)
+  if loaded is None:
+    raise ckpt_lib.CheckpointError(
+        f'No checkpoint in {directory}: the run has not saved one yet. '
+        f'Train first (python -m launch.train --logdir={logdir}) or pass '
+        'the run directory that holds ckpt/.')
+  return loaded
+
+
+def build_agent(obs_space, act_space, tensors, state, logdir):
+  """An Agent for the parsed config, holding the checkpoint's tensors.
+
+  Raises CheckpointError naming the differing settings when the checkpoint
+  was written by another model configuration.
+  """
+  # pylint: disable-next=import-outside-toplevel
+  from dreamer_tf import agent as agent_lib
+  agent = agent_lib.Agent(obs_space, act_space)
+  current = json.loads(json.dumps(agent.signature()))
+  diff = ckpt_lib.signature_diff(state['signature'], current)
+  if diff:
+    raise ckpt_lib.CheckpointError(
+        f'The checkpoint in {os.path.join(logdir, "ckpt")} was written by a '
+        f'different model configuration than {logdir}/config.gin '
+        'describes:\n  ' + '\n  '.join(diff) +
+        '\nEvaluate with the config.gin the run was trained with.')
+  agent.set_state(tensors[:state['agent_tensors']])
+  return agent
+
+
+def env_spaces(env, env_kwargs):
+  """(obs_space, act_space) of an env id, read in a worker process."""
+  with parallel.ParallelEnvs([functools.partial(
+      envs_lib.make, env, seed=EVAL_SEED, **env_kwargs)]) as pool:
+    return pool.obs_space, pool.act_space
+
+
+def restore_agent(logdir):
+  """(agent, checkpoint state) of a run: config parsed, weights loaded."""
+  settings = load_config(logdir)
+  tensors, state = load_checkpoint(logdir)
+  _check_env(settings, state, logdir)
+  obs_space, act_space = env_spaces(settings['env'], settings['env_kwargs'])
+  return build_agent(obs_space, act_space, tensors, state, logdir), state
+
+
+def _check_env(settings, state, logdir):
+  saved = state.get('env')
+  if saved is not None and saved != settings['env']:
+    raise ckpt_lib.CheckpointError(
+        f'The checkpoint in {logdir}/ckpt was trained on {saved!r}, but '
+        f'{logdir}/config.gin sets train.env={settings["env"]!r}.')
+
+
+# --- Evaluation ------------------------------------------------------------
+
+
+def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
+             outdir=None, fps=VIDEO_FPS):
+  """Runs `episodes` episodes of the run in `logdir`; returns the summary.
+
+  mode: act with the policy's mode instead of sampling (the paper samples).
+  num_envs: env worker processes. video: record the first episode.
+  seed: seeds the envs and the policy's sampling. outdir: where the files
+  go (default `<logdir>/eval`). See the module docstring.
+  """
+  if episodes < 1 or num_envs < 1:
+    raise ValueError(f'episodes={episodes} and num_envs={num_envs} must be '
+                     '>= 1.')
+  settings = load_config(logdir)
+  tensors, state = load_checkpoint(logdir)
+  _check_env(settings, state, logdir)
+  outdir = outdir or os.path.join(logdir, 'eval')
+  os.makedirs(outdir, exist_ok=True)
+  env, env_kwargs = settings['env'], settings['env_kwargs']
+  rng = np.random.default_rng(seed)
+
+  def ctor(index, **extra):
+    return functools.partial(
+        envs_lib.make, env, seed=EVAL_SEED + 1000 * seed + index,
+        **{**env_kwargs, **extra})
+
+  results, frames, note, pools = [], [], None, []
+  try:
+    recorder = None
+    if video:
+      recorder, note = _recording_pool(ctor(0, **_render_kwargs(env)))
+      pools.append(recorder)
+      if note:
+        warnings.warn(f'No video for {env}: {note}', stacklevel=2)
+    rest = episodes - (recorder is not None)
+    count = min(num_envs, rest)
+    main = parallel.ParallelEnvs(
+        [ctor(i + 1) for i in range(count)]) if rest else None
+    pools.append(main)
+    first = recorder or main
+    obs_space = {k: v for k, v in first.obs_space.items() if k != FRAME_KEY}
+    agent = build_agent(obs_space, first.act_space, tensors, state, logdir)
+    if recorder:
+      results, frames = _run_episodes(agent, recorder, [1], mode, rng)
+      recorder.close()  # Frees the renderer now (closing twice is fine).
+      if recorder.lost_episodes:
+        warnings.warn('The recording env crashed during the first episode: '
+                      'the video shows a restarted episode.')
+    if main:
+      quotas = [rest // count + (i < rest % count) for i in range(count)]
+      results += _run_episodes(agent, main, quotas, mode, rng)[0]
+  finally:
+    for pool in pools:
+      if pool:
+        pool.close()
+
+  step = state['policy_steps'] * settings['frames_per_step']
+  _write_scores(outdir, results, step)
+  video_path = None
+  if frames:
+    video_path = write_video(os.path.join(outdir, 'video'), frames, fps)
+  scores = np.array([s for s, _ in results])
+  summary = dict(
+      episodes=len(results), mean=float(scores.mean()),
+      std=float(scores.std()), min=float(scores.min()),
+      max=float(scores.max()),
+      length_mean=float(np.mean([n for _, n in results])),
+      scores=scores.tolist(), lengths=[n for _, n in results],
+      policy='mode' if mode else 'sample', env=env, seed=seed,
+      logdir=logdir, policy_steps=state['policy_steps'], step=step,
+      video=video_path, video_skipped=None if frames or not video else note)
+  path = os.path.join(outdir, 'summary.json')
+  with open(path + '.tmp', 'w') as f:
+    json.dump(summary, f, indent=2)
+  os.replace(path + '.tmp', path)
+  return summary
+
+
+def _render_kwargs(env):
+  """Constructor arguments an env needs to render RGB frames."""
+  return {'render_mode': 'rgb_array'} if envs_lib.parse(env)[0] == 'gym' \
+      else {}
+
+
+def _recording_pool(ctor):
+  """(one-env pool with frames, None) or (None, why it cannot render)."""
+  try:
+    return parallel.ParallelEnvs([functools.partial(Recorder, ctor)]), None
+  except RuntimeError as e:
+    if CannotRender.__name__ not in str(e):
+      raise
+    # The worker's traceback ends with 'module.CannotRender: <why>'.
+    why = [line for line in str(e).splitlines()
+           if CannotRender.__name__ + ': ' in line]
+    return None, why[-1].split(': ', 1)[-1] if why else str(e)
+
+
+def _run_episodes(agent, pool, quotas, mode, rng):
+  """Steps all envs until env i finished quotas[i] episodes.
+
+  Returns ([(score, length)] in completion order, frames of env 0's first
+  episode when the pool provides FRAME_KEY).
+  """
+  n = len(pool)
+  quotas = np.asarray(quotas)
+  carry = agent.initial_carry(n)
+  obs = pool.step({k: np.zeros((n, *s.shape), s.dtype)
+                   for k, s in agent.act_space.items()})
+  score, length = np.zeros(n), np.zeros(n, np.int64)
+  done = np.zeros(n, np.int64)
+  results, frames = [], []
+  while True:
+    score += obs['reward']
+    length += 1
+    score[obs['is_first']] = 0.0
+    length[obs['is_first']] = 0
+    if FRAME_KEY in obs and not done[0]:
+      frames.append(obs[FRAME_KEY][0])
+    for i in np.flatnonzero(obs['is_last']):
+      if done[i] < quotas[i]:
+        results.append((float(score[i]), int(length[i])))
+        done[i] += 1
+    if (done >= quotas).all():
+      return results, frames
+    seed = rng.integers(0, 2**31 - 1, 2).astype(np.int32)
+    act, carry, _ = agent.policy(
+        {k: obs[k] for k in agent.obs_space}, carry, seed, mode=mode)
+    obs = pool.step({k: np.asarray(v) for k, v in act.items()})
+
+
+def _write_scores(outdir, results, step):
+  """scores.jsonl and metrics.jsonl of `outdir`, replacing old ones."""
+  for name in ('scores.jsonl', 'metrics.jsonl'):
+    if os.path.exists(os.path.join(outdir, name)):
+      os.remove(os.path.join(outdir, name))
+  logger = log_lib.Logger(outdir, tensorboard=False, console=False)
+  try:
+    for score, length in results:
+      logger.score(score, length, step, kind='eval')
+  finally:
+    logger.close()
+
+
+# --- Frames and video ------------------------------------------------------
+
+
+class Recorder(base.Env):
+  """Adds an RGB frame [H, W, 3] uint8 under FRAME_KEY to every obs.
+
+  ctor: zero-argument callable building the env (for gymnasium ids with
+  `render_mode='rgb_array'`). The frame is the env's image observation
+  ('image' if present, else the first image key) or a rendering (see
+  `render`); CannotRender is raised at construction if there is neither.
+  Build it in a worker process: dm_control renders through EGL, which a
+  process that has loaded TensorFlow must not use (see envs/dmc.py).
+  """
+
+  def __init__(self, ctor):
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    self._env = ctor()
+    images = sorted(k for k, s in self._env.obs_space.items() if s.is_image)
+    self._key = 'image' if 'image' in images else (
+        images[0] if images else None)
+    # The first reset tells the frame shape; step() returns it first.
+    self._first = self._with_frame(self._env.step({}))
+    shape = self._first[FRAME_KEY].shape
+    self._obs_space = {**self._env.obs_space, FRAME_KEY: spaces_lib.Space(
+        shape, 'uint8', low=0, high=255)}
+
+  @property
+  def obs_space(self):
+    return self._obs_space
+
+  @property
+  def act_space(self):
+    return self._env.act_space
+
+  def _with_frame(self, obs):
+    if self._key:
+      frame = rgb(obs[self._key])
+    else:
+      frame = render(self._env)
+    return {**obs, FRAME_KEY: frame}
+
+  def _reset(self):
+    first, self._first = self._first, None
+    if first is not None:
+      return first
+    return self._with_frame(self._env.step({}))  # The inner env resets.
+
+  def _step(self, action):
+    return self._with_frame(self._env.step(action))
+
+  def close(self):
+    self._env.close()
+
+
+def rgb(image):
+  """[H, W, 1 or 3] uint8 -> [H, W, 3] uint8."""
+  image = np.asarray(image)
+  if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (
+      1, 3):
+    raise ValueError(f'Expected a uint8 [H, W, 1 or 3] image, got '
+                     f'{image.dtype} {image.shape}.')
+  return np.repeat(image, 3, -1) if image.shape[-1] == 1 else image
+
+
+def render(env, size=RENDER_SIZE):
+  """An RGB frame [H, W, 3] uint8 of the env's current state.
+
+  Supports `GymEnv` built with render_mode='rgb_array' and dm_control
+  `DMC` (rendered at `size`, its camera); raises CannotRender otherwise.
+  """
+  if isinstance(env, gym_lib.GymEnv):
+    try:
+      frame = env.env.render()
+    except Exception as e:  # pylint: disable=broad-except
+      raise CannotRender(
+          f'the gymnasium env failed to render ({type(e).__name__}: '
+          f'{e})') from e
+    if frame is None:
+      raise CannotRender(
+          'the gymnasium env renders no RGB array (it was built without '
+          "render_mode='rgb_array' or does not support it).")
+  elif hasattr(env, 'physics'):  # dm_control (envs/dmc.py).
+    camera = getattr(env, '_camera', 0)
+    frame = env.physics.render(*size, camera_id=camera)
+  else:
+    raise CannotRender(
+        f'{type(env).__name__} has no image observation and no renderer '
+        '(gymnasium and dm_control envs can render).')
+  frame = np.asarray(frame)
+  if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+    raise CannotRender(f'the rendered frame is {frame.dtype} {frame.shape}, '
+                       'not uint8 [H, W, 3].')
+  return frame
+
+
+def write_video(stem, frames, fps=VIDEO_FPS):
+  """Writes frames [T, H, W, 3] uint8 to `stem`.mp4 (OpenCV, mp4v) or,
+  without OpenCV, `stem`.gif (Pillow); returns the path written."""
+  frames = np.asarray(frames)
+  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+    raise ValueError(f'Video frames must be [T, H, W, 3] uint8, got '
+                     f'{frames.dtype} {frames.shape}.')
+  try:
+    import cv2  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    cv2 = None
+  if cv2 is not None:
+    path = stem + '.mp4'
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (width, height))
+    if writer.isOpened():
+      for frame in frames:
+        writer.write(frame[..., ::-1])  # OpenCV wants BGR.
+      writer.release()
+      return path
+  path = stem + '.gif'
+  with open(path, 'wb') as f:
+    f.write(log_lib.encode_gif(frames, fps))
+  return path

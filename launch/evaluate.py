@@ -1,0 +1,39 @@
+"""Evaluate a trained run: N episodes, scores, summary and a video.
+
+  python -m launch.evaluate --logdir=runs/cartpole --episodes=10
+  python -m launch.evaluate --logdir=runs/walker --mode --num_envs=4 \
+      --outdir=runs/walker/eval_mode --novideo
+
+Reads <logdir>/config.gin and the newest checkpoint in <logdir>/ckpt; writes
+scores.jsonl, summary.json and video.mp4 (the first episode) into --outdir
+(default <logdir>/eval) and prints the summary JSON.
+"""
+import json
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('logdir', None, 'Run directory (holds config.gin, ckpt/).')
+flags.DEFINE_integer('episodes', 10, 'Episodes to run.')
+flags.DEFINE_bool('mode', False, 'Act with the policy mode instead of '
+                  'sampling (the paper samples).')
+flags.DEFINE_integer('num_envs', 1, 'Env worker processes.')
+flags.DEFINE_string('outdir', None, 'Output directory (default <logdir>/eval).')
+flags.DEFINE_bool('video', True, 'Record the first episode.')
+flags.DEFINE_integer('seed', 0, 'Seed of the eval envs and policy sampling.')
+flags.mark_flag_as_required('logdir')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from dreamer_tf.run import evaluate  # pylint: disable=import-outside-toplevel
+  summary = evaluate.evaluate(
+      FLAGS.logdir, episodes=FLAGS.episodes, mode=FLAGS.mode,
+      num_envs=FLAGS.num_envs, video=FLAGS.video, seed=FLAGS.seed,
+      outdir=FLAGS.outdir)
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,34 @@
+"""Export a trained run's policy as a TensorFlow SavedModel.
+
+  python -m launch.export --logdir=runs/cartpole --out=exported/cartpole
+  python -m launch.export --logdir=runs/cartpole --out=exported/mode --mode
+  saved_model_cli show --dir=exported/cartpole --all
+
+Reads <logdir>/config.gin and the newest checkpoint; see dreamer_tf/export.py
+for the signatures (serving_default, initial_state) and the loaded object's
+policy / initial_state / metadata functions. Prints the metadata JSON.
+"""
+import json
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('logdir', None, 'Run directory (holds config.gin, ckpt/).')
+flags.DEFINE_string('out', None, 'SavedModel directory to write.')
+flags.DEFINE_bool('mode', False, 'Export mode actions instead of sampled ones.')
+flags.DEFINE_integer('batch_size', None, 'Fix the batch dimension (default: '
+                     'any batch).')
+flags.mark_flags_as_required(['logdir', 'out'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from dreamer_tf import export  # pylint: disable=import-outside-toplevel
+  module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.mode,
+                             batch_size=FLAGS.batch_size)
+  print(json.dumps(dict(module.describe(), out=FLAGS.out)))
+
+
+if __name__ == '__main__':
+  app.run(main)
