@@ -21,6 +21,7 @@ EXTRAS = {
     'atari': ['ale-py==0.12.1', 'opencv-python-headless==5.0.0.93',
               'pillow>=10'],
     'dmc': ['dm-control==1.0.50', 'mujoco==3.17.0'],
+    'crafter': ['crafter==1.8.3'],
     'plots': ['matplotlib>=3.8'],
     'test': ['pytest>=8'],
 }

@@ -34,3 +34,15 @@ class SignBandit(gym.Env):
 
 if 'SignBandit-v0' not in gym.registry:
   gym.register('SignBandit-v0', entry_point=SignBandit)
+
+
+class NanReward(SignBandit):
+  """SignBandit whose rewards are NaN: every update's loss is non-finite."""
+
+  def step(self, action):
+    obs, _, terminated, truncated, info = super().step(action)
+    return obs, float('nan'), terminated, truncated, info
+
+
+if 'NanReward-v0' not in gym.registry:
+  gym.register('NanReward-v0', entry_point=NanReward)

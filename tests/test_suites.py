@@ -18,7 +18,7 @@ SUITES = sorted(n[:-4] for n in os.listdir(
 
 def test_all_expected_suites_exist():
   assert {'atari100k', 'atari', 'dmc_proprio', 'dmc_vision', 'gym',
-          'debug'} <= set(SUITES)
+          'crafter', 'debug'} <= set(SUITES)
 
 
 @pytest.mark.parametrize('suite', [s for s in SUITES if s != 'debug'])

@@ -81,6 +81,20 @@ def test_resume_with_a_different_model_names_the_bindings(tmp_path):
     run(tmp_path, 96, 'RSSM.deter = 128')
 
 
+def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
+  with pytest.raises(FloatingPointError, match='3 updates had a non-finite'):
+    run(tmp_path, 400, "train.env = 'gym:tests.sign_env:NanReward-v0'",
+        'train.max_nonfinite = 3', 'train.train_ratio = 32')
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  skipped = [m for m in metrics if 'train/nonfinite_loss' in m]
+  assert len(skipped) == 3
+  # Skipped updates leave the parameters alone: the agent is still finite.
+  tensors, _ = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load() or (
+      None, None)
+  assert tensors is None or all(
+      np.isfinite(t).all() for t in tensors if t.dtype.kind == 'f')
+
+
 def test_unknown_env_id_suggests_close_names(tmp_path):
   with pytest.raises(Exception, match='CartPole-v1'):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")

@@ -6,6 +6,7 @@ Ids (spec §5.1, §5.2 and the Decisions table):
   atari100k:Pong         Atari100k protocol: 64x64 RGB, no sticky, minimal set
   dmc:walker_walk        dm_control proprio vectors, action repeat 2
   dmc_vision:walker_walk dm_control 64x64 image only, action repeat 2
+  crafter:reward         Crafter 64x64 RGB with achievement rewards
 
 Keyword arguments go to the suite's constructor and override the preset
 (e.g. `make('atari100k:Pong', seed=1, noops=0)`). Suite modules import their
@@ -23,6 +24,7 @@ SUITES = {
     'atari100k': ('atari', 'Atari', {'preset': 'atari100k'}),
     'dmc': ('dmc', 'DMC', {'proprio': True, 'image': False}),
     'dmc_vision': ('dmc', 'DMC', {'proprio': False, 'image': True}),
+    'crafter': ('crafter', 'Crafter', {}),
 }
 
 

@@ -28,7 +28,7 @@ REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
 
 # Env frames per policy step of each suite's default action repeat.
 FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
-                   'dmc_vision': 2}
+                   'dmc_vision': 2, 'crafter': 1}
 
 
 class TrainRatio:
