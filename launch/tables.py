@@ -21,27 +21,8 @@ from absl import flags
 import numpy as np
 
 from dreamer_tf import scores
+from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
-
-def _define(define, name, *args):
-  """Defines a flag shared by launch/plot.py and launch/tables.py once,
-  so that both modules can be imported into one process (the tests)."""
-  if name not in flags.FLAGS:
-    define(name, *args)
-
-
-_define(flags.DEFINE_multi_string, 'runs', [], 'Glob(s) of run directories.')
-_define(flags.DEFINE_multi_string, 'reference', [], 'Official score file(s).')
-_define(flags.DEFINE_list, 'tasks', [],
-        'Tasks (env ids or keys; default: those of --runs, else all).')
-_define(flags.DEFINE_string, 'kind', 'train',
-        "Episodes of --runs: 'train', 'eval' or 'all'.")
-_define(flags.DEFINE_multi_string, 'label', [scores.METHOD],
-        'Method name of --runs, or one per --runs glob (e.g. grid points).')
-_define(flags.DEFINE_integer, 'reps', 2000, 'Bootstrap resamples.')
-_define(flags.DEFINE_integer, 'seed', 0, 'Bootstrap seed.')
-_define(flags.DEFINE_string, 'out', None,
-        'Output: figure directory (plot.py), file prefix (tables.py).')
 flags.DEFINE_list('window', None, 'Frame window lo,hi, e.g. 390000,400000.')
 flags.DEFINE_string('baselines', None,
                     'baselines.yaml for Atari bounds (default: built in).')

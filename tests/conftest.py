@@ -47,3 +47,12 @@ def make_batch(agent, batch=None, rng=None):
   """Random replay batch [B, C + T] matching the agent's spaces."""
   from launch import benchmark  # pylint: disable=import-outside-toplevel
   return benchmark.random_batch(agent, rng or np.random.default_rng(0), batch)
+
+
+def assert_same(got, expected):
+  """Observation lists equal exactly: vectors/images, rewards and flags."""
+  assert len(got) == len(expected)
+  for t, (g, e) in enumerate(zip(got, expected)):
+    assert set(g) == set(e)
+    for key in e:
+      np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')

@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.conftest import assert_same
+
 from dreamer_tf import envs
 from dreamer_tf.envs import atari
 from dreamer_tf.envs import base
@@ -166,15 +168,6 @@ def test_missing_ale_names_the_install_command(monkeypatch):
   monkeypatch.setitem(sys.modules, 'ale_py', None)
   with pytest.raises(ImportError, match=r"pip install -e '\.\[atari\]'"):
     envs.make('atari:Pong')
-
-
-def assert_same(got, expected):
-  """Observation lists equal exactly: images, rewards and flags."""
-  assert len(got) == len(expected)
-  for t, (g, e) in enumerate(zip(got, expected)):
-    assert set(g) == set(e)
-    for key in e:
-      np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
 
 
 @pytest.mark.parametrize('name, kw, warmup, steps', [

@@ -9,7 +9,7 @@ import pytest
 from dreamer_tf import envs
 from dreamer_tf.envs import base
 from dreamer_tf.envs import dmc
-from tests.conftest import run_isolated
+from tests.conftest import assert_same, run_isolated
 
 
 def test_proprio_cartpole_spaces_and_time_limit():
@@ -179,15 +179,6 @@ def test_missing_dm_control_names_the_install_command(monkeypatch):
   monkeypatch.setitem(sys.modules, 'dm_control', None)
   with pytest.raises(ImportError, match=r"pip install -e '\.\[dmc\]'"):
     envs.make('dmc:walker_walk')
-
-
-def assert_same(got, expected):
-  """Observation lists equal exactly: vectors/images, rewards and flags."""
-  assert len(got) == len(expected)
-  for t, (g, e) in enumerate(zip(got, expected)):
-    assert set(g) == set(e)
-    for key in e:
-      np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
 
 
 def _continues_exactly(name, warmup, steps):
