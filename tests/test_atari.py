@@ -5,11 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import assert_same
-
 from dreamer_tf import envs
 from dreamer_tf.envs import atari
 from dreamer_tf.envs import base
+from tests.conftest import assert_same
 from dreamer_tf.envs import parallel
 
 # Pong's minimal action set: NOOP, FIRE, RIGHT (up), LEFT (down), ...
