@@ -15,8 +15,6 @@ from absl import app
 from absl import flags
 import gin
 
-from dreamer_tf import config
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GIN = [os.path.join(ROOT, 'gin_configs', 'default.gin')]
 
@@ -31,6 +29,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  # TensorFlow loads here, not at import: spawned env workers re-import this
+  # main module and must stay free of TensorFlow (memory, and dm_control's
+  # EGL renderer aborts in a process that has loaded it).
+  from dreamer_tf import config  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
   env = gin.query_parameter('train.env') if _bound('train.env') else (

@@ -44,3 +44,16 @@ def test_summary_rejects_bad_gin_binding():
       capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
   assert proc.returncode != 0
   assert 'did you mean' in proc.stderr and 'RSSM.deter' in proc.stderr
+
+
+def test_launchers_load_tensorflow_only_when_they_run():
+  # Spawned env workers re-import the launcher's main module: importing it
+  # must not load TensorFlow (0.7 GB per worker; dm_control's EGL renderer
+  # aborts in a process that has loaded it).
+  for module in ('launch.train', 'launch.sweep', 'launch.evaluate',
+                 'launch.export', 'launch.plot', 'launch.tables'):
+    out = subprocess.run(
+        [sys.executable, '-c',
+         f'import sys, {module}; print("tensorflow" in sys.modules)'],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == 'False', module
