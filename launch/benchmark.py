@@ -22,6 +22,8 @@ import time
 from absl import app
 from absl import flags
 
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+
 CASES = {
     # name: (size preset, observation space, action space)
     'vector1m': ('size1m', '24', 'continuous:6'),
@@ -36,7 +38,6 @@ flags.DEFINE_list('cases', ['vector1m', 'image12m'], f'Of {sorted(CASES)}.')
 flags.DEFINE_list('precisions', ['float32', 'bfloat16'], 'Compute dtypes.')
 flags.DEFINE_list('xla', ['on', 'off'], 'jit_compile settings.')
 flags.DEFINE_integer('updates', 5, 'Timed updates per case.')
-flags.DEFINE_integer('batch_size', 16, 'Sequences per update.')
 flags.DEFINE_integer('batch_length', 64, 'Trained steps per sequence.')
 flags.DEFINE_string('child', '', 'Internal: run one case as case:precision:xla.')
 flags.DEFINE_string('output', '', 'Also write the JSON list to this file.')
@@ -117,7 +118,7 @@ def main(argv):
   if FLAGS.child:
     case, precision, xla = FLAGS.child.split(':')
     print('RESULT ' + json.dumps(run_case(
-        case, precision, xla, FLAGS.updates, FLAGS.batch_size,
+        case, precision, xla, FLAGS.updates, FLAGS.batch_size or 16,
         FLAGS.batch_length)), flush=True)
     return
   unknown = set(FLAGS.cases) - set(CASES)
@@ -130,7 +131,7 @@ def main(argv):
         cmd = [sys.executable, '-m', 'launch.benchmark',
                f'--child={case}:{precision}:{xla}',
                f'--updates={FLAGS.updates}',
-               f'--batch_size={FLAGS.batch_size}',
+               f'--batch_size={FLAGS.batch_size or 16}',
                f'--batch_length={FLAGS.batch_length}']
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]

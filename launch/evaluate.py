@@ -13,14 +13,12 @@ import json
 from absl import app
 from absl import flags
 
-flags.DEFINE_string('logdir', None, 'Run directory (holds config.gin, ckpt/).')
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+
 flags.DEFINE_integer('episodes', 10, 'Episodes to run.')
-flags.DEFINE_bool('mode', False, 'Act with the policy mode instead of '
-                  'sampling (the paper samples).')
 flags.DEFINE_integer('num_envs', 1, 'Env worker processes.')
 flags.DEFINE_string('outdir', None, 'Output directory (default <logdir>/eval).')
 flags.DEFINE_bool('video', True, 'Record the first episode.')
-flags.DEFINE_integer('seed', 0, 'Seed of the eval envs and policy sampling.')
 flags.mark_flag_as_required('logdir')
 FLAGS = flags.FLAGS
 
@@ -29,7 +27,7 @@ def main(argv):
   del argv
   from dreamer_tf.run import evaluate  # pylint: disable=import-outside-toplevel
   summary = evaluate.evaluate(
-      FLAGS.logdir, episodes=FLAGS.episodes, mode=FLAGS.mode,
+      FLAGS.logdir, episodes=FLAGS.episodes, mode=FLAGS.policy_mode,
       num_envs=FLAGS.num_envs, video=FLAGS.video, seed=FLAGS.seed,
       outdir=FLAGS.outdir)
   print(json.dumps(summary))

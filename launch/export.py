@@ -13,11 +13,8 @@ import json
 from absl import app
 from absl import flags
 
-flags.DEFINE_string('logdir', None, 'Run directory (holds config.gin, ckpt/).')
-flags.DEFINE_string('out', None, 'SavedModel directory to write.')
-flags.DEFINE_bool('mode', False, 'Export mode actions instead of sampled ones.')
-flags.DEFINE_integer('batch_size', None, 'Fix the batch dimension (default: '
-                     'any batch).')
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+
 flags.mark_flags_as_required(['logdir', 'out'])
 FLAGS = flags.FLAGS
 
@@ -25,7 +22,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from dreamer_tf import export  # pylint: disable=import-outside-toplevel
-  module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.mode,
+  module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.policy_mode,
                              batch_size=FLAGS.batch_size)
   print(json.dumps(dict(module.describe(), out=FLAGS.out)))
 

@@ -14,9 +14,8 @@ from absl import flags
 
 from dreamer_tf import config
 from dreamer_tf import spaces
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
-flags.DEFINE_multi_string('gin_file', [], 'Gin config file(s), in order.')
-flags.DEFINE_multi_string('gin_param', [], 'Gin binding(s), e.g. RSSM.deter=512.')
 flags.DEFINE_string('obs_space', '64x64x3',
                     'HxWxC for an image, N for a vector; key:spec,... for several.')
 flags.DEFINE_string('action_space', 'discrete:18', 'discrete:N or continuous:N.')
@@ -83,7 +82,7 @@ def summarize(obs_space, act_space):
 
 def main(argv):
   del argv
-  config.parse(FLAGS.gin_file, FLAGS.gin_param)
+  config.parse(FLAGS.gin_file or [], FLAGS.gin_param)
   result = summarize(spaces.parse_obs_space(FLAGS.obs_space),
                      spaces.parse_act_space(FLAGS.action_space))
   print(json.dumps(result, indent=2))

@@ -49,6 +49,7 @@ import psutil
 from dreamer_tf import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
 from dreamer_tf.run import DONE_FILE
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What launch.train parses without --gin_file (launch/train.py DEFAULT_GIN).
@@ -58,13 +59,6 @@ INDEX_JSON, INDEX_MD = 'index.json', 'index.md'
 LOG_FILE, RECORD_FILE = 'sweep.log', 'sweep.json'
 STATUSES = ('pending', 'running', 'partial', 'failed', 'done')
 
-flags.DEFINE_multi_string('gin_file', [],
-                          'Gin config file(s) of every run, in order '
-                          '(default: launch.train\'s gin_configs/default.gin).')
-flags.DEFINE_multi_string('gin_param', [],
-                          'Gin binding(s) of every run, e.g. train.steps=1e5.')
-flags.DEFINE_list('tasks', [], 'Env ids, e.g. dmc:walker_walk,dmc:cheetah_run; '
-                  "each run binds train.env='<task>'.")
 flags.DEFINE_string('seeds', '0', 'Seeds: 0,1,2 or an inclusive range 0-4 '
                     '(or both: 0-2,7).')
 flags.DEFINE_multi_string('grid', [],
@@ -700,7 +694,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
-    return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file,
+    return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file or [],
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
                  FLAGS.array_index, FLAGS.stop_timeout)
   except (ValueError, FileNotFoundError) as e:

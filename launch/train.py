@@ -15,15 +15,11 @@ from absl import app
 from absl import flags
 import gin
 
+from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GIN = [os.path.join(ROOT, 'gin_configs', 'default.gin')]
 
-flags.DEFINE_multi_string('gin_file', None,
-                          'Gin config file(s), applied in order '
-                          '(default: gin_configs/default.gin).')
-flags.DEFINE_multi_string('gin_param', [], 'Gin binding(s), e.g. RSSM.deter=512.')
-flags.DEFINE_string('logdir', None, 'Run directory (default: runs/<env>-<seed>).')
-flags.DEFINE_integer('seed', 0, 'Seed of the agent, envs and replay.')
 FLAGS = flags.FLAGS
 
 
