@@ -64,7 +64,10 @@ class OpenLoop:
     out = {}
     for key, dist in wm.decode(flat).items():
       space = agent.obs_space[key]
-      model = tf.reshape(dist.mean(), [n, t, *space.shape])
+      # Discrete keys: the most likely class (compared by mismatch rate).
+      pred = (tf.cast(dist.mode(), tf.float32) if space.discrete
+              else dist.mean())
+      model = tf.reshape(pred, [n, t, *space.shape])
       truth = tf.cast(obs[key], tf.float32)
       if space.is_image:
         truth /= 255.0
@@ -72,11 +75,15 @@ class OpenLoop:
     return out
 
 
-def errors(predictions, observe):
-  """{f'{key}_observed', f'{key}_imagined': mean squared error}."""
+def errors(predictions, observe, discrete=()):
+  """{f'{key}_observed', f'{key}_imagined': mean squared error}, or the
+  rate of wrong classes for the `discrete` keys."""
   metrics = {}
   for key, (truth, model) in predictions.items():
-    sq = np.square(model.astype(np.float64) - truth)
+    if key in discrete:
+      sq = (model != truth).astype(np.float64)
+    else:
+      sq = np.square(model.astype(np.float64) - truth)
     metrics[f'{key}_observed'] = float(sq[:, :observe].mean())
     metrics[f'{key}_imagined'] = float(sq[:, observe:].mean())
   return metrics

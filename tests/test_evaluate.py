@@ -82,7 +82,7 @@ def test_evaluate_writes_scores_summary_and_video(run_dir, tmp_path):
   for record in records:
     assert set(record) == {'step', 'episode/score', 'episode/length', 'kind'}
     assert record['kind'] == 'eval'
-    assert record['step'] == POLICY_STEPS * 2  # dmc: 2 frames per step.
+    assert record['step'] == POLICY_STEPS * 10  # frames = steps x repeat 10.
     assert record['episode/length'] == 100  # cartpole_balance never ends early.
   scores = [r['episode/score'] for r in records]
   assert summary['scores'] == scores

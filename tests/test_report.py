@@ -53,6 +53,21 @@ def test_imagined_steps_see_actions_but_not_observations():
                          base['vec'][1][:, :4])
 
 
+def test_discrete_observations_are_reported_as_classes():
+  agent = build('vec:5')
+  agent = agent_lib.Agent(
+      {**agent.obs_space, 'cell': spaces.Space((), 'int32', classes=6)},
+      agent.act_space)
+  data = make_batch(agent)
+  preds = report.OpenLoop(agent, observe=4)(data, [0, 1])
+  truth, model = preds['cell']
+  assert model.shape == (2, 8) and set(np.unique(model)) <= set(range(6))
+  metrics = report.errors(preds, 4, discrete=['cell'])
+  assert 0 <= metrics['cell_imagined'] <= 1
+  np.testing.assert_allclose(
+      metrics['cell_observed'], np.mean(model[:, :4] != truth[:, :4]))
+
+
 def test_a_report_needs_steps_left_to_imagine():
   agent = build('vec:5')
   data = make_batch(agent)
@@ -69,6 +84,8 @@ def test_errors_split_observed_and_imagined_steps():
   model = np.array([[[1, 1], [0, 0], [2, 2], [0, 0]]], float)
   assert report.errors({'x': (truth, model)}, observe=2) == {
       'x_observed': 0.5, 'x_imagined': 2.0}
+  assert report.errors({'x': (truth, model)}, observe=2, discrete=['x']) == {
+      'x_observed': 0.5, 'x_imagined': 0.5}
 
 
 def test_video_grid_layout_borders_and_error_tiles():

@@ -33,6 +33,15 @@ def test_train_ratio_counts_replayed_steps_per_policy_step():
   assert restored.due(1000 + 320) == 10
 
 
+def test_frames_per_step_follows_the_action_repeat():
+  frames = train_lib.env_frames_per_step
+  assert frames('dmc', {}) == 2 and frames('atari', {}) == 4
+  assert frames('dmc', {'repeat': 1}) == 1  # HEAD's DMC setting.
+  assert frames('gym', {}, 3) == 3
+  with pytest.raises(ValueError, match='contradicts'):
+    frames('dmc', {'repeat': 1}, 2)
+
+
 def run(logdir, steps, *bindings):
   gin.clear_config()
   config.parse([], RUN + list(bindings))

@@ -87,10 +87,11 @@ def load_config(logdir):
   suite = envs_lib.parse(env)[0]
   # pylint: disable-next=import-outside-toplevel
   from dreamer_tf.run import train as train_lib
+  env_kwargs = dict(_train_arg('env_kwargs') or {})
   return dict(
-      env=env, env_kwargs=dict(_train_arg('env_kwargs') or {}),
-      frames_per_step=(_train_arg('frames_per_step') or
-                       train_lib.FRAMES_PER_STEP.get(suite, 1)))
+      env=env, env_kwargs=env_kwargs,
+      frames_per_step=train_lib.env_frames_per_step(
+          suite, env_kwargs, _train_arg('frames_per_step')))
 
 
 def _train_arg(name):

@@ -31,6 +31,23 @@ FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
                    'dmc_vision': 2, 'crafter': 1}
 
 
+def env_frames_per_step(suite, env_kwargs, frames_per_step=None):
+  """Env frames per policy step: the env's action repeat.
+
+  An explicit `repeat` in env_kwargs wins over the suite's default; a
+  `frames_per_step` that contradicts it is an error (it would shift every
+  curve's x-axis).
+  """
+  repeat = env_kwargs.get('repeat')
+  if frames_per_step and repeat and frames_per_step != repeat:
+    raise ValueError(
+        f'train.frames_per_step={frames_per_step} contradicts '
+        f"train.env_kwargs={{'repeat': {repeat}}}: frames are policy steps "
+        'x action repeat. Drop train.frames_per_step (it follows the '
+        'repeat) or make them equal.')
+  return frames_per_step or repeat or FRAMES_PER_STEP.get(suite, 1)
+
+
 class TrainRatio:
   """Replayed steps per policy step (spec §1.1, §4.2; issue #154).
 
@@ -81,8 +98,8 @@ def train(
   """
   os.makedirs(logdir, exist_ok=True)
   suite = envs_lib.parse(env)[0]
-  frames_per_step = frames_per_step or FRAMES_PER_STEP.get(suite, 1)
   env_kwargs = dict(env_kwargs or {})
+  frames_per_step = env_frames_per_step(suite, env_kwargs, frames_per_step)
   ctors = [functools.partial(envs_lib.make, env, seed=seed * 1000 + i,
                              **env_kwargs) for i in range(num_envs)]
   pool = parallel.ParallelEnvs(ctors)
@@ -336,8 +353,9 @@ class _Loop:
     data = self.replay.peek(REPORT_SEQUENCES, agent.replay_context + length,
                             np.random.default_rng(key))
     preds = self.openloop(data, np.array(key, np.int32))
+    discrete = [k for k in preds if agent.obs_space[k].discrete]
     self.logger.scalars({f'report/openloop/{k}': v for k, v in
-                         report_lib.errors(preds, observe).items()},
+                         report_lib.errors(preds, observe, discrete).items()},
                         self.frames)
     for name in report_lib.image_keys(agent.obs_space):
       self.logger.video(f'report/openloop/{name}',
