@@ -61,7 +61,12 @@ def build(table, lo, hi, baselines=None, reps=2000, seed=0):
           values, reps=reps, seed=seed)
       row['count'] = values.size
       name = suite(task)
-      if name == 'atari' and task in baselines:
+      if name == 'atari' and task not in baselines:
+        raise ValueError(
+            f'No random/human scores for {task!r} in the baselines; add it '
+            'to the --baselines file or leave --baselines unset (the '
+            'built-in Atari-57 table).')
+      if name == 'atari':
         row['normalised'] = float(scores.normalise(row['value'], task,
                                                    baselines))
         values = scores.normalise(values, task, baselines)
@@ -70,8 +75,16 @@ def build(table, lo, hi, baselines=None, reps=2000, seed=0):
     raise scores.EmptyWindowError(
         f'No run of {sorted(table)} has an episode in [{lo:g}, {hi:g}] '
         'frames; check --window against the runs\' frames.')
+  # Aggregates compare methods on the same tasks: those every method of
+  # the suite has episodes for in the window.
+  shared = {}
+  for (name, _), per_task in per_suite.items():
+    shared[name] = shared.get(name, set(per_task)) & set(per_task)
   for (name, method), per_task in per_suite.items():
-    stats = scores.aggregate(per_task, reps=reps, seed=seed)
+    if not shared[name]:
+      continue
+    stats = scores.aggregate({t: per_task[t] for t in sorted(shared[name])},
+                             reps=reps, seed=seed)
     kind = 'human_norm' if name == 'atari' else 'raw'
     for stat in ('mean', 'median', 'iqm'):
       value, low, high = stats[stat]
