@@ -189,7 +189,7 @@ class _Agent:
 def test_episodes_are_counted_in_fixed_quotas_per_env():
   # Env 0 has short episodes: only its quota of them counts, no more.
   pool = _Pool([_Counter(2), _Counter(5)])
-  results, frames = eval_lib._run_episodes(  # pylint: disable=protected-access
+  results, frames = eval_lib.run_episodes(
       _Agent(), pool, [2, 2], False, np.random.default_rng(0))
   assert sorted(results) == [(2.0, 2), (2.0, 2), (5.0, 5), (5.0, 5)]
   assert frames == []  # No FRAME_KEY in these observations.
@@ -199,7 +199,7 @@ def test_recorder_adds_rgb_frames_from_the_image_observation():
   env = eval_lib.Recorder(functools.partial(_Counter, 3))
   assert env.obs_space[eval_lib.FRAME_KEY].shape == (4, 6, 3)
   pool = _Pool([env])
-  results, frames = eval_lib._run_episodes(  # pylint: disable=protected-access
+  results, frames = eval_lib.run_episodes(
       _Agent(), pool, [1], False, np.random.default_rng(0))
   assert results == [(3.0, 3)]
   assert [int(f[0, 0, 0]) for f in frames] == [0, 1, 2, 3]

@@ -207,14 +207,14 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
     obs_space = {k: v for k, v in first.obs_space.items() if k != FRAME_KEY}
     agent = build_agent(obs_space, first.act_space, tensors, state, logdir)
     if recorder:
-      results, frames = _run_episodes(agent, recorder, [1], mode, rng)
+      results, frames = run_episodes(agent, recorder, [1], mode, rng)
       recorder.close()  # Frees the renderer now (closing twice is fine).
       if recorder.lost_episodes:
         warnings.warn('The recording env crashed during the first episode: '
                       'the video shows a restarted episode.')
     if main:
-      quotas = [rest // count + (i < rest % count) for i in range(count)]
-      results += _run_episodes(agent, main, quotas, mode, rng)[0]
+      quotas = episode_quotas(rest, count)
+      results += run_episodes(agent, main, quotas, mode, rng)[0]
   finally:
     for pool in pools:
       if pool:
@@ -261,11 +261,17 @@ def _recording_pool(ctor):
     return None, why[-1].split(': ', 1)[-1] if why else str(e)
 
 
-def _run_episodes(agent, pool, quotas, mode, rng):
+def episode_quotas(episodes, envs):
+  """Episodes per env, as equal as possible: [episodes // envs (+1)]."""
+  return [episodes // envs + (i < episodes % envs) for i in range(envs)]
+
+
+def run_episodes(agent, pool, quotas, mode, rng):
   """Steps all envs until env i finished quotas[i] episodes.
 
-  Returns ([(score, length)] in completion order, frames of env 0's first
-  episode when the pool provides FRAME_KEY).
+  Envs may be mid-episode (a reused pool): only episodes that start here
+  count. Returns ([(score, length)] in completion order, frames of env 0's
+  first episode when the pool provides FRAME_KEY).
   """
   n = len(pool)
   quotas = np.asarray(quotas)
@@ -274,15 +280,17 @@ def _run_episodes(agent, pool, quotas, mode, rng):
                    for k, s in agent.act_space.items()})
   score, length = np.zeros(n), np.zeros(n, np.int64)
   done = np.zeros(n, np.int64)
+  started = np.zeros(n, bool)
   results, frames = [], []
   while True:
+    started |= obs['is_first']
     score += obs['reward']
     length += 1
     score[obs['is_first']] = 0.0
     length[obs['is_first']] = 0
     if FRAME_KEY in obs and not done[0]:
       frames.append(obs[FRAME_KEY][0])
-    for i in np.flatnonzero(obs['is_last']):
+    for i in np.flatnonzero(obs['is_last'] & started):
       if done[i] < quotas[i]:
         results.append((float(score[i]), int(length[i])))
         done[i] += 1

@@ -22,6 +22,7 @@ from dreamer_tf import replay as replay_lib
 from dreamer_tf import report as report_lib
 from dreamer_tf.envs import parallel
 from dreamer_tf.run import DONE_FILE
+from dreamer_tf.run import evaluate as evaluate_lib
 
 # Open-loop reports (§4.4): sequences shown, steps observed before imagining.
 REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
@@ -314,32 +315,13 @@ class _Loop:
     """Runs `episodes` episodes on the eval envs; logs them as 'eval'.
 
     Env i contributes its first quotas[i] episodes (counting the first N to
-    finish would favour short episodes). Eval envs may be mid-episode from
-    the last evaluation: only episodes that start during this one count.
+    finish would favour short episodes); see `evaluate.run_episodes`.
     """
-    pool, agent = self.eval_pool, self.agent
-    n = len(pool)
-    quotas = np.array([episodes // n + (i < episodes % n) for i in range(n)])
-    carry = agent.initial_carry(n)
-    obs = pool.step({k: np.zeros((n, *s.shape), s.dtype)
-                     for k, s in agent.act_space.items()})
-    score, length = np.zeros(n), np.zeros(n, np.int64)
-    done = np.zeros(n, np.int64)
-    started = obs['is_first'].copy()
-    while (done < quotas).any():
-      started |= obs['is_first']
-      seed = self.rng.integers(0, 2**31 - 1, 2).astype(np.int32)
-      act, carry, _ = agent.policy(
-          {k: obs[k] for k in agent.obs_space}, carry, seed, mode=mode)
-      score += obs['reward']
-      length += 1
-      for i in np.flatnonzero(obs['is_last'] & started):
-        if done[i] < quotas[i]:
-          self.logger.score(score[i], length[i], self.frames, kind='eval')
-          done[i] += 1
-      score[obs['is_first']] = 0.0
-      length[obs['is_first']] = 0
-      obs = pool.step({k: np.asarray(v) for k, v in act.items()})
+    quotas = evaluate_lib.episode_quotas(episodes, len(self.eval_pool))
+    results, _ = evaluate_lib.run_episodes(
+        self.agent, self.eval_pool, quotas, mode, self.rng)
+    for score, length in results:
+      self.logger.score(score, length, self.frames, kind='eval')
 
   def _report(self):
     """Open-loop predictions on a few replayed sequences (§4.4).
