@@ -1,10 +1,15 @@
-"""`tests.sign_env:SignBandit-v0`, a small task for the CI learning test.
+"""Small tasks for the CI learning tests (`gym:tests.sign_env:<id>`).
 
-Each step shows x in {-1, +1}; the action pays 1 if it names the sign of x
-(action 1 for +1, action 0 for -1), else 0. The reward of an action arrives
-with the next observation, so the world model must remember x and the
-action to predict it. Episodes are cut at 16 steps (truncation, not
-termination). A random policy scores 8 per episode, the best policy 16.
+`SignBandit-v0`: each step shows x in {-1, +1}; the action pays 1 if it
+names the sign of x (action 1 for +1, action 0 for -1), else 0. The reward
+of an action arrives with the next observation, so the world model must
+remember x and the action to predict it. Episodes are cut at 16 steps
+(truncation, not termination). A random policy scores 8 per episode, the
+best policy 16.
+
+`SignSteer-v0`: the same task with a continuous action a in [-1, 1] that
+pays (1 + x clip(a)) / 2, so a zero-mean random policy scores 8 and the
+best policy (a = x) 16. It exercises the continuous (bounded normal) actor.
 """
 import gymnasium as gym
 import numpy as np
@@ -34,6 +39,21 @@ class SignBandit(gym.Env):
 
 if 'SignBandit-v0' not in gym.registry:
   gym.register('SignBandit-v0', entry_point=SignBandit)
+
+
+class SignSteer(SignBandit):
+  action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+  def step(self, action):
+    a = float(np.clip(np.asarray(action, np.float32).reshape(-1)[0], -1, 1))
+    reward = 0.5 * (1.0 + float(self._x[0]) * a)
+    self._t += 1
+    self._x = self._draw()
+    return self._x, reward, False, self._t >= LENGTH, {}
+
+
+if 'SignSteer-v0' not in gym.registry:
+  gym.register('SignSteer-v0', entry_point=SignSteer)
 
 
 class NanReward(SignBandit):

@@ -1,12 +1,14 @@
-"""CI learning test: a tiny agent learns a small task within minutes.
+"""CI learning tests: a tiny agent learns a small task within minutes.
 
-The task (`tests/sign_env.py`) pays 1 per step for naming the sign of the
-observation, with the reward arriving one step later, so the world model
-has to remember the observation and the action, and the policy must learn
-in imagination from the predicted rewards. A random policy scores 8 per
-16-step episode (the test measures it); the trained agent must average at
-least 13 over its last 10 training episodes, more than seven standard
-deviations of a 10-episode random average above chance.
+The tasks (`tests/sign_env.py`) pay up to 1 per step for naming the sign of
+the observation, with the reward arriving one step later, so the world
+model has to remember the observation and the action, and the policy must
+learn in imagination from the predicted rewards. One task has a discrete
+action (categorical actor), the other a continuous one (bounded normal
+actor). A random policy scores 8 per 16-step episode (each test measures
+it); the trained agent must average at least 13 over its last 10 training
+episodes, more than six standard deviations of a 10-episode random average
+above chance.
 """
 import json
 
@@ -21,7 +23,6 @@ from tests.conftest import TINY
 
 # The tiny preset, a little wider, with a learning rate for few updates.
 LEARN = TINY + [
-    "train.env = 'gym:tests.sign_env:SignBandit-v0'",
     'RSSM.hidden = 32', 'RSSM.classes = 8', 'RSSM.stoch = 8',
     'WorldModel.units = 32', 'Actor.units = 32', 'Critic.units = 32',
     'Agent.batch_size = 8', 'Agent.batch_length = 16',
@@ -31,27 +32,31 @@ LEARN = TINY + [
 ]
 
 
-def random_policy_score(episodes=200, seed=0):
-  env = sign_env.SignBandit()
-  rng = np.random.default_rng(seed)
+def random_policy_scores(env, episodes=200, seed=0):
+  """Returns of uniformly random actions (sampled from the action space)."""
+  env.action_space.seed(seed)
   scores = []
   for i in range(episodes):
     env.reset(seed=seed * 1000 + i)
     total, done = 0.0, False
     while not done:
-      _, reward, terminated, truncated, _ = env.step(rng.integers(2))
+      _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
       total += reward
       done = terminated or truncated
     scores.append(total)
-  return float(np.mean(scores))
+  return np.array(scores)
 
 
 @pytest.mark.slow
-def test_tiny_agent_beats_a_random_policy_by_a_wide_margin(tmp_path):
-  assert 'SignBandit-v0' in gym.registry
-  chance = random_policy_score()
+@pytest.mark.parametrize('env_id', ['SignBandit-v0', 'SignSteer-v0'])
+def test_tiny_agent_beats_a_random_policy_by_a_wide_margin(tmp_path, env_id):
+  assert env_id in gym.registry
+  random = random_policy_scores(gym.make(env_id).unwrapped)
+  chance = random.mean()
   assert abs(chance - sign_env.LENGTH / 2) < 0.5
-  config.parse([], LEARN)
+  # The pass mark is far outside the spread of a 10-episode random average.
+  assert 13.0 > chance + 6 * random.std() / np.sqrt(10)
+  config.parse([], LEARN + [f"train.env = 'gym:tests.sign_env:{env_id}'"])
   result = train_lib.train(str(tmp_path), steps=800)
   scores = [json.loads(l)['episode/score']
             for l in open(tmp_path / 'scores.jsonl')]
