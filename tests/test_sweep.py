@@ -1,4 +1,6 @@
-"""launch.sweep: expansion, validation, the local runner and the index.
+"""Sweeps: the plan (`dreamer_tf/run/sweep_plan.py`: expansion,
+validation), the local runner and index (`dreamer_tf/run/sweep_local.py`)
+and the command line (`launch/sweep.py`).
 
 The runner tests replace each run's command with a tiny `python -c` script
 (FAKE) that writes done.json, fails or waits for SIGINT, so no training runs.
@@ -17,6 +19,8 @@ import _thread
 import pytest
 
 from dreamer_tf.run import DONE_FILE
+from dreamer_tf.run import sweep_local
+from dreamer_tf.run import sweep_plan
 from launch import sweep
 from tests.conftest import ROOT
 
@@ -59,7 +63,7 @@ def calls(run):
 
 
 def make_runs(root, seeds=(0, 1), grid=None, gin_params=()):
-  return sweep.expand(['dmc:walker_walk', 'gym:CartPole-v1'], list(seeds),
+  return sweep_plan.expand(['dmc:walker_walk', 'gym:CartPole-v1'], list(seeds),
                       grid or {}, ['gin_configs/suites/dmc_proprio.gin'],
                       list(gin_params), str(root))
 
@@ -68,10 +72,10 @@ def make_runs(root, seeds=(0, 1), grid=None, gin_params=()):
 
 
 def test_expand_counts_names_and_argv(tmp_path):
-  grid = sweep.parse_grid(['train.train_ratio=256,512',
+  grid = sweep_plan.parse_grid(['train.train_ratio=256,512',
                            "Agent.precision='float32','bfloat16'"])
-  runs = sweep.expand(['dmc:walker_walk', 'atari100k:Pong'],
-                      sweep.parse_seeds('0-2'), grid,
+  runs = sweep_plan.expand(['dmc:walker_walk', 'atari100k:Pong'],
+                      sweep_plan.parse_seeds('0-2'), grid,
                       ['a.gin', 'b.gin'], ['train.steps=1000'], 'sw')
   assert len(runs) == 2 * 2 * 2 * 3
   assert len({run.logdir for run in runs}) == len(runs)
@@ -100,7 +104,7 @@ def test_expand_without_grid_has_no_grid_level(tmp_path):
 
 
 def test_print_quoting_round_trips_through_the_shell(tmp_path):
-  runs = sweep.expand(['dmc:walker_walk'], [0], {
+  runs = sweep_plan.expand(['dmc:walker_walk'], [0], {
       'Agent.precision': ["'float32'"], 'WorldModel.units': ['(1, 2)'],
       'train.env_kwargs': ['{"repeat": 4, "x": "$HOME"}']},
                       [], [], str(tmp_path / 'my sweep'))
@@ -114,39 +118,39 @@ def test_print_quoting_round_trips_through_the_shell(tmp_path):
 
 
 def test_parse_seeds_grid_and_tasks():
-  assert sweep.parse_seeds('0,1,2') == [0, 1, 2]
-  assert sweep.parse_seeds('0-4') == [0, 1, 2, 3, 4]
-  assert sweep.parse_seeds('0-1,7') == [0, 1, 7]
+  assert sweep_plan.parse_seeds('0,1,2') == [0, 1, 2]
+  assert sweep_plan.parse_seeds('0-4') == [0, 1, 2, 3, 4]
+  assert sweep_plan.parse_seeds('0-1,7') == [0, 1, 7]
   for bad in ('', 'a', '3-1', '0,0', '-1'):
     with pytest.raises(ValueError):
-      sweep.parse_seeds(bad)
-  assert sweep.parse_grid(['Foo.bar=(1,2),(3,4)', "X.y='a,b',c"]) == [
+      sweep_plan.parse_seeds(bad)
+  assert sweep_plan.parse_grid(['Foo.bar=(1,2),(3,4)', "X.y='a,b',c"]) == [
       ('Foo.bar', ['(1,2)', '(3,4)']), ('X.y', ["'a,b'", 'c'])]
   for bad in (['novalue'], ['X.y='], ['X.y=1,1'], ['X.y=1', 'X.y=2']):
     with pytest.raises(ValueError):
-      sweep.parse_grid(bad)
+      sweep_plan.parse_grid(bad)
   with pytest.raises(ValueError, match="Unknown env suite 'dcm'.*'dmc'"):
-    sweep.expand(['dcm:walker_walk'], [0], {}, [], [], 'sw')
+    sweep_plan.expand(['dcm:walker_walk'], [0], {}, [], [], 'sw')
   with pytest.raises(ValueError, match='suite:task'):
-    sweep.expand(['walker_walk'], [0], {}, [], [], 'sw')
+    sweep_plan.expand(['walker_walk'], [0], {}, [], [], 'sw')
 
 
 def test_expand_rejects_conflicting_bindings():
   with pytest.raises(ValueError, match='--tasks'):
-    sweep.expand(['gym:CartPole-v1'], [0], {}, [], ["train.env='x:y'"], 'sw')
+    sweep_plan.expand(['gym:CartPole-v1'], [0], {}, [], ["train.env='x:y'"], 'sw')
   with pytest.raises(ValueError, match='--seeds'):
-    sweep.expand(['gym:CartPole-v1'], [0], {'train.seed': ['1', '2']}, [],
+    sweep_plan.expand(['gym:CartPole-v1'], [0], {'train.seed': ['1', '2']}, [],
                  [], 'sw')
   with pytest.raises(ValueError, match='both swept'):
-    sweep.expand(['gym:CartPole-v1'], [0], {'train.steps': ['1', '2']}, [],
+    sweep_plan.expand(['gym:CartPole-v1'], [0], {'train.steps': ['1', '2']}, [],
                  ['train.steps=5'], 'sw')
   with pytest.raises(ValueError, match='share the directory'):
-    sweep.expand(['gym:CartPole-v1'], [0], {'X.y': ["'a b'", "'a_b'"]}, [],
+    sweep_plan.expand(['gym:CartPole-v1'], [0], {'X.y': ["'a b'", "'a_b'"]}, [],
                  [], 'sw')
 
 
 def test_same_parameter_name_in_two_bindings_uses_full_names():
-  runs = sweep.expand(['gym:CartPole-v1'], [0], {
+  runs = sweep_plan.expand(['gym:CartPole-v1'], [0], {
       'Actor.units': ['16'], 'Critic.units': ['32'], 'RSSM.deter': ['64']},
                       [], [], 'sw')
   assert runs[0].name == ('gym_CartPole-v1/Actor.units=16,Critic.units=32,'
@@ -173,7 +177,7 @@ def test_gin_typo_fails_before_anything_starts(tmp_path):
 def test_valid_sweep_validates_and_leaves_gin_clear(tmp_path):
   import gin  # pylint: disable=import-outside-toplevel
   runs = make_runs(tmp_path, grid={'train.train_ratio': ['256', '512']})
-  sweep.validate(runs)
+  sweep_plan.validate(runs)
   assert gin.config_str() == ''
 
 
@@ -193,7 +197,7 @@ def test_array_index_selects_one_run_and_rejects_out_of_range(tmp_path):
 
 def test_array_index_in_local_mode_runs_only_that_run(tmp_path):
   runs = fake(make_runs(tmp_path))
-  code = sweep.run_local([runs[2]], root=str(tmp_path), index_runs=runs,
+  code = sweep_local.run_local([runs[2]], root=str(tmp_path), index_runs=runs,
                          out=io.StringIO())
   assert code == 0
   assert [len(calls(r)) for r in runs] == [0, 0, 1, 0]
@@ -208,12 +212,12 @@ def test_array_index_in_local_mode_runs_only_that_run(tmp_path):
 def test_runs_all_then_skips_finished(tmp_path):
   runs = fake(make_runs(tmp_path))
   out = io.StringIO()
-  assert sweep.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
   assert all(calls(r) == ['ok'] for r in runs)
   assert all((tmp_path / r.name / DONE_FILE).exists() for r in runs)
   assert 'fake run' in (tmp_path / runs[0].name / 'sweep.log').read_text()
   out = io.StringIO()
-  assert sweep.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
   assert all(calls(r) == ['ok'] for r in runs)  # Not run again.
   assert '4 skipped (done)' in out.getvalue()
 
@@ -226,11 +230,11 @@ def test_resumes_partial_runs_only(tmp_path):
   ckpt = tmp_path / runs[1].name / 'ckpt'
   os.makedirs(ckpt)
   (ckpt / 'latest').write_text('ckpt-000003')
-  status = [sweep.read_status(r) for r in runs]
+  status = [sweep_local.read_status(r) for r in runs]
   assert [s['status'] for s in status] == ['done', 'partial', 'pending',
                                            'pending']
   assert status[1]['checkpoint'] == 'ckpt-000003'
-  assert sweep.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
+  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
   assert [len(calls(r)) for r in runs] == [0, 1, 1, 1]
   # The resumed run got the same command it would get the first time.
   assert (tmp_path / runs[1].name / 'sweep.log').read_text().count(
@@ -241,7 +245,7 @@ def test_failure_does_not_stop_others_and_exits_nonzero(tmp_path):
   runs = make_runs(tmp_path)
   runs = fake(runs, **{runs[0].name: 'fail', runs[2].name: 'exit0'})
   out = io.StringIO()
-  assert sweep.run_local(runs, parallel=1, root=str(tmp_path), out=out) == 1
+  assert sweep_local.run_local(runs, parallel=1, root=str(tmp_path), out=out) == 1
   assert all(len(calls(r)) == 1 for r in runs)
   text = out.getvalue()
   assert '2 done, 1 partial, 1 failed' in text
@@ -252,15 +256,15 @@ def test_failure_does_not_stop_others_and_exits_nonzero(tmp_path):
       ('failed', 3), ('done', 0), ('partial', 0), ('done', 0)]
   # A rerun retries the failed and the unfinished runs only.
   runs = fake(runs)
-  assert sweep.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
+  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
   assert [len(calls(r)) for r in runs] == [2, 1, 2, 1]
 
 
 def test_unstartable_command_fails_that_run_only(tmp_path):
   runs = fake(make_runs(tmp_path, seeds=[0]))
   runs[0] = dataclasses.replace(runs[0], argv=(str(tmp_path / 'missing'),))
-  assert sweep.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 1
-  assert [sweep.read_status(r)['status'] for r in runs] == ['failed', 'done']
+  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 1
+  assert [sweep_local.read_status(r)['status'] for r in runs] == ['failed', 'done']
 
 
 def test_ctrl_c_stops_children_cleanly(tmp_path):
@@ -275,13 +279,13 @@ def test_ctrl_c_stops_children_cleanly(tmp_path):
 
   threading.Thread(target=interrupt, daemon=True).start()
   start, out = time.time(), io.StringIO()
-  code = sweep.run_local(runs, parallel=2, root=str(tmp_path), out=out,
+  code = sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out,
                          stop_timeout=20)
   assert code == 130
   assert time.time() - start < 25
   assert all((tmp_path / r.name / 'stopped').exists() for r in runs[:2])
   assert [len(calls(r)) for r in runs] == [1, 1, 0, 0]
-  assert [sweep.read_status(r)['status'] for r in runs] == [
+  assert [sweep_local.read_status(r)['status'] for r in runs] == [
       'partial', 'partial', 'pending', 'pending']
   assert '2 not started' in out.getvalue()
 
@@ -301,25 +305,25 @@ def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
 
   threading.Thread(target=interrupt, daemon=True).start()
   start = time.time()
-  assert sweep.run_local([run], out=io.StringIO(), stop_timeout=0.5) == 130
+  assert sweep_local.run_local([run], out=io.StringIO(), stop_timeout=0.5) == 130
   assert time.time() - start < 15
-  status = sweep.read_status(run)
+  status = sweep_local.read_status(run)
   assert status['status'] == 'partial' and status['exit_code'] == -9
 
 
 def test_a_live_run_is_not_started_twice(tmp_path):
   run, = fake(make_runs(tmp_path, seeds=[0])[:1])
   os.makedirs(run.logdir)
-  sweep._write_record(run, state='running', pid=os.getpid(),
-                      pid_start=sweep._create_time(os.getpid()))
-  assert sweep.read_status(run)['status'] == 'running'
+  sweep_local._write_record(run, state='running', pid=os.getpid(),
+                      pid_start=sweep_local._create_time(os.getpid()))
+  assert sweep_local.read_status(run)['status'] == 'running'
   out = io.StringIO()
-  assert sweep.run_local([run], out=out) == 0
+  assert sweep_local.run_local([run], out=out) == 0
   assert calls(run) == [] and 'already running' in out.getvalue()
   # A stale record (that process is gone) does not block the run.
-  sweep._write_record(run, state='running', pid=os.getpid(), pid_start=1.0)
-  assert sweep.read_status(run)['status'] == 'partial'
-  assert sweep.run_local([run], out=io.StringIO()) == 0
+  sweep_local._write_record(run, state='running', pid=os.getpid(), pid_start=1.0)
+  assert sweep_local.read_status(run)['status'] == 'partial'
+  assert sweep_local.run_local([run], out=io.StringIO()) == 0
   assert calls(run) == ['ok']
 
 
@@ -330,7 +334,7 @@ def test_index_and_status_table(tmp_path):
   root = tmp_path / 'sw'
   runs = make_runs(root, grid={'train.train_ratio': ['256']})
   faked = fake(runs, **{runs[1].name: 'fail'})
-  assert sweep.run_local(faked[:2], root=str(root), index_runs=faked,
+  assert sweep_local.run_local(faked[:2], root=str(root), index_runs=faked,
                          out=io.StringIO()) == 1
   index = json.loads((root / 'index.json').read_text())
   assert index['counts'] == {'done': 1, 'failed': 1, 'pending': 2}
