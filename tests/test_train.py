@@ -42,10 +42,10 @@ def test_frames_per_step_follows_the_action_repeat():
     frames('dmc', {'repeat': 1}, 2)
 
 
-def run(logdir, steps, *bindings):
+def run(logdir, steps, *bindings, seed=0):
   gin.clear_config()
   config.parse([], RUN + list(bindings))
-  return train_lib.train(str(logdir), steps=steps)
+  return train_lib.train(str(logdir), steps=steps, seed=seed)
 
 
 @pytest.mark.slow
@@ -88,6 +88,9 @@ def test_resume_with_a_different_model_names_the_bindings(tmp_path):
   run(tmp_path, 48)
   with pytest.raises(ckpt_lib.CheckpointError, match='RSSM.deter'):
     run(tmp_path, 96, 'RSSM.deter = 128')
+  # Another seed would silently change the run's random streams.
+  with pytest.raises(ckpt_lib.CheckpointError, match='--seed=0'):
+    run(tmp_path, 96, seed=3)
 
 
 def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):

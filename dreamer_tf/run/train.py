@@ -169,6 +169,11 @@ class _Loop:
           f'The checkpoint in {self.checkpointer.directory} was written by '
           'a different model configuration:\n  ' + '\n  '.join(diff) +
           '\nUse the original gin bindings or a new --logdir.')
+    if state.get('seed', self.seed) != self.seed:
+      raise ckpt_lib.CheckpointError(
+          f'The checkpoint in {self.checkpointer.directory} belongs to a run '
+          f"with seed {state['seed']}, not {self.seed}: pass "
+          f"--seed={state['seed']} to resume it, or use a new --logdir.")
     count = state['agent_tensors']
     self.agent.set_state(tensors[:count])
     self.policy_steps = state['policy_steps']
@@ -200,7 +205,7 @@ class _Loop:
             policy_steps=self.policy_steps, episodes=self.episodes,
             last_score=self.last_score, nonfinite=self.nonfinite,
             ratio=self.ratio.state(), rng=self.rng.bit_generator.state,
-            env=self.env))
+            env=self.env, seed=self.seed))
 
   def _start(self):
     """(obs, carry, score, length): resumed exactly, or new episodes."""
