@@ -42,7 +42,8 @@ PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
 class Agent:
   """World model + actor-critic + optimizer, with compiled steps.
 
-  obs_space, act_space: dicts of `spaces.Space`. All other arguments are gin
+  obs_space, act_space: dicts of `spaces.Space`; `log/` observation keys
+  (episode statistics) are dropped. All other arguments are gin
   parameters with the spec's defaults. `precision` is the compute dtype
   ('float32' or 'bfloat16'; parameters and losses stay float32);
   `jit_compile` turns XLA on for the compiled steps. Both default to 'auto',
@@ -57,6 +58,8 @@ class Agent:
       jit_compile='auto', seed=0, strategy=None):
     spaces_lib.check_obs_space(obs_space)
     spaces_lib.check_act_space(act_space)
+    obs_space = {k: v for k, v in obs_space.items()
+                 if not k.startswith('log/')}
     precision, jit_compile = resolve_auto(obs_space, precision, jit_compile)
     if precision not in PRECISIONS:
       raise ValueError(f'Agent.precision={precision!r}; use one of '

@@ -51,8 +51,12 @@ class Logger:
     self._scores.write(json.dumps(record) + '\n')
     self._scores.flush()
     prefix = 'episode' if kind == 'train' else f'{kind}_episode'
-    self.scalars({f'{prefix}/score': score, f'{prefix}/length': length},
-                 step)
+    # Scalar `log/<name>` extras (e.g. achievement counts) also go to
+    # TensorBoard, as <prefix>/<name>.
+    logs = {f'{prefix}/{k[4:]}': v for k, v in extra.items()
+            if k.startswith('log/')}
+    self.scalars({f'{prefix}/score': score, f'{prefix}/length': length,
+                  **logs}, step)
 
   def progress(self, step, total, fps, score, updates):
     """One console line: steps, fps, latest score and ETA."""
@@ -108,3 +112,24 @@ def encode_gif(frames, fps=10):
 def _number(value):
   value = np.asarray(value)
   return float(value) if value.size == 1 else float(value.mean())
+
+
+def read_scores(path, kind='train'):
+  """The episode records of a scores.jsonl file whose `kind` is `kind`
+  ('train', 'eval'; None: all). A torn last line (a run killed while
+  writing it) is skipped; a bad line elsewhere is an error."""
+  with open(path) as f:
+    lines = f.read().splitlines()
+  records = []
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      if i == len(lines) - 1:
+        continue
+      raise ValueError(f'Bad line {i + 1} in {path}: {line!r}') from None
+    if kind is None or record.get('kind', 'train') == kind:
+      records.append(record)
+  return records

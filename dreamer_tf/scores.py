@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 
+from dreamer_tf import logging as log_lib
 from dreamer_tf.envs.base import suggest
 
 METHOD = 'dreamer_tf'
@@ -209,22 +210,9 @@ def load_run(path, kind='train', method=METHOD):
   env = gin_value(config_text, 'train.env')
   if env is None:
     env = 'gym:CartPole-v1'  # The default of run.train.train.
-  xs, ys = [], []
-  with open(os.path.join(path, 'scores.jsonl')) as f:
-    lines = f.read().splitlines()
-  for i, line in enumerate(lines):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError:
-      if i == len(lines) - 1:
-        continue  # A run killed while writing its last line.
-      raise ValueError(f'Bad line {i + 1} in {path}/scores.jsonl: {line!r}')
-    if kind and record.get('kind', 'train') != kind:
-      continue
-    xs.append(float(record['step']))
-    ys.append(float(record['episode/score']))
+  records = log_lib.read_scores(os.path.join(path, 'scores.jsonl'), kind)
+  xs = [float(r['step']) for r in records]
+  ys = [float(r['episode/score']) for r in records]
   xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
   order = np.argsort(xs, kind='stable')
   return Run(task_key(env), method, run_seed(path, config_text),

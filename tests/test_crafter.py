@@ -53,3 +53,46 @@ def test_bad_task_and_missing_package(monkeypatch):
   monkeypatch.setitem(sys.modules, 'crafter', None)
   with pytest.raises(ImportError, match=r"pip install -e '\.\[crafter\]'"):
     crafter_env.Crafter('reward')
+
+
+def test_achievement_counts_are_log_observations():
+  env = envs.make('crafter:reward', seed=0)
+  keys = sorted(k for k in env.obs_space if k.startswith('log/achievement_'))
+  assert len(keys) == 22 and 'log/achievement_collect_wood' in keys
+  obs = env.step({'action': 0})
+  assert all(obs[k] == 0 for k in keys)
+  rng = np.random.default_rng(0)
+  previous = {k: 0 for k in keys}
+  for _ in range(300):
+    obs = env.step({'action': int(rng.integers(17))})
+    assert all(obs[k] >= previous[k] for k in keys)  # Counts only grow.
+    previous = {k: int(obs[k]) for k in keys}
+    if obs['is_last']:  # (The player dies after 117 steps with this seed.)
+      break
+  # They are the player's own counters.
+  player = env._env._player  # pylint: disable=protected-access
+  assert previous == {k: player.achievements[k[len('log/achievement_'):]]
+                      for k in keys}
+  assert sum(previous.values()) > 0
+
+
+@pytest.mark.slow
+def test_training_episodes_record_achievements(tmp_path):
+  import gin  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import config  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import achievements  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import logging as log_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
+  from tests.conftest import TINY  # pylint: disable=import-outside-toplevel
+  gin.clear_config()
+  config.parse([], TINY + [
+      "train.env = 'crafter:reward'", "train.env_kwargs = {'length': 20}",
+      'Agent.batch_size = 2', 'Agent.batch_length = 8',
+      'train.train_ratio = 1', 'train.log_every = 1e9',
+      'train.save_every = 1e9', 'train.report_every = 0'])
+  train_lib.train(str(tmp_path), steps=45)
+  records = log_lib.read_scores(str(tmp_path / 'scores.jsonl'))
+  assert len(records) == 2  # Two 20-step episodes.
+  rates = achievements.success_rates(records)
+  assert len(rates) == 22
+  assert 0.0 <= achievements.crafter_score(rates) <= 100.0

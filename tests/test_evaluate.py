@@ -132,14 +132,16 @@ def test_checkpoint_of_another_env_is_refused(run_dir, tmp_path):
 
 
 class _Counter(base.Env):
-  """Episodes of `length` steps; obs 'image' shows the step count (gray)."""
+  """Episodes of `length` steps; obs 'image' shows the step count (gray),
+  `log/steps` counts the steps too (a log-only scalar)."""
 
   def __init__(self, length):
     self.length, self.t = length, 0
 
   @property
   def obs_space(self):
-    return base.with_flags({'image': spaces.Space((4, 6, 1), 'uint8')})
+    return base.with_flags({'image': spaces.Space((4, 6, 1), 'uint8'),
+                            'log/steps': spaces.Space((), 'int32')})
 
   @property
   def act_space(self):
@@ -147,7 +149,8 @@ class _Counter(base.Env):
 
   def _obs(self, **flags):
     image = np.full((4, 6, 1), self.t, np.uint8)
-    return base.observation({'image': image}, reward=1.0, **flags)
+    return base.observation({'image': image, 'log/steps': np.int32(self.t)},
+                            reward=1.0, **flags)
 
   def _reset(self):
     self.t = 0
@@ -191,7 +194,8 @@ def test_episodes_are_counted_in_fixed_quotas_per_env():
   pool = _Pool([_Counter(2), _Counter(5)])
   results, frames = eval_lib.run_episodes(
       _Agent(), pool, [2, 2], False, np.random.default_rng(0))
-  assert sorted(results) == [(2.0, 2), (2.0, 2), (5.0, 5), (5.0, 5)]
+  assert sorted(results, key=lambda e: e.score) == [
+      (2.0, 2, {'log/steps': 2})] * 2 + [(5.0, 5, {'log/steps': 5})] * 2
   assert frames == []  # No FRAME_KEY in these observations.
 
 
@@ -201,7 +205,8 @@ def test_recorder_adds_rgb_frames_from_the_image_observation():
   pool = _Pool([env])
   results, frames = eval_lib.run_episodes(
       _Agent(), pool, [1], False, np.random.default_rng(0))
-  assert results == [(3.0, 3)]
+  # The frame is no scalar log: only log/steps reaches the episode's logs.
+  assert results == [(3.0, 3, {'log/steps': 3})]
   assert [int(f[0, 0, 0]) for f in frames] == [0, 1, 2, 3]
   assert all(f.shape == (4, 6, 3) for f in frames)
 

@@ -37,11 +37,13 @@ import functools
 import inspect
 import json
 import os
+import typing
 import warnings
 
 import gin
 import numpy as np
 
+from dreamer_tf import achievements as achievements_lib
 from dreamer_tf import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
 from dreamer_tf import logging as log_lib
@@ -225,14 +227,15 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
   video_path = None
   if frames:
     video_path = write_video(os.path.join(outdir, 'video'), frames, fps)
-  scores = np.array([s for s, _ in results])
+  scores = np.array([e.score for e in results])
+  lengths = [e.length for e in results]
   summary = dict(
       episodes=len(results), mean=float(scores.mean()),
       std=float(scores.std()), min=float(scores.min()),
-      max=float(scores.max()),
-      length_mean=float(np.mean([n for _, n in results])),
-      scores=scores.tolist(), lengths=[n for _, n in results],
+      max=float(scores.max()), length_mean=float(np.mean(lengths)),
+      scores=scores.tolist(), lengths=lengths,
       policy='mode' if mode else 'sample', env=env, seed=seed,
+      **_achievement_summary([e.logs for e in results]),
       logdir=logdir, policy_steps=state['policy_steps'], step=step,
       video=video_path, video_skipped=None if frames or not video else note)
   path = os.path.join(outdir, 'summary.json')
@@ -266,12 +269,26 @@ def episode_quotas(episodes, envs):
   return [episodes // envs + (i < episodes % envs) for i in range(envs)]
 
 
+class Episode(typing.NamedTuple):
+  """A finished episode: return, length and its final `log/` scalars."""
+  score: float
+  length: int
+  logs: dict
+
+
+def episode_logs(obs, i):
+  """{key: value} of env i's scalar `log/` observations (e.g. Crafter's
+  achievement counts) in a batched obs dict; frames are not scalars."""
+  return {k: v[i].item() for k, v in obs.items()
+          if k.startswith('log/') and np.ndim(v) == 1}
+
+
 def run_episodes(agent, pool, quotas, mode, rng):
   """Steps all envs until env i finished quotas[i] episodes.
 
   Envs may be mid-episode (a reused pool): only episodes that start here
-  count. Returns ([(score, length)] in completion order, frames of env 0's
-  first episode when the pool provides FRAME_KEY).
+  count. Returns ([Episode] in completion order, frames of env 0's first
+  episode when the pool provides FRAME_KEY).
   """
   n = len(pool)
   quotas = np.asarray(quotas)
@@ -292,7 +309,8 @@ def run_episodes(agent, pool, quotas, mode, rng):
       frames.append(obs[FRAME_KEY][0])
     for i in np.flatnonzero(obs['is_last'] & started):
       if done[i] < quotas[i]:
-        results.append((float(score[i]), int(length[i])))
+        results.append(Episode(float(score[i]), int(length[i]),
+                               episode_logs(obs, i)))
         done[i] += 1
     if (done >= quotas).all():
       return results, frames
@@ -302,6 +320,16 @@ def run_episodes(agent, pool, quotas, mode, rng):
     obs = pool.step({k: np.asarray(v) for k, v in act.items()})
 
 
+def _achievement_summary(logs):
+  """{achievements: {name: success %}, crafter_score} when the episodes
+  carry achievement counts (Crafter), else {}."""
+  rates = achievements_lib.success_rates(logs)
+  if not rates:
+    return {}
+  return dict(achievements=rates,
+              crafter_score=achievements_lib.crafter_score(rates))
+
+
 def _write_scores(outdir, results, step):
   """scores.jsonl and metrics.jsonl of `outdir`, replacing old ones."""
   for name in ('scores.jsonl', 'metrics.jsonl'):
@@ -309,8 +337,9 @@ def _write_scores(outdir, results, step):
       os.remove(os.path.join(outdir, name))
   logger = log_lib.Logger(outdir, tensorboard=False, console=False)
   try:
-    for score, length in results:
-      logger.score(score, length, step, kind='eval')
+    for episode in results:
+      logger.score(episode.score, episode.length, step, kind='eval',
+                   **episode.logs)
   finally:
     logger.close()
 

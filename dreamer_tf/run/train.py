@@ -263,7 +263,8 @@ class _Loop:
       for i in np.flatnonzero(obs['is_last']):
         self.episodes += 1
         self.last_score = float(score[i])
-        self.logger.score(score[i], length[i], self.frames)
+        self.logger.score(score[i], length[i], self.frames,
+                          **evaluate_lib.episode_logs(obs, i))
       score[obs['is_first']] = 0.0
       length[obs['is_first']] = 0
       obs = self.pool.step(act)
@@ -325,8 +326,9 @@ class _Loop:
     quotas = evaluate_lib.episode_quotas(episodes, len(self.eval_pool))
     results, _ = evaluate_lib.run_episodes(
         self.agent, self.eval_pool, quotas, mode, self.rng)
-    for score, length in results:
-      self.logger.score(score, length, self.frames, kind='eval')
+    for episode in results:
+      self.logger.score(episode.score, episode.length, self.frames,
+                        kind='eval', **episode.logs)
 
   def _report(self):
     """Open-loop predictions on a few replayed sequences (§4.4).
