@@ -7,7 +7,8 @@
 
 Rerunning the same command with the same --logdir resumes from the last
 checkpoint. The resolved gin config, including `train.seed`, is written to
-<logdir>/config.gin. The seed is --seed, else a `train.seed` binding, else 0.
+<logdir>/config.gin (once the checkpoint, if any, accepted it). The seed is
+--seed, else a `train.seed` binding, else 0.
 """
 import json
 import os
@@ -33,42 +34,15 @@ def main(argv):
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
   try:
-    seed = resolve_seed(FLAGS.seed, FLAGS['seed'].present)
+    seed = train_lib.resolve_seed(FLAGS.seed, FLAGS['seed'].present)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   env = gin.query_parameter('train.env') if _bound('train.env') else (
       'gym:CartPole-v1')
   logdir = FLAGS.logdir or os.path.join(
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")
-  os.makedirs(logdir, exist_ok=True)
-  with open(os.path.join(logdir, 'config.gin'), 'w') as f:
-    f.write(gin.config_str())
   result = train_lib.train(logdir, seed=seed)
   print(json.dumps(result))
-
-
-def resolve_seed(flag_seed, flag_given):
-  """The run's seed: --seed if given, else a `train.seed` binding, else 0.
-
-  Binds the result to `train.seed` so that the written config.gin names it.
-  The seed also seeds the agent and the replay (train passes it on), so
-  `Agent.seed` / `Replay.seed` bindings would be ignored and are refused,
-  as is a `train.seed` binding that contradicts --seed.
-  """
-  for name in ('Agent.seed', 'Replay.seed'):
-    if _bound(name):
-      raise ValueError(f'{name} is set from the run seed; drop the binding '
-                       'and pass --seed=N (or bind train.seed).')
-  seed = flag_seed
-  if _bound('train.seed'):
-    bound = gin.query_parameter('train.seed')
-    if flag_given and bound != flag_seed:
-      raise ValueError(f'--seed={flag_seed} contradicts the binding '
-                       f'train.seed = {bound}; pass one of them.')
-    seed = bound
-  with gin.unlock_config():
-    gin.bind_parameter('train.seed', seed)
-  return seed
 
 
 def _bound(name):

@@ -56,6 +56,10 @@ def main(obs, act, updates=2):
     m1, u1 = single.train(data)
     m2, u2 = mirrored.train(data)
     out[f'loss_{i}'] = [float(m1['opt/loss']), float(m2['opt/loss'])]
+    # Every loss metric of the mirrored step is the mean over replicas of
+    # equal batch shares, so it equals the single-device value.
+    out[f'loss_metrics_{i}'] = {
+        k: [float(m1[k]), float(m2[k])] for k in m1 if k.startswith('loss/')}
   out['iterations'] = [int(single.optimizer.iterations.numpy()),
                        int(mirrored.optimizer.iterations.numpy())]
   out['latents_max_abs_diff'] = float(np.abs(

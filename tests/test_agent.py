@@ -181,6 +181,10 @@ def test_mirrored_update_equals_single_device_update(obs, act):
   for i in range(2):
     single, mirrored = result[f'loss_{i}']
     assert mirrored == pytest.approx(single, rel=1e-5)
+    per_loss = result[f'loss_metrics_{i}']
+    assert {'loss/dyn', 'loss/policy', 'loss/value'} <= set(per_loss)
+    for key, (single, mirrored) in per_loss.items():
+      assert mirrored == pytest.approx(single, rel=1e-5, abs=1e-7), key
   assert result['iterations'] == [2, 2]
   for group in ('params', 'slow_critic', 'retnorm'):
     assert result[group]['changed'], group

@@ -230,3 +230,13 @@ def test_write_video_decodes_to_all_frames(tmp_path, monkeypatch, opencv):
   with pytest.raises(ValueError, match='uint8'):
     eval_lib.write_video(str(tmp_path / 'bad'), frames.astype(np.float32))
   assert eval_lib.rgb(np.ones((2, 3, 1), np.uint8)).shape == (2, 3, 3)
+
+
+def test_summary_reports_achievements_only_when_episodes_have_them():
+  assert eval_lib._achievement_summary([{}, {'log/steps': 3}]) == {}  # pylint: disable=protected-access
+  logs = [{'log/achievement_wood': 1, 'log/achievement_stone': 0},
+          {'log/achievement_wood': 0, 'log/achievement_stone': 0}]
+  summary = eval_lib._achievement_summary(logs)  # pylint: disable=protected-access
+  assert summary['achievements'] == {'stone': 0.0, 'wood': 50.0}
+  # exp((ln 1 + ln 51) / 2) - 1
+  assert summary['crafter_score'] == pytest.approx(51 ** 0.5 - 1)

@@ -7,10 +7,7 @@ import sys
 import gin
 
 from dreamer_tf import config
-import pytest
-
 from launch import summary
-from launch import train as train_launch
 from dreamer_tf import spaces
 from tests.conftest import ROOT
 
@@ -61,21 +58,3 @@ def test_launchers_load_tensorflow_only_when_they_run():
         cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == 'False', module
 
-
-def test_seed_comes_from_the_flag_or_a_train_seed_binding():
-  cases = [([], 0, False, 0), ([], 4, True, 4),
-           (['train.seed = 2'], 0, False, 2), (['train.seed = 2'], 2, True, 2)]
-  for bindings, flag, given, expected in cases:
-    gin.clear_config()
-    config.parse([], bindings)
-    assert train_launch.resolve_seed(flag, given) == expected
-    # The written config names the seed.
-    assert f'train.seed = {expected}' in gin.config_str()
-  for bindings, flag, message in [
-      (['train.seed = 2'], 5, 'contradicts'),
-      (['Agent.seed = 1'], 0, 'Agent.seed is set from the run seed'),
-      (['Replay.seed = 1'], 0, 'Replay.seed is set from the run seed')]:
-    gin.clear_config()
-    config.parse([], bindings)
-    with pytest.raises(ValueError, match=message):
-      train_launch.resolve_seed(flag, True)

@@ -171,6 +171,14 @@ def test_gin_typo_fails_before_anything_starts(tmp_path):
                 str(root), mode='print')
   with pytest.raises(FileNotFoundError):
     sweep.sweep('gym:CartPole-v1', '0', [], ['nope.gin'], [], str(root))
+  # Seed bindings launch.train would refuse fail up front too: an ignored
+  # Agent.seed, or a gin file (e.g. a run's config.gin) binding train.seed.
+  with pytest.raises(ValueError, match='Agent.seed is set from the run seed'):
+    sweep.sweep('gym:CartPole-v1', '0', ['Agent.seed=0,1'], [], [], str(root))
+  seeded = tmp_path / 'seeded.gin'
+  seeded.write_text("train.seed = 7\n")
+  with pytest.raises(ValueError, match='contradicts'):
+    sweep.sweep('gym:CartPole-v1', '0-1', [], [str(seeded)], [], str(root))
   assert not root.exists()
 
 
@@ -389,3 +397,7 @@ def test_main_reports_config_errors_without_a_traceback(tmp_path):
   assert str(exit_info.value.code).startswith('launch.sweep: Bad gin')
   assert 'RSSM.deter' in str(exit_info.value.code)
   assert not (tmp_path / 'sw').exists()
+
+
+def test_runs_import_launch_from_the_project_root():
+  assert os.path.exists(os.path.join(sweep_local.ROOT, 'launch', 'train.py'))

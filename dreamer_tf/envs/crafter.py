@@ -8,8 +8,9 @@ achievement rewards (the paper's setting), 'noreward' gives reward 0.
 Achievements: `log/achievement_<name>` observations count how often each of
 the 22 achievements was unlocked in the episode so far (int32, 0 at reset);
 they are not model inputs and not stored in replay. The training loop
-writes their final values into each episode's record in scores.jsonl, from
-which `dreamer_tf.scores.crafter_score` computes the Crafter score.
+writes their final values into each episode's record in scores.jsonl;
+`dreamer_tf.achievements` turns episode records into success rates and the
+Crafter score (`launch.evaluate` reports both in its summary.json).
 
 Exact resume: Crafter's world iterates over objects in an order that a
 pickled copy does not reproduce (a restored copy diverges after ~100 steps),
@@ -17,11 +18,12 @@ so `get_state` returns None and a resumed run starts new episodes.
 """
 import numpy as np
 
+from dreamer_tf import achievements
 from dreamer_tf import spaces
 from dreamer_tf.envs import base
 
 TASKS = ('reward', 'noreward')
-ACHIEVEMENT_PREFIX = 'log/achievement_'
+ACHIEVEMENT_PREFIX = achievements.PREFIX
 
 
 def import_crafter():

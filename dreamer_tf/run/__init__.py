@@ -1,4 +1,5 @@
-"""Running agents: the training loop (`train`) and evaluation (`evaluate`).
+"""Running agents: the training loop (`train`), evaluation (`evaluate`) and
+sweeps of many runs (`sweep_plan`, `sweep_local`).
 
 This module stays free of TensorFlow so that launchers which only inspect
 run directories (e.g. `launch.sweep --mode=status`) start instantly.

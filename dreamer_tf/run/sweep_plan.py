@@ -217,7 +217,9 @@ def validate(runs):
   Leaves gin cleared. Errors are those of `dreamer_tf.config.parse` (which
   name the closest valid binding), with the run that showed them.
   """
-  from dreamer_tf import config  # pylint: disable=import-outside-toplevel  (loads TensorFlow)
+  # pylint: disable=import-outside-toplevel  (they load TensorFlow)
+  from dreamer_tf import config
+  from dreamer_tf.run import train as train_lib
   seen = set()
   for run in runs:
     key = (run.gin_files, run.gin_params)
@@ -227,6 +229,9 @@ def validate(runs):
     gin.clear_config()
     try:
       config.parse(list(run.gin_files) or DEFAULT_GIN, run.gin_params)
+      # The seed checks launch.train makes (e.g. a gin file binding
+      # train.seed, an Agent.seed binding) fail here, before any run starts.
+      train_lib.resolve_seed(run.seed, True)
     except ValueError as e:
       raise ValueError(f'{e}\n(in the config of run {run.name})') from e
     finally:

@@ -119,6 +119,9 @@ def train(
     loop.eval_pool = eval_pool
     loop.save_every_steps = save_every_steps
     loop.report_every = report_every
+    # After the checkpoint accepted this config: a refused resume must not
+    # overwrite the run's record of its config.
+    _write_config(logdir)
     result = loop.run(log_every, save_every, eval_every, eval_episodes,
                       eval_mode)
     if result['policy_steps'] >= steps:
@@ -129,6 +132,50 @@ def train(
     if eval_pool:
       eval_pool.close()
     logger.close()
+
+
+def resolve_seed(flag_seed, flag_given):
+  """A run's seed: `flag_seed` (--seed) if given, else a `train.seed`
+  binding, else `flag_seed` (its default); also bound to `train.seed` so
+  that the written config.gin names it.
+
+  The seed also seeds the agent and the replay (`train` passes it on), so
+  `Agent.seed` / `Replay.seed` bindings would be ignored and are refused,
+  as is a `train.seed` binding that contradicts a given --seed.
+  """
+  for name in ('Agent.seed', 'Replay.seed'):
+    if _bound(name):
+      raise ValueError(f'{name} is set from the run seed; drop the binding '
+                       'and pass --seed=N (or bind train.seed).')
+  seed = flag_seed
+  if _bound('train.seed'):
+    bound = gin.query_parameter('train.seed')
+    if isinstance(bound, bool) or not isinstance(bound, int):
+      raise ValueError(f'train.seed = {bound!r}: the seed must be an integer '
+                       'literal.')
+    if flag_given and bound != flag_seed:
+      raise ValueError(f'--seed={flag_seed} contradicts the binding '
+                       f'train.seed = {bound}; pass one of them.')
+    seed = bound
+  with gin.unlock_config():
+    gin.bind_parameter('train.seed', seed)
+  return seed
+
+
+def _bound(name):
+  try:
+    gin.query_parameter(name)
+    return True
+  except ValueError:
+    return False
+
+
+def _write_config(logdir):
+  """<logdir>/config.gin: the resolved gin config, written atomically."""
+  path = os.path.join(logdir, 'config.gin')
+  with open(path + '.tmp', 'w') as f:
+    f.write(gin.config_str())
+  os.replace(path + '.tmp', path)
 
 
 class _Loop:
@@ -173,7 +220,8 @@ class _Loop:
       raise ckpt_lib.CheckpointError(
           f'The checkpoint in {self.checkpointer.directory} belongs to a run '
           f"with seed {state['seed']}, not {self.seed}: pass "
-          f"--seed={state['seed']} to resume it, or use a new --logdir.")
+          f"--seed={state['seed']} (or bind train.seed = {state['seed']}) to "
+          'resume it, or use a new --logdir.')
     count = state['agent_tensors']
     self.agent.set_state(tensors[:count])
     self.policy_steps = state['policy_steps']
