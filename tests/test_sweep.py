@@ -137,7 +137,8 @@ def test_parse_seeds_grid_and_tasks():
 
 def test_expand_rejects_conflicting_bindings():
   with pytest.raises(ValueError, match='--tasks'):
-    sweep_plan.expand(['gym:CartPole-v1'], [0], {}, [], ["train.env='x:y'"], 'sw')
+    sweep_plan.expand(['gym:CartPole-v1'], [0], {}, [], ["train.env='x:y'"],
+                      'sw')
   with pytest.raises(ValueError, match='--seeds'):
     sweep_plan.expand(['gym:CartPole-v1'], [0], {'train.seed': ['1', '2']}, [],
                  [], 'sw')
@@ -220,12 +221,14 @@ def test_array_index_in_local_mode_runs_only_that_run(tmp_path):
 def test_runs_all_then_skips_finished(tmp_path):
   runs = fake(make_runs(tmp_path))
   out = io.StringIO()
-  assert sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert sweep_local.run_local(
+      runs, parallel=2, root=str(tmp_path), out=out) == 0
   assert all(calls(r) == ['ok'] for r in runs)
   assert all((tmp_path / r.name / DONE_FILE).exists() for r in runs)
   assert 'fake run' in (tmp_path / runs[0].name / 'sweep.log').read_text()
   out = io.StringIO()
-  assert sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert sweep_local.run_local(
+      runs, parallel=2, root=str(tmp_path), out=out) == 0
   assert all(calls(r) == ['ok'] for r in runs)  # Not run again.
   assert '4 skipped (done)' in out.getvalue()
 
@@ -253,7 +256,8 @@ def test_failure_does_not_stop_others_and_exits_nonzero(tmp_path):
   runs = make_runs(tmp_path)
   runs = fake(runs, **{runs[0].name: 'fail', runs[2].name: 'exit0'})
   out = io.StringIO()
-  assert sweep_local.run_local(runs, parallel=1, root=str(tmp_path), out=out) == 1
+  assert sweep_local.run_local(
+      runs, parallel=1, root=str(tmp_path), out=out) == 1
   assert all(len(calls(r)) == 1 for r in runs)
   text = out.getvalue()
   assert '2 done, 1 partial, 1 failed' in text
@@ -271,24 +275,36 @@ def test_failure_does_not_stop_others_and_exits_nonzero(tmp_path):
 def test_unstartable_command_fails_that_run_only(tmp_path):
   runs = fake(make_runs(tmp_path, seeds=[0]))
   runs[0] = dataclasses.replace(runs[0], argv=(str(tmp_path / 'missing'),))
-  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 1
-  assert [sweep_local.read_status(r)['status'] for r in runs] == ['failed', 'done']
+  assert sweep_local.run_local(
+      runs, root=str(tmp_path), out=io.StringIO()) == 1
+  assert [sweep_local.read_status(r)['status'] for r in runs] == [
+      'failed', 'done']
+
+
+def press_ctrl_c(out, ready, wait=30.0):
+  """Once the files `ready` exist (or after `wait` s), a Ctrl-C in the main
+  thread from a helper thread. A simulated interrupt can be lost when the
+  main thread is in C code that checks for signals without raising; it is
+  repeated (1 s apart) until the sweep reports it, never after."""
+
+  def interrupt():
+    deadline = time.time() + wait
+    while not all(os.path.exists(p) for p in ready) and (
+        time.time() < deadline):
+      time.sleep(0.05)
+    while 'Interrupted' not in out.getvalue():
+      _thread.interrupt_main()
+      time.sleep(1.0)
+
+  threading.Thread(target=interrupt, daemon=True).start()
 
 
 def test_ctrl_c_stops_children_cleanly(tmp_path):
   runs = fake(make_runs(tmp_path), action='wait')
-  ready = [tmp_path / r.name / 'ready' for r in runs[:2]]
-
-  def interrupt():
-    deadline = time.time() + 30
-    while not all(p.exists() for p in ready) and time.time() < deadline:
-      time.sleep(0.05)
-    _thread.interrupt_main()
-
-  threading.Thread(target=interrupt, daemon=True).start()
   start, out = time.time(), io.StringIO()
+  press_ctrl_c(out, [tmp_path / r.name / 'ready' for r in runs[:2]])
   code = sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out,
-                         stop_timeout=20)
+                               stop_timeout=20)
   assert code == 130
   assert time.time() - start < 25
   assert all((tmp_path / r.name / 'stopped').exists() for r in runs[:2])
@@ -306,14 +322,9 @@ def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
   run = dataclasses.replace(run, argv=(
       sys.executable, '-c', script, os.path.join(run.logdir, 'ready')))
 
-  def interrupt():
-    while not os.path.exists(os.path.join(run.logdir, 'ready')):
-      time.sleep(0.05)
-    _thread.interrupt_main()
-
-  threading.Thread(target=interrupt, daemon=True).start()
-  start = time.time()
-  assert sweep_local.run_local([run], out=io.StringIO(), stop_timeout=0.5) == 130
+  start, out = time.time(), io.StringIO()
+  press_ctrl_c(out, [os.path.join(run.logdir, 'ready')], wait=60)
+  assert sweep_local.run_local([run], out=out, stop_timeout=0.5) == 130
   assert time.time() - start < 15
   status = sweep_local.read_status(run)
   assert status['status'] == 'partial' and status['exit_code'] == -9
@@ -322,14 +333,16 @@ def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
 def test_a_live_run_is_not_started_twice(tmp_path):
   run, = fake(make_runs(tmp_path, seeds=[0])[:1])
   os.makedirs(run.logdir)
-  sweep_local._write_record(run, state='running', pid=os.getpid(),
-                      pid_start=sweep_local._create_time(os.getpid()))
+  sweep_local._write_record(
+      run, state='running', pid=os.getpid(),
+      pid_start=sweep_local._create_time(os.getpid()))
   assert sweep_local.read_status(run)['status'] == 'running'
   out = io.StringIO()
   assert sweep_local.run_local([run], out=out) == 0
   assert calls(run) == [] and 'already running' in out.getvalue()
   # A stale record (that process is gone) does not block the run.
-  sweep_local._write_record(run, state='running', pid=os.getpid(), pid_start=1.0)
+  sweep_local._write_record(run, state='running', pid=os.getpid(),
+                            pid_start=1.0)
   assert sweep_local.read_status(run)['status'] == 'partial'
   assert sweep_local.run_local([run], out=io.StringIO()) == 0
   assert calls(run) == ['ok']
