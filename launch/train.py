@@ -37,20 +37,12 @@ def main(argv):
     seed = train_lib.resolve_seed(FLAGS.seed, FLAGS['seed'].present)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  env = gin.query_parameter('train.env') if _bound('train.env') else (
-      'gym:CartPole-v1')
+  env = (gin.query_parameter('train.env') if train_lib.is_bound('train.env')
+         else 'gym:CartPole-v1')
   logdir = FLAGS.logdir or os.path.join(
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")
   result = train_lib.train(logdir, seed=seed)
   print(json.dumps(result))
-
-
-def _bound(name):
-  try:
-    gin.query_parameter(name)
-    return True
-  except ValueError:
-    return False
 
 
 if __name__ == '__main__':

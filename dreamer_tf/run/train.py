@@ -144,11 +144,11 @@ def resolve_seed(flag_seed, flag_given):
   as is a `train.seed` binding that contradicts a given --seed.
   """
   for name in ('Agent.seed', 'Replay.seed'):
-    if _bound(name):
+    if is_bound(name):
       raise ValueError(f'{name} is set from the run seed; drop the binding '
                        'and pass --seed=N (or bind train.seed).')
   seed = flag_seed
-  if _bound('train.seed'):
+  if is_bound('train.seed'):
     bound = gin.query_parameter('train.seed')
     if isinstance(bound, bool) or not isinstance(bound, int):
       raise ValueError(f'train.seed = {bound!r}: the seed must be an integer '
@@ -162,7 +162,8 @@ def resolve_seed(flag_seed, flag_given):
   return seed
 
 
-def _bound(name):
+def is_bound(name):
+  """Whether the gin config binds `name` ('configurable.parameter')."""
   try:
     gin.query_parameter(name)
     return True
