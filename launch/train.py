@@ -12,6 +12,7 @@ checkpoint. The resolved gin config, including `train.seed`, is written to
 """
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -31,6 +32,7 @@ def main(argv):
   # main module and must stay free of TensorFlow (memory, and dm_control's
   # EGL renderer aborts in a process that has loaded it).
   from dreamer_tf import config  # pylint: disable=import-outside-toplevel
+  from dreamer_tf import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
   try:
@@ -41,7 +43,10 @@ def main(argv):
          else 'gym:CartPole-v1')
   logdir = FLAGS.logdir or os.path.join(
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")
-  result = train_lib.train(logdir, seed=seed)
+  try:
+    result = train_lib.train(logdir, seed=seed)
+  except ckpt_lib.CheckpointError as e:  # A resume this config may not do.
+    sys.exit(f'launch.train: {e}')
   print(json.dumps(result))
 
 

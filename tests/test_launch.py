@@ -58,3 +58,19 @@ def test_launchers_load_tensorflow_only_when_they_run():
         cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == 'False', module
 
+
+
+def test_train_refuses_another_seed_on_resume_without_a_traceback(tmp_path):
+  def launch(seed):
+    return subprocess.run(
+        [sys.executable, '-m', 'launch.train', f'--logdir={tmp_path}',
+         f'--seed={seed}', '--gin_file=gin_configs/default.gin',
+         '--gin_file=gin_configs/suites/debug.gin',
+         '--gin_param=train.steps=8'],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+  assert launch(2).returncode == 0
+  proc = launch(3)
+  assert proc.returncode != 0
+  assert 'launch.train: The checkpoint' in proc.stderr
+  assert 'pass --seed=2' in proc.stderr and 'Traceback' not in proc.stderr
+  assert 'train.seed = 2' in (tmp_path / 'config.gin').read_text()
