@@ -10,11 +10,10 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
-import threading
 import time
-import _thread
 
 import pytest
 
@@ -281,46 +280,64 @@ def test_unstartable_command_fails_that_run_only(tmp_path):
       'failed', 'done']
 
 
-def press_ctrl_c(ready, wait=30.0):
-  """Once the files `ready` exist (or after `wait` s), one Ctrl-C in the
-  main thread from a helper thread."""
+# Runs `run_local` in a fresh interpreter that gets a real SIGINT (Ctrl-C),
+# so the test does not depend on the pytest process's signal state.
+RUNNER = r"""
+import dataclasses, io, json, sys
+from dreamer_tf.run import sweep_local
+from tests import test_sweep
+root, mode, stop_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+runs = test_sweep.make_runs(root, seeds=(0, 1) if mode == 'wait' else (0,))
+if mode == 'wait':
+  runs = test_sweep.fake(runs, action='wait')
+else:  # One run whose child ignores SIGINT.
+  script = ('import signal, time; signal.signal(signal.SIGINT, '
+            'signal.SIG_IGN); open(__import__("sys").argv[1], "w").close(); '
+            'time.sleep(60)')
+  runs = [dataclasses.replace(runs[0], argv=(
+      sys.executable, '-c', script, runs[0].logdir + '/ready'))]
+out = io.StringIO()
+code = sweep_local.run_local(runs, parallel=2, root=root, out=out,
+                             stop_timeout=stop_timeout)
+print(json.dumps(dict(code=code, out=out.getvalue())))
+"""
 
-  def interrupt():
-    deadline = time.time() + wait
-    while not all(os.path.exists(p) for p in ready) and (
-        time.time() < deadline):
-      time.sleep(0.05)
-    _thread.interrupt_main()
 
-  threading.Thread(target=interrupt, daemon=True).start()
+def ctrl_c_sweep(root, mode, stop_timeout, ready):
+  """The RUNNER's result after one SIGINT once the files `ready` exist."""
+  proc = subprocess.Popen(
+      [sys.executable, '-c', RUNNER, str(root), mode, str(stop_timeout)],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 60
+  while not all(os.path.exists(p) for p in ready):
+    assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  stdout, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == 0, stderr[-2000:]
+  return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_ctrl_c_stops_children_cleanly(tmp_path):
-  runs = fake(make_runs(tmp_path), action='wait')
-  start, out = time.time(), io.StringIO()
-  press_ctrl_c([tmp_path / r.name / 'ready' for r in runs[:2]])
-  code = sweep_local.run_local(runs, parallel=2, root=str(tmp_path), out=out,
-                               stop_timeout=20)
-  assert code == 130
+  runs = make_runs(tmp_path)
+  start = time.time()
+  result = ctrl_c_sweep(tmp_path, 'wait', 20,
+                        [tmp_path / r.name / 'ready' for r in runs[:2]])
+  assert result['code'] == 130
   assert time.time() - start < 25
   assert all((tmp_path / r.name / 'stopped').exists() for r in runs[:2])
   assert [len(calls(r)) for r in runs] == [1, 1, 0, 0]
   assert [sweep_local.read_status(r)['status'] for r in runs] == [
       'partial', 'partial', 'pending', 'pending']
-  assert '2 not started' in out.getvalue()
+  assert '2 not started' in result['out']
 
 
 def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
-  script = ('import signal, time; signal.signal(signal.SIGINT, '
-            'signal.SIG_IGN); open(__import__("sys").argv[1], "w").close(); '
-            'time.sleep(60)')
   run, = make_runs(tmp_path, seeds=[0])[:1]
-  run = dataclasses.replace(run, argv=(
-      sys.executable, '-c', script, os.path.join(run.logdir, 'ready')))
-
-  start, out = time.time(), io.StringIO()
-  press_ctrl_c([os.path.join(run.logdir, 'ready')], wait=60)
-  assert sweep_local.run_local([run], out=out, stop_timeout=0.5) == 130
+  start = time.time()
+  result = ctrl_c_sweep(tmp_path, 'ignore', 0.5,
+                        [os.path.join(run.logdir, 'ready')])
+  assert result['code'] == 130
   assert time.time() - start < 15
   status = sweep_local.read_status(run)
   assert status['status'] == 'partial' and status['exit_code'] == -9
