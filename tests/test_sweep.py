@@ -283,7 +283,10 @@ def test_unstartable_command_fails_that_run_only(tmp_path):
 # Runs `run_local` in a fresh interpreter that gets a real SIGINT (Ctrl-C),
 # so the test does not depend on the pytest process's signal state.
 RUNNER = r"""
-import dataclasses, io, json, sys
+import dataclasses, io, json, signal, sys
+# A background job of a non-interactive shell starts with SIGINT ignored;
+# a user's sweep is in the foreground, where Ctrl-C raises KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from dreamer_tf.run import sweep_local
 from tests import test_sweep
 root, mode, stop_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
