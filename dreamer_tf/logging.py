@@ -28,6 +28,7 @@ class Logger:
       self._writer = tf.summary.create_file_writer(logdir)
     self.console = console
     self._start = time.time()
+    self._eta_anchor = None  # (step, time) of this process's first line.
 
   def scalars(self, values, step):
     """Appends one metrics record and the TensorBoard scalars."""
@@ -58,14 +59,25 @@ class Logger:
     self.scalars({f'{prefix}/score': score, f'{prefix}/length': length,
                   **logs}, step)
 
-  def progress(self, step, total, fps, score, updates):
-    """One console line: steps, fps, latest score and ETA."""
+  def progress(self, step, total, fps, score, updates, now=None):
+    """One console line: steps, fps of the last window, latest score, ETA.
+
+    The ETA divides the remaining frames by the mean rate since this
+    process's first line (the last window's fps swings with evaluation,
+    checkpoints and compilation); the first line uses `fps`.
+    """
     if not self.console:
       return
+    now = time.time() if now is None else now
+    if self._eta_anchor is None:
+      self._eta_anchor = (step, now)
+      rate = fps
+    else:
+      start_step, start_time = self._eta_anchor
+      rate = (step - start_step) / max(now - start_time, 1e-9)
     done = min(1.0, step / max(total, 1))
-    eta = (total - step) / fps if fps > 0 else float('inf')
-    eta_text = time.strftime('%H:%M:%S', time.gmtime(eta)) if np.isfinite(
-        eta) else '--:--:--'
+    eta = max(total - step, 0) / rate if rate > 0 else float('inf')
+    eta_text = _duration(eta) if np.isfinite(eta) else '--:--:--'
     bar = '#' * int(20 * done) + '.' * (20 - int(20 * done))
     score_text = 'n/a' if score is None else f'{score:.1f}'
     print(f'[{bar}] {step}/{total} frames  {fps:.1f} fps  '
@@ -107,6 +119,13 @@ def encode_gif(frames, fps=10):
   images[0].save(buffer, format='GIF', save_all=True,
                  append_images=images[1:], duration=int(1000 / fps), loop=0)
   return buffer.getvalue()
+
+
+def _duration(seconds):
+  """'H:MM:SS', hours not wrapped at a day ('31:00:00')."""
+  minutes, secs = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f'{hours}:{minutes:02d}:{secs:02d}'
 
 
 def _number(value):

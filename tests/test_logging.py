@@ -24,6 +24,20 @@ def test_scalars_scores_and_tensorboard(tmp_path, capsys):
   assert '500/1000' in err and 'ETA' in err
 
 
+def test_eta_uses_the_mean_rate_since_the_first_line(tmp_path, capsys):
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False)
+  logger.progress(1000, 101000, 10.0, None, 0, now=0.0)
+  # A slow last window (1 fps) must not blow up the ETA: the mean rate
+  # since the first line is 2000 frames / 100 s = 20 fps.
+  logger.progress(3000, 101000, 1.0, None, 0, now=100.0)
+  first, second = capsys.readouterr().err.strip().split('\n')
+  assert first.endswith('ETA 2:46:40')  # 100000 frames at 10 fps.
+  assert second.endswith('ETA 1:21:40')  # 98000 frames at 20 fps.
+  logger.progress(3000, 101000, 0.0, None, 0, now=100.0 + 1e6)
+  assert capsys.readouterr().err.strip().endswith('ETA 13612:28:20')  # Not wrapped at a day.
+  logger.close()
+
+
 def test_appends_across_restarts(tmp_path):
   for step in (1, 2):
     logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)

@@ -419,7 +419,8 @@ class _Loop:
     values.update({f'replay/{k}': v for k, v in self.replay.stats().items()})
     self.logger.scalars(values, self.frames)
     self.logger.progress(self.frames, self.steps * self.frames_per_step,
-                         fps / seconds, self.last_score, self.ratio.updates)
+                         fps / seconds, self.last_score, self.ratio.updates,
+                         now=now)
 
 
 class _StopFlag:
