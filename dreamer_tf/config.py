@@ -69,6 +69,43 @@ def parse(files=(), bindings=()):
         "e.g. train.env = 'dmc:walker_walk'.") from e
 
 
+def resolve_seed(flag_seed, flag_given):
+  """A run's seed: `flag_seed` (--seed) if given, else a `train.seed`
+  binding, else `flag_seed` (its default); also bound to `train.seed` so
+  that the written config.gin names it.
+
+  The seed also seeds the agent and the replay (`train` passes it on), so
+  `Agent.seed` / `Replay.seed` bindings would be ignored and are refused,
+  as is a `train.seed` binding that contradicts a given --seed.
+  """
+  for name in ('Agent.seed', 'Replay.seed'):
+    if is_bound(name):
+      raise ValueError(f'{name} is set from the run seed; drop the binding '
+                       'and pass --seed=N (or bind train.seed).')
+  seed = flag_seed
+  if is_bound('train.seed'):
+    bound = gin.query_parameter('train.seed')
+    if isinstance(bound, bool) or not isinstance(bound, int):
+      raise ValueError(f'train.seed = {bound!r}: the seed must be an integer '
+                       'literal.')
+    if flag_given and bound != flag_seed:
+      raise ValueError(f'--seed={flag_seed} contradicts the binding '
+                       f'train.seed = {bound}; pass one of them.')
+    seed = bound
+  with gin.unlock_config():
+    gin.bind_parameter('train.seed', seed)
+  return seed
+
+
+def is_bound(name):
+  """Whether the gin config binds `name` ('configurable.parameter')."""
+  try:
+    gin.query_parameter(name)
+    return True
+  except ValueError:
+    return False
+
+
 def suggest(message):
   """' (did you mean: ...)' for names in `message` close to valid ones."""
   valid = valid_bindings()

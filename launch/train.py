@@ -36,10 +36,10 @@ def main(argv):
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
   try:
-    seed = train_lib.resolve_seed(FLAGS.seed, FLAGS['seed'].present)
+    seed = config.resolve_seed(FLAGS.seed, FLAGS['seed'].present)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  env = (gin.query_parameter('train.env') if train_lib.is_bound('train.env')
+  env = (gin.query_parameter('train.env') if config.is_bound('train.env')
          else 'gym:CartPole-v1')
   logdir = FLAGS.logdir or os.path.join(
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")

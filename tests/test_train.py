@@ -162,23 +162,3 @@ def test_exact_resume_after_sigkill(tmp_path):
   replay_a = replay_lib.Replay(str(straight / 'replay'), length=9).stats()
   replay_b = replay_lib.Replay(str(killed / 'replay'), length=9).stats()
   assert replay_b['inserts'] == replay_a['inserts'] >= items_at_kill
-
-
-def test_seed_comes_from_the_flag_or_a_train_seed_binding():
-  cases = [([], 0, False, 0), ([], 4, True, 4),
-           (['train.seed = 2'], 0, False, 2), (['train.seed = 2'], 2, True, 2)]
-  for bindings, flag, given, expected in cases:
-    gin.clear_config()
-    config.parse([], bindings)
-    assert train_lib.resolve_seed(flag, given) == expected
-    # The written config names the seed.
-    assert f'train.seed = {expected}' in gin.config_str()
-  for bindings, flag, message in [
-      (['train.seed = 2'], 5, 'contradicts'),
-      (['Agent.seed = 1'], 0, 'Agent.seed is set from the run seed'),
-      (['Replay.seed = 1'], 0, 'Replay.seed is set from the run seed'),
-      (['train.seed = 1.0'], 1, 'integer')]:
-    gin.clear_config()
-    config.parse([], bindings)
-    with pytest.raises(ValueError, match=message):
-      train_lib.resolve_seed(flag, True)

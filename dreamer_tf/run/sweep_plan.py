@@ -219,7 +219,6 @@ def validate(runs):
   """
   # pylint: disable=import-outside-toplevel  (they load TensorFlow)
   from dreamer_tf import config
-  from dreamer_tf.run import train as train_lib
   seen = set()
   for run in runs:
     key = (run.gin_files, run.gin_params)
@@ -231,7 +230,7 @@ def validate(runs):
       config.parse(list(run.gin_files) or DEFAULT_GIN, run.gin_params)
       # The seed checks launch.train makes (e.g. a gin file binding
       # train.seed, an Agent.seed binding) fail here, before any run starts.
-      train_lib.resolve_seed(run.seed, True)
+      config.resolve_seed(run.seed, True)
     except ValueError as e:
       raise ValueError(f'{e}\n(in the config of run {run.name})') from e
     finally:
