@@ -106,6 +106,21 @@ def test_sigkill_restarts_the_worker_and_reports_the_lost_episode():
     assert not obs['is_first'].any() and obs['reward'].tolist() == [1.0, 1.0]
 
 
+def test_workers_ignore_ctrl_c_so_the_parent_decides_when_to_stop():
+  # A terminal's Ctrl-C reaches every process of the foreground group.
+  with parallel.ParallelEnvs(cartpoles(2)) as envs:
+    alt = {'action': np.array([0, 1], np.int32)}
+    envs.step(alt)
+    pids = envs.pids
+    for pid in pids:
+      os.kill(pid, signal.SIGINT)
+    time.sleep(0.5)
+    obs = envs.step(alt)
+    assert not obs['is_first'].any()
+    assert envs.pids == pids and envs.lost_episodes == []
+    assert len(envs.get_states()) == 2  # What a final checkpoint asks for.
+
+
 def test_raising_env_is_restarted_with_the_traceback_reported():
   ctors = [functools.partial(Faulty, fail_at=3), functools.partial(Faulty, 99)]
   with parallel.ParallelEnvs(ctors) as envs:

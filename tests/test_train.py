@@ -124,32 +124,63 @@ def _launch(logdir, steps, every):
           f'--gin_param=train.save_every_steps={every}']
 
 
-@pytest.mark.slow
-def test_exact_resume_after_sigkill(tmp_path):
-  """Kill -9 after a checkpoint, resume: same result as never stopping."""
-  steps, every = 160, 80
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  straight = tmp_path / 'straight'
-  subprocess.run(_launch(straight, steps, every), cwd=ROOT, env=env,
+STEPS, EVERY = 160, 80
+QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory):
+  """A run of STEPS policy steps that was never stopped."""
+  logdir = tmp_path_factory.mktemp('straight')
+  subprocess.run(_launch(logdir, STEPS, EVERY), cwd=ROOT, env=QUIET,
                  check=True, capture_output=True, timeout=600)
-  killed = tmp_path / 'killed'
-  proc = subprocess.Popen(_launch(killed, steps, every), cwd=ROOT, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  latest = killed / 'ckpt' / 'latest'
+  return logdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('stop', ['sigkill', 'ctrl_c'])
+def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
+  """Stop a run after its first checkpoint, by kill -9 of the trainer or
+  by a terminal's Ctrl-C (SIGINT to the whole process group, env workers
+  included); rerun the command: same result as never stopping, and no
+  replay step written before the stop is lost."""
+  stopped = tmp_path / 'stopped'
+  proc = subprocess.Popen(_launch(stopped, STEPS, EVERY), cwd=ROOT,
+                          env=QUIET, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  latest = stopped / 'ckpt' / 'latest'
   deadline = time.time() + 600
   while not latest.exists() and time.time() < deadline:
     assert proc.poll() is None, 'the run ended before its first checkpoint'
     time.sleep(0.02)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  _, state = ckpt_lib.Checkpointer(str(killed / 'ckpt')).load()
-  assert state['policy_steps'] < steps, 'killed too late to test a resume'
-  items_at_kill = replay_lib.Replay(str(killed / 'replay'), length=9).stats()['inserts']
-  subprocess.run(_launch(killed, steps, every), cwd=ROOT, env=env,
+  if stop == 'sigkill':
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+  else:
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    # A clean stop: exit 0, the counters printed, a final checkpoint at
+    # exactly those counters, and no process of the run left behind.
+    assert proc.returncode == 0, err[-3000:]
+    printed = json.loads(out.strip().splitlines()[-1])
+    _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+    assert state['policy_steps'] == printed['policy_steps']
+    assert state['ratio']['updates'] == printed['updates']
+    deadline = time.time() + 10  # (multiprocessing's tracker exits last)
+    while _alive_in_group(proc.pid) and time.time() < deadline:
+      time.sleep(0.1)
+    assert not _alive_in_group(proc.pid)
+  _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
+  items_at_stop = replay_lib.Replay(
+      str(stopped / 'replay'), length=9).stats()['inserts']
+  subprocess.run(_launch(stopped, STEPS, EVERY), cwd=ROOT, env=QUIET,
                  check=True, capture_output=True, timeout=600)
-  a_tensors, a_state = ckpt_lib.Checkpointer(str(straight / 'ckpt')).load()
-  b_tensors, b_state = ckpt_lib.Checkpointer(str(killed / 'ckpt')).load()
-  assert a_state['policy_steps'] == b_state['policy_steps'] == steps
+  a_tensors, a_state = ckpt_lib.Checkpointer(
+      str(straight_run / 'ckpt')).load()
+  b_tensors, b_state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  assert a_state['policy_steps'] == b_state['policy_steps'] == STEPS
   assert a_state['ratio'] == b_state['ratio']
   assert a_state['ratio']['updates'] > 0
   # Agent (params, slow critic, return stats, optimizer) and the live loop
@@ -159,6 +190,21 @@ def test_exact_resume_after_sigkill(tmp_path):
   for name, x, y in zip(names, a_tensors, b_tensors):
     if not name.startswith('env_state/'):
       np.testing.assert_array_equal(x, y, err_msg=name)
-  replay_a = replay_lib.Replay(str(straight / 'replay'), length=9).stats()
-  replay_b = replay_lib.Replay(str(killed / 'replay'), length=9).stats()
-  assert replay_b['inserts'] == replay_a['inserts'] >= items_at_kill
+  replay_a = replay_lib.Replay(str(straight_run / 'replay'), length=9).stats()
+  replay_b = replay_lib.Replay(str(stopped / 'replay'), length=9).stats()
+  assert replay_b['inserts'] == replay_a['inserts'] >= items_at_stop
+
+
+def _alive_in_group(pgid):
+  """Pids of live (not zombie) processes in process group `pgid`."""
+  pids = []
+  for name in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{name}/stat') as f:
+        # pid (comm) state ppid pgrp ...; comm may contain spaces.
+        fields = f.read().rsplit(')', 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if int(fields[2]) == pgid and fields[0] != 'Z':
+      pids.append(int(name))
+  return pids

@@ -6,6 +6,12 @@ picklable constructor, e.g. `functools.partial(envs.make, 'gym:CartPole-v1',
 seed=i)`; with spawn the child re-imports the parent's `__main__` module, so
 a launcher script should keep its work under `if __name__ == '__main__':`.
 
+Ctrl-C: workers ignore SIGINT. A terminal sends Ctrl-C to the whole
+foreground process group, workers included; the parent owns the stop (the
+training loop finishes its step and saves the env states with its final
+checkpoint), then closes the workers. A worker whose parent is gone exits
+on the closed pipe.
+
 Crash recovery: when a worker dies (e.g. SIGKILL, segfault), raises, or does
 not answer within `timeout` seconds, it is replaced by a fresh process with
 the same constructor; the new env starts a new episode, so this step's obs
@@ -42,6 +48,7 @@ class WorkerError(Exception):
 
 def _serve(ctor, conn):
   """Worker process: builds the env, then answers commands until 'close'."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # The parent stops us.
   env = None
   try:
     env = ctor()
@@ -59,8 +66,8 @@ def _serve(ctor, conn):
         break
       else:
         raise ValueError(f'Unknown worker command {cmd!r}.')
-  except (KeyboardInterrupt, EOFError):
-    pass  # Parent interrupted or gone: just exit.
+  except EOFError:
+    pass  # Parent gone: just exit.
   except Exception:  # pylint: disable=broad-except
     try:
       conn.send(('error', traceback.format_exc()))
