@@ -10,11 +10,12 @@ import pytest
 
 from dreamer_tf import checkpoint as ckpt_lib
 from dreamer_tf import config
-from dreamer_tf import envs
 from dreamer_tf import spaces
 from dreamer_tf.envs import base
 from dreamer_tf.run import evaluate as eval_lib
+from dreamer_tf.run import recording
 from tests.conftest import TINY
+from tests.test_recording import count_frames
 
 ENV = 'dmc:cartpole_balance'
 # 1000 physics steps / repeat 10 = 100 agent steps per episode; no XLA
@@ -52,23 +53,6 @@ def run_dir(tmp_path_factory):
   return logdir
 
 
-def count_frames(path):
-  if path.endswith('.gif'):
-    from PIL import Image  # pylint: disable=import-outside-toplevel
-    with Image.open(path) as image:
-      return image.n_frames, image.size[::-1]
-  import cv2  # pylint: disable=import-outside-toplevel
-  capture = cv2.VideoCapture(path)
-  frames, shape = 0, None
-  while True:
-    ok, frame = capture.read()
-    if not ok:
-      break
-    frames, shape = frames + 1, frame.shape[:2]
-  capture.release()
-  return frames, shape
-
-
 @pytest.mark.slow
 def test_evaluate_writes_scores_summary_and_video(run_dir, tmp_path):
   outdir = str(tmp_path / 'eval')
@@ -95,7 +79,7 @@ def test_evaluate_writes_scores_summary_and_video(run_dir, tmp_path):
   assert summary['video'].startswith(f'{outdir}/video.')
   frames, shape = count_frames(summary['video'])
   assert frames == records[0]['episode/length'] + 1
-  assert shape == eval_lib.RENDER_SIZE
+  assert shape == recording.RENDER_SIZE
 
 
 def test_missing_config_or_checkpoint_is_refused(tmp_path):
@@ -128,7 +112,7 @@ def test_checkpoint_of_another_env_is_refused(run_dir, tmp_path):
     eval_lib.evaluate(str(logdir))
 
 
-# --- Episode bookkeeping, frames and video (no agent) ----------------------
+# --- Episode bookkeeping and frames (no agent) -----------------------------
 
 
 class _Counter(base.Env):
@@ -200,8 +184,8 @@ def test_episodes_are_counted_in_fixed_quotas_per_env():
 
 
 def test_recorder_adds_rgb_frames_from_the_image_observation():
-  env = eval_lib.Recorder(functools.partial(_Counter, 3))
-  assert env.obs_space[eval_lib.FRAME_KEY].shape == (4, 6, 3)
+  env = recording.Recorder(functools.partial(_Counter, 3))
+  assert env.obs_space[recording.FRAME_KEY].shape == (4, 6, 3)
   pool = _Pool([env])
   results, frames = eval_lib.run_episodes(
       _Agent(), pool, [1], False, np.random.default_rng(0))
@@ -209,27 +193,6 @@ def test_recorder_adds_rgb_frames_from_the_image_observation():
   assert results == [(3.0, 3, {'log/steps': 3})]
   assert [int(f[0, 0, 0]) for f in frames] == [0, 1, 2, 3]
   assert all(f.shape == (4, 6, 3) for f in frames)
-
-
-def test_envs_that_cannot_render_get_no_video_and_say_why():
-  ctor = functools.partial(envs.make, 'gym:CartPole-v1')  # No render_mode.
-  pool, why = eval_lib._recording_pool(ctor)  # pylint: disable=protected-access
-  assert pool is None
-  assert 'render_mode' in why
-
-
-@pytest.mark.parametrize('opencv', [True, False])
-def test_write_video_decodes_to_all_frames(tmp_path, monkeypatch, opencv):
-  if not opencv:
-    monkeypatch.setitem(__import__('sys').modules, 'cv2', None)
-  frames = np.zeros((7, 48, 64, 3), np.uint8)
-  frames[:, :, :, 0] = np.arange(7)[:, None, None] * 30
-  path = eval_lib.write_video(str(tmp_path / 'video'), frames, fps=10)
-  assert path.endswith('.mp4' if opencv else '.gif')
-  assert count_frames(path) == (7, (48, 64))
-  with pytest.raises(ValueError, match='uint8'):
-    eval_lib.write_video(str(tmp_path / 'bad'), frames.astype(np.float32))
-  assert eval_lib.rgb(np.ones((2, 3, 1), np.uint8)).shape == (2, 3, 3)
 
 
 def test_summary_reports_achievements_only_when_episodes_have_them():

@@ -17,21 +17,17 @@ the paper evaluates, or with the policy's mode (`mode=True`). Writes into
 Episodes are spread over the envs in fixed quotas (each env contributes its
 first k episodes): counting the first N episodes to finish would favour
 short ones. With a video, the first episode runs alone on one recording env
-(`Recorder`), the others on `num_envs` envs afterwards. Eval envs get seeds
-`EVAL_SEED + 1000 * seed + i`, apart from the training and in-training
-eval envs.
+(`recording.Recorder`), the others on `num_envs` envs afterwards. Eval envs
+get seeds `EVAL_SEED + 1000 * seed + i`, apart from the training and
+in-training eval envs.
 
-Video frames are the env's image observation (uint8 HxWx3, gray repeated to
-RGB) when it has one; vector-only envs are rendered: gymnasium envs with
-`render_mode='rgb_array'` (classic control needs pygame), dm_control
-tasks through their physics. Envs that cannot render are evaluated without
-a video, with a warning that says why.
-
-Spawned env workers import this module to unpickle `Recorder`, so it
-imports TensorFlow (agent, config, training loop) inside functions only.
-They also re-import the caller's main module: call `evaluate` from a script
-whose top level does not import TensorFlow (like launch/evaluate.py) when
-dm_control renders, or its EGL renderer crashes the worker (envs/dmc.py).
+Frames and the video file come from `dreamer_tf/run/recording.py`; envs
+that cannot render are evaluated without a video, with a warning that says
+why. This module imports TensorFlow (agent, config, training loop) inside
+functions only. Spawned env workers re-import the caller's main module:
+call `evaluate` from a script whose top level does not import TensorFlow
+(like launch/evaluate.py) when dm_control renders, or its EGL renderer
+crashes the worker (envs/dmc.py).
 """
 import functools
 import inspect
@@ -47,25 +43,12 @@ from dreamer_tf import achievements as achievements_lib
 from dreamer_tf import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
 from dreamer_tf import logging as log_lib
-from dreamer_tf import spaces as spaces_lib
-from dreamer_tf.envs import base
-from dreamer_tf.envs import gym as gym_lib
 from dreamer_tf.envs import parallel
+from dreamer_tf.run import recording
 
 # Env seeds of evaluations: far from train (1000 s + i) and in-training eval
 # envs (10**6 + 1000 s + i).
 EVAL_SEED = 2 * 10**6
-# The observation key of a recorded frame ('log/' keys are never model
-# inputs); the agent never sees it.
-FRAME_KEY = 'log/frame'
-# (height, width) of frames rendered from physics (dm_control).
-RENDER_SIZE = (240, 320)
-VIDEO_FPS = 30
-
-
-class CannotRender(RuntimeError):
-  """The env has no image observation and no RGB renderer."""
-
 
 # --- Run directory ---------------------------------------------------------
 
@@ -168,7 +151,7 @@ def _check_env(settings, state, logdir):
 
 
 def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
-             outdir=None, fps=VIDEO_FPS):
+             outdir=None, fps=recording.VIDEO_FPS):
   """Runs `episodes` episodes of the run in `logdir`; returns the summary.
 
   mode: act with the policy's mode instead of sampling (the paper samples).
@@ -196,7 +179,8 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
   try:
     recorder = None
     if video:
-      recorder, note = _recording_pool(ctor(0, **_render_kwargs(env)))
+      recorder, note = recording.recording_pool(
+          ctor(0, **recording.render_kwargs(env)))
       pools.append(recorder)
       if note:
         warnings.warn(f'No video for {env}: {note}', stacklevel=2)
@@ -206,7 +190,8 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
         [ctor(i + 1) for i in range(count)]) if rest else None
     pools.append(main)
     first = recorder or main
-    obs_space = {k: v for k, v in first.obs_space.items() if k != FRAME_KEY}
+    obs_space = {k: v for k, v in first.obs_space.items()
+                 if k != recording.FRAME_KEY}
     agent = build_agent(obs_space, first.act_space, tensors, state, logdir)
     if recorder:
       results, frames = run_episodes(agent, recorder, [1], mode, rng)
@@ -226,7 +211,8 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
   _write_scores(outdir, results, step)
   video_path = None
   if frames:
-    video_path = write_video(os.path.join(outdir, 'video'), frames, fps)
+    video_path = recording.write_video(os.path.join(outdir, 'video'),
+                                       frames, fps)
   scores = np.array([e.score for e in results])
   lengths = [e.length for e in results]
   summary = dict(
@@ -243,25 +229,6 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
     json.dump(summary, f, indent=2)
   os.replace(path + '.tmp', path)
   return summary
-
-
-def _render_kwargs(env):
-  """Constructor arguments an env needs to render RGB frames."""
-  return {'render_mode': 'rgb_array'} if envs_lib.parse(env)[0] == 'gym' \
-      else {}
-
-
-def _recording_pool(ctor):
-  """(one-env pool with frames, None) or (None, why it cannot render)."""
-  try:
-    return parallel.ParallelEnvs([functools.partial(Recorder, ctor)]), None
-  except RuntimeError as e:
-    if CannotRender.__name__ not in str(e):
-      raise
-    # The worker's traceback ends with 'module.CannotRender: <why>'.
-    why = [line for line in str(e).splitlines()
-           if CannotRender.__name__ + ': ' in line]
-    return None, why[-1].split(': ', 1)[-1] if why else str(e)
 
 
 def episode_quotas(episodes, envs):
@@ -288,7 +255,7 @@ def run_episodes(agent, pool, quotas, mode, rng):
 
   Envs may be mid-episode (a reused pool): only episodes that start here
   count. Returns ([Episode] in completion order, frames of env 0's first
-  episode when the pool provides FRAME_KEY).
+  episode when the pool provides recording.FRAME_KEY).
   """
   n = len(pool)
   quotas = np.asarray(quotas)
@@ -305,8 +272,8 @@ def run_episodes(agent, pool, quotas, mode, rng):
     length += 1
     score[obs['is_first']] = 0.0
     length[obs['is_first']] = 0
-    if FRAME_KEY in obs and not done[0]:
-      frames.append(obs[FRAME_KEY][0])
+    if recording.FRAME_KEY in obs and not done[0]:
+      frames.append(obs[recording.FRAME_KEY][0])
     for i in np.flatnonzero(obs['is_last'] & started):
       if done[i] < quotas[i]:
         results.append(Episode(float(score[i]), int(length[i]),
@@ -342,125 +309,3 @@ def _write_scores(outdir, results, step):
                    **episode.logs)
   finally:
     logger.close()
-
-
-# --- Frames and video ------------------------------------------------------
-
-
-class Recorder(base.Env):
-  """Adds an RGB frame [H, W, 3] uint8 under FRAME_KEY to every obs.
-
-  ctor: zero-argument callable building the env (for gymnasium ids with
-  `render_mode='rgb_array'`). The frame is the env's image observation
-  ('image' if present, else the first image key) or a rendering (see
-  `render`); CannotRender is raised at construction if there is neither.
-  Build it in a worker process: dm_control renders through EGL, which a
-  process that has loaded TensorFlow must not use (see envs/dmc.py).
-  """
-
-  def __init__(self, ctor):
-    os.environ.setdefault('MUJOCO_GL', 'egl')
-    self._env = ctor()
-    images = sorted(k for k, s in self._env.obs_space.items() if s.is_image)
-    self._key = 'image' if 'image' in images else (
-        images[0] if images else None)
-    # The first reset tells the frame shape; step() returns it first.
-    self._first = self._with_frame(self._env.step({}))
-    shape = self._first[FRAME_KEY].shape
-    self._obs_space = {**self._env.obs_space, FRAME_KEY: spaces_lib.Space(
-        shape, 'uint8', low=0, high=255)}
-
-  @property
-  def obs_space(self):
-    return self._obs_space
-
-  @property
-  def act_space(self):
-    return self._env.act_space
-
-  def _with_frame(self, obs):
-    if self._key:
-      frame = rgb(obs[self._key])
-    else:
-      frame = render(self._env)
-    return {**obs, FRAME_KEY: frame}
-
-  def _reset(self):
-    first, self._first = self._first, None
-    if first is not None:
-      return first
-    return self._with_frame(self._env.step({}))  # The inner env resets.
-
-  def _step(self, action):
-    return self._with_frame(self._env.step(action))
-
-  def close(self):
-    self._env.close()
-
-
-def rgb(image):
-  """[H, W, 1 or 3] uint8 -> [H, W, 3] uint8."""
-  image = np.asarray(image)
-  if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (
-      1, 3):
-    raise ValueError(f'Expected a uint8 [H, W, 1 or 3] image, got '
-                     f'{image.dtype} {image.shape}.')
-  return np.repeat(image, 3, -1) if image.shape[-1] == 1 else image
-
-
-def render(env, size=RENDER_SIZE):
-  """An RGB frame [H, W, 3] uint8 of the env's current state.
-
-  Supports `GymEnv` built with render_mode='rgb_array' and dm_control
-  `DMC` (rendered at `size`, its camera); raises CannotRender otherwise.
-  """
-  if isinstance(env, gym_lib.GymEnv):
-    try:
-      frame = env.env.render()
-    except Exception as e:  # pylint: disable=broad-except
-      raise CannotRender(
-          f'the gymnasium env failed to render ({type(e).__name__}: '
-          f'{e})') from e
-    if frame is None:
-      raise CannotRender(
-          'the gymnasium env renders no RGB array (it was built without '
-          "render_mode='rgb_array' or does not support it).")
-  elif hasattr(env, 'physics'):  # dm_control (envs/dmc.py).
-    camera = getattr(env, '_camera', 0)
-    frame = env.physics.render(*size, camera_id=camera)
-  else:
-    raise CannotRender(
-        f'{type(env).__name__} has no image observation and no renderer '
-        '(gymnasium and dm_control envs can render).')
-  frame = np.asarray(frame)
-  if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-    raise CannotRender(f'the rendered frame is {frame.dtype} {frame.shape}, '
-                       'not uint8 [H, W, 3].')
-  return frame
-
-
-def write_video(stem, frames, fps=VIDEO_FPS):
-  """Writes frames [T, H, W, 3] uint8 to `stem`.mp4 (OpenCV, mp4v) or,
-  without OpenCV, `stem`.gif (Pillow); returns the path written."""
-  frames = np.asarray(frames)
-  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-    raise ValueError(f'Video frames must be [T, H, W, 3] uint8, got '
-                     f'{frames.dtype} {frames.shape}.')
-  try:
-    import cv2  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    cv2 = None
-  if cv2 is not None:
-    path = stem + '.mp4'
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if writer.isOpened():
-      for frame in frames:
-        writer.write(frame[..., ::-1])  # OpenCV wants BGR.
-      writer.release()
-      return path
-  path = stem + '.gif'
-  with open(path, 'wb') as f:
-    f.write(log_lib.encode_gif(frames, fps))
-  return path
