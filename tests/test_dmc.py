@@ -1,5 +1,6 @@
 """dm_control suite adapter (spec §5.2, Decisions table)."""
 import os
+import subprocess
 import sys
 
 import dm_env
@@ -245,3 +246,16 @@ def test_wrapped_environment_has_no_state():
   # A wrapper may hold state of its own (here the step count): the run
   # restarts episodes rather than resuming them wrongly.
   assert dmc.DMC(Terminating(), repeat=1).get_state() is None
+
+
+def test_proprio_tasks_import_without_gl_warnings():
+  # Nothing renders: no 'X11: The DISPLAY environment variable is missing'
+  # from dm_control's GLFW probe in every env worker.
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('MUJOCO_GL', 'DISPLAY')}
+  proc = subprocess.run(
+      [sys.executable, '-W', 'always', '-c', 'from dreamer_tf import envs; '
+       "envs.make('dmc:cartpole_balance').close()"],
+      env=env, capture_output=True, text=True, timeout=300, check=True)
+  assert 'GLFW' not in proc.stderr and 'DISPLAY' not in proc.stderr, (
+      proc.stderr[-2000:])

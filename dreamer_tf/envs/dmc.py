@@ -27,6 +27,7 @@ and settings and refuses to restore into an env with others.
 import importlib.util
 import os
 import pickle
+import warnings
 import zlib
 
 import numpy as np
@@ -52,7 +53,13 @@ def import_suite(render=True):
   if importlib.util.find_spec('dm_control') is None:
     raise ImportError("dm_control is not installed: pip install -e '.[dmc]'")
   try:
-    from dm_control import suite  # pylint: disable=import-outside-toplevel
+    with warnings.catch_warnings():
+      if not render:
+        # Without MUJOCO_GL, dm_control probes GLFW first, which warns once
+        # per process about a missing X display: noise when nothing renders.
+        warnings.filterwarnings('ignore', category=UserWarning,
+                                module='glfw')
+      from dm_control import suite  # pylint: disable=import-outside-toplevel
   except Exception as e:  # pylint: disable=broad-except
     gl = os.environ.get('MUJOCO_GL')
     raise RuntimeError(
