@@ -106,14 +106,16 @@ def test_sigkill_restarts_the_worker_and_reports_the_lost_episode():
     assert not obs['is_first'].any() and obs['reward'].tolist() == [1.0, 1.0]
 
 
-def test_workers_ignore_ctrl_c_so_the_parent_decides_when_to_stop():
-  # A terminal's Ctrl-C reaches every process of the foreground group.
+def test_workers_ignore_ctrl_c_and_sigterm_so_the_parent_decides_when_to_stop():
+  # A terminal's Ctrl-C reaches every process of the foreground group, a
+  # scheduler's SIGTERM every process of the job.
   with parallel.ParallelEnvs(cartpoles(2)) as envs:
     alt = {'action': np.array([0, 1], np.int32)}
     envs.step(alt)
     pids = envs.pids
     for pid in pids:
       os.kill(pid, signal.SIGINT)
+      os.kill(pid, signal.SIGTERM)
     time.sleep(0.5)
     obs = envs.step(alt)
     assert not obs['is_first'].any()

@@ -6,11 +6,13 @@ picklable constructor, e.g. `functools.partial(envs.make, 'gym:CartPole-v1',
 seed=i)`; with spawn the child re-imports the parent's `__main__` module, so
 a launcher script should keep its work under `if __name__ == '__main__':`.
 
-Ctrl-C: workers ignore SIGINT. A terminal sends Ctrl-C to the whole
-foreground process group, workers included; the parent owns the stop (the
-training loop finishes its step and saves the env states with its final
-checkpoint), then closes the workers. A worker whose parent is gone exits
-on the closed pipe.
+Stopping: workers ignore SIGINT and SIGTERM. A terminal sends Ctrl-C to the
+whole foreground process group, and batch schedulers (e.g. Slurm's scancel)
+send SIGTERM to every process of a job, workers included; the parent owns
+the stop (the training loop finishes its step and saves the env states
+with its final checkpoint), then closes the workers. A worker whose parent
+is gone exits on the closed pipe; SIGKILL still ends a worker (and counts as
+a crash).
 
 Crash recovery: when a worker dies (e.g. SIGKILL, segfault), raises, or does
 not answer within `timeout` seconds, it is replaced by a fresh process with
@@ -48,7 +50,8 @@ class WorkerError(Exception):
 
 def _serve(ctor, conn):
   """Worker process: builds the env, then answers commands until 'close'."""
-  signal.signal(signal.SIGINT, signal.SIG_IGN)  # The parent stops us.
+  for sig in (signal.SIGINT, signal.SIGTERM):  # The parent stops us.
+    signal.signal(sig, signal.SIG_IGN)
   env = None
   try:
     env = ctor()
