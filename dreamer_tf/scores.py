@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from dreamer_tf import logging as log_lib
+from dreamer_tf import envs as envs_lib
 from dreamer_tf.envs.base import suggest
 
 METHOD = 'dreamer_tf'
@@ -209,7 +210,7 @@ def load_run(path, kind='train', method=METHOD):
     config_text = f.read()
   env = gin_value(config_text, 'train.env')
   if env is None:
-    env = 'gym:CartPole-v1'  # The default of run.train.train.
+    env = envs_lib.DEFAULT  # The default of run.train.train.
   records = log_lib.read_scores(os.path.join(path, 'scores.jsonl'), kind)
   xs = [float(r['step']) for r in records]
   ys = [float(r['episode/score']) for r in records]

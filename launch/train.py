@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 import gin
 
+from dreamer_tf import envs
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   env = (gin.query_parameter('train.env') if config.is_bound('train.env')
-         else 'gym:CartPole-v1')
+         else envs.DEFAULT)
   logdir = FLAGS.logdir or os.path.join(
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")
   try:

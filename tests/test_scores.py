@@ -146,6 +146,16 @@ def test_seed_from_config_then_sweep_json_then_name(tmp_path):
       tmp_path / 'walker', 'dmc:walker_walk', [])).seed == 'walker'
 
 
+def test_load_run_without_env_binding_is_the_default_env(tmp_path):
+  # `python -m launch.train` with no flags binds no train.env.
+  path = write_run(tmp_path / 'gym_CartPole-v1-0', 'x', [(100, 20.0)])
+  with open(os.path.join(path, 'config.gin'), 'w') as f:
+    f.write('train.num_envs = 4\n')
+  run = scores.load_run(path)
+  assert (run.task, run.seed) == ('gym_CartPole-v1', 0)
+  np.testing.assert_array_equal(run.ys, [20.0])
+
+
 def test_load_run_without_config_names_the_problem(tmp_path):
   (tmp_path / 'scores.jsonl').write_text('')
   with pytest.raises(FileNotFoundError, match='no config.gin'):

@@ -17,6 +17,10 @@ import importlib
 from dreamer_tf.envs.base import Env  # noqa: F401  (re-export)
 from dreamer_tf.envs.base import suggest
 
+# The env of `python -m launch.train` with no flags (run.train.train's
+# default): small, vector observations, no download.
+DEFAULT = 'gym:CartPole-v1'
+
 # suite -> (module, constructor, preset kwargs).
 SUITES = {
     'gym': ('gym', 'GymEnv', {}),

@@ -78,7 +78,7 @@ class TrainRatio:
 
 @gin.configurable
 def train(
-    logdir, env='gym:CartPole-v1', env_kwargs=None, num_envs=1,
+    logdir, env=envs_lib.DEFAULT, env_kwargs=None, num_envs=1,
     steps=int(1e5),
     train_ratio=512.0, frames_per_step=None, log_every=60.0,
     save_every=600.0, save_every_steps=0, report_every=300.0,
