@@ -38,6 +38,14 @@ CONFIGURABLES = {
 }
 
 
+# Parameters `train` always passes itself: a binding would be ignored.
+SET_BY_TRAIN = {
+    'Replay.capacity': 'bind train.replay_capacity instead',
+    'Replay.length': 'it is Agent.batch_length + Agent.replay_context',
+    'Replay.directory': 'it is <logdir>/replay',
+}
+
+
 def parameters(obj):
   """Names a configurable accepts."""
   obj = inspect.unwrap(obj)
@@ -67,6 +75,10 @@ def parse(files=(), bindings=()):
     raise ValueError(
         f'Bad gin syntax: {e}. Values are Python literals: quote strings, '
         "e.g. train.env = 'dmc:walker_walk'.") from e
+  for name, fix in SET_BY_TRAIN.items():
+    if is_bound(name):
+      raise ValueError(f'{name} is set by the training loop, so the binding '
+                       f'would be ignored: drop it ({fix}).')
 
 
 def resolve_seed(flag_seed, flag_given):

@@ -63,6 +63,17 @@ def test_every_size_preset_and_default_parse():
   assert gin.query_parameter('train.env') == 'gym:CartPole-v1'
 
 
+@pytest.mark.parametrize('binding,fix', [
+    ('Replay.capacity = 1000', 'train.replay_capacity'),
+    ('Replay.length = 9', 'Agent.batch_length'),
+    ('Replay.directory = "/tmp/r"', 'logdir')])
+def test_bindings_the_training_loop_would_ignore_are_refused(binding, fix):
+  with pytest.raises(ValueError, match=f'set by the training loop.*{fix}'):
+    config.parse([], [binding])
+  gin.clear_config()
+  config.parse([], ['train.replay_capacity = 1000', 'Replay.online = False'])
+
+
 def test_valid_bindings_cover_all_configurables():
   names = config.valid_bindings()
   for expected in ('RSSM.deter', 'WorldModel.depth', 'Actor.unimix',
