@@ -1,7 +1,7 @@
 """Evaluate a trained run: N episodes, scores, summary and a video.
 
   python -m launch.evaluate --logdir=runs/cartpole --episodes=10
-  python -m launch.evaluate --logdir=runs/walker --mode --num_envs=4 \
+  python -m launch.evaluate --logdir=runs/walker --policy_mode --num_envs=4 \
       --outdir=runs/walker/eval_mode --novideo
 
 Reads <logdir>/config.gin and the newest checkpoint in <logdir>/ckpt; writes

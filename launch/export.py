@@ -1,7 +1,7 @@
 """Export a trained run's policy as a TensorFlow SavedModel.
 
   python -m launch.export --logdir=runs/cartpole --out=exported/cartpole
-  python -m launch.export --logdir=runs/cartpole --out=exported/mode --mode
+  python -m launch.export --logdir=runs/cartpole --out=exported/mode --policy_mode
   saved_model_cli show --dir=exported/cartpole --all
 
 Reads <logdir>/config.gin and the newest checkpoint; see dreamer_tf/export.py
