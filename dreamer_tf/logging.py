@@ -3,7 +3,9 @@
 Every record carries `step` = env frames (policy steps x action repeat, the
 x-axis of the paper's curves) plus the raw counters. JSONL files are
 appended line by line and flushed, so a killed run loses at most the line
-being written; on resume the logger continues after the restored step.
+being written. A checkpoint stores the files' `position`; resuming from it
+`rewind`s them there, so the records an exact resume writes again (those
+after the checkpoint of a killed run) are not duplicated.
 """
 import io
 import json
@@ -103,6 +105,23 @@ class Logger:
       tf.summary.experimental.write_raw_pb(
           summary.SerializeToString(), step=int(step))
     self._writer.flush()
+
+  def position(self):
+    """{file name: bytes written}: where a resume from now continues."""
+    return {os.path.basename(f.name): f.tell()
+            for f in (self._metrics, self._scores)}
+
+  def rewind(self, position):
+    """Drops the JSONL records written after `position` (see `position`).
+
+    Files already shorter (e.g. deleted by hand) are left alone. TensorBoard
+    events are append-only: repeated steps show as overlapping points.
+    """
+    for f in (self._metrics, self._scores):
+      size = position.get(os.path.basename(f.name))
+      if size is not None and f.tell() > size:
+        f.truncate(size)  # Append mode: the next write lands at `size`.
+        f.seek(size)
 
   def close(self):
     self._metrics.close()

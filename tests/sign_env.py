@@ -7,10 +7,16 @@ remember x and the action to predict it. Episodes are cut at 16 steps
 (truncation, not termination). A random policy scores 8 per episode, the
 best policy 16.
 
+`CrashOnce-v0`: SignBandit whose process dies at its `crash_at`-th step
+unless the file `marker` exists (it creates it first), to test the restart
+of crashed env workers.
+
 `SignSteer-v0`: the same task with a continuous action a in [-1, 1] that
 pays (1 + x clip(a)) / 2, so a zero-mean random policy scores 8 and the
 best policy (a = x) 16. It exercises the continuous (bounded normal) actor.
 """
+import os
+
 import gymnasium as gym
 import numpy as np
 
@@ -66,3 +72,21 @@ class NanReward(SignBandit):
 
 if 'NanReward-v0' not in gym.registry:
   gym.register('NanReward-v0', entry_point=NanReward)
+
+
+class CrashOnce(SignBandit):
+  """Kills its own process once, at step `crash_at` (see module doc)."""
+
+  def __init__(self, marker, crash_at=5):
+    self._marker, self._crash_at, self._steps = marker, crash_at, 0
+
+  def step(self, action):
+    self._steps += 1
+    if self._steps == self._crash_at and not os.path.exists(self._marker):
+      open(self._marker, 'w').close()
+      os._exit(3)  # A crash: no exception, no cleanup.
+    return super().step(action)
+
+
+if 'CrashOnce-v0' not in gym.registry:
+  gym.register('CrashOnce-v0', entry_point=CrashOnce)

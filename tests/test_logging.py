@@ -44,3 +44,33 @@ def test_appends_across_restarts(tmp_path):
     logger.score(step, step, step)
     logger.close()
   assert len(open(tmp_path / 'scores.jsonl').readlines()) == 2
+
+
+def test_rewind_drops_the_records_after_a_position(tmp_path):
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  logger.score(1.0, 10, 100)
+  logger.close()
+  # A new process (a resume) continues at the files' ends.
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  logger.scalars({'loss': 0.5}, 200)
+  position = logger.position()  # Stored with a checkpoint.
+  logger.score(2.0, 20, 300)
+  logger.scalars({'loss': 0.25}, 400)
+  logger.close()
+  with open(tmp_path / 'scores.jsonl', 'a') as f:
+    f.write('{"step": 5')  # Killed mid-line.
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  logger.rewind(position)
+  logger.score(3.0, 30, 300)
+  logger.close()
+  scores = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  assert [r['episode/score'] for r in scores] == [1.0, 3.0]
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert [r['step'] for r in metrics] == [100, 200, 300]
+  # Files already shorter than the position are left alone.
+  os.remove(tmp_path / 'scores.jsonl')
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  logger.rewind(position)
+  logger.score(4.0, 40, 500)
+  logger.close()
+  assert len(open(tmp_path / 'scores.jsonl').readlines()) == 1

@@ -110,6 +110,23 @@ def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
       np.isfinite(t).all() for t in tensors if t.dtype.kind == 'f')
 
 
+@pytest.mark.slow
+def test_a_crashed_env_worker_is_restarted_and_its_episode_logged(tmp_path):
+  marker = tmp_path / 'crashed'
+  result = run(tmp_path / 'run', 48,
+               "train.env = 'gym:tests.sign_env:CrashOnce-v0'",
+               f"train.env_kwargs = {{'marker': '{marker}'}}")
+  assert marker.exists() and result['policy_steps'] == 48
+  metrics = _read(tmp_path / 'run' / 'metrics.jsonl')
+  lost = [m for m in metrics if 'env/lost_episode_steps' in m]
+  # The env died at its 5th step: the first 4 of its episode are lost.
+  assert [(m['env/lost_episode_steps'], m['env/lost_episode_worker'])
+          for m in lost] == [(4, 0)]
+  # The restarted env plays whole episodes (16 steps each) from there on.
+  scores = _read(tmp_path / 'run' / 'scores.jsonl')
+  assert scores and all(r['episode/length'] == 16 for r in scores)
+
+
 def test_unknown_env_id_suggests_close_names(tmp_path):
   with pytest.raises(Exception, match='CartPole-v1'):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
@@ -121,10 +138,13 @@ def _launch(logdir, steps, every):
           '--gin_file=gin_configs/suites/debug.gin',
           f'--gin_param=train.steps={steps}',
           '--gin_param=train.train_ratio=32',
-          f'--gin_param=train.save_every_steps={every}']
+          f'--gin_param=train.save_every_steps={every}',
+          f'--gin_param=train.eval_every={EVAL_EVERY}',
+          '--gin_param=train.eval_episodes=2',
+          '--gin_param=train.report_every=0']
 
 
-STEPS, EVERY = 160, 80
+STEPS, EVERY, EVAL_EVERY = 160, 80, 40
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
 
 
@@ -155,6 +175,11 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
     assert proc.poll() is None, 'the run ended before its first checkpoint'
     time.sleep(0.02)
   if stop == 'sigkill':
+    # Let it log past the checkpoint (at step EVERY): the resume must drop
+    # those records, as it writes them again.
+    while not _logged_steps(stopped) or _logged_steps(stopped)[-1] <= EVERY:
+      assert proc.poll() is None, 'the run ended before it could be killed'
+      time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
   else:
@@ -184,15 +209,42 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
   assert a_state['ratio'] == b_state['ratio']
   assert a_state['ratio']['updates'] > 0
   # Agent (params, slow critic, return stats, optimizer) and the live loop
-  # state are identical; pickled env bytes may differ in layout only.
+  # state are identical; pickled env bytes (of training and evaluation
+  # envs) may differ in layout only.
   names = ['agent'] * a_state['agent_tensors'] + a_state['loop_arrays']
   assert names == ['agent'] * b_state['agent_tensors'] + b_state['loop_arrays']
+  assert 'eval_env_state/0' in names
   for name, x, y in zip(names, a_tensors, b_tensors):
-    if not name.startswith('env_state/'):
+    if not name.split('/')[0].endswith('env_state'):
       np.testing.assert_array_equal(x, y, err_msg=name)
   replay_a = replay_lib.Replay(str(straight_run / 'replay'), length=9).stats()
   replay_b = replay_lib.Replay(str(stopped / 'replay'), length=9).stats()
   assert replay_b['inserts'] == replay_a['inserts'] >= items_at_stop
+  # The logs read as if never stopped: the same training and evaluation
+  # episodes (evaluation has its own RNG and its envs are checkpointed),
+  # and each metrics step once.
+  assert _read(stopped / 'scores.jsonl') == _read(straight_run / 'scores.jsonl')
+  evals = [r['step'] for r in _read(stopped / 'scores.jsonl')
+           if r['kind'] == 'eval']
+  assert evals == [step for step in range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)
+                   for _ in range(2)]
+  assert _logged_steps(stopped) == _logged_steps(straight_run)
+
+
+def _read(path):
+  """The records of a JSONL file."""
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _logged_steps(logdir):
+  """Steps of the complete lines of <logdir>/metrics.jsonl."""
+  try:
+    with open(logdir / 'metrics.jsonl') as f:
+      lines = f.read().split('\n')[:-1]  # The last may be torn.
+  except FileNotFoundError:
+    return []
+  return [json.loads(line)['step'] for line in lines]
 
 
 def _alive_in_group(pgid):

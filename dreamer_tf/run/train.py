@@ -26,6 +26,7 @@ from dreamer_tf.run import evaluate as evaluate_lib
 
 # Open-loop reports (§4.4): sequences shown, steps observed before imagining.
 REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
+EVAL_STREAM = 1  # First word of evaluation's RNG key (reports use 2 words).
 
 # Env frames per policy step of each suite's default action repeat.
 FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
@@ -160,6 +161,8 @@ class _Loop:
     self.last_score = None
     self.save_every_steps = 0
     self.report_every = 0
+    self.eval_pool = None
+    self.lost_logged = 0  # Entries of pool.lost_episodes already logged.
     self.openloop = report_lib.OpenLoop(
         agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
     self.restore()
@@ -195,6 +198,8 @@ class _Loop:
     self.ratio.restore(state['ratio'])
     self.rng.bit_generator.state = state['rng']
     self.resumed = dict(zip(state['loop_arrays'], tensors[count:]))
+    if 'logger' in state:  # Records after the checkpoint come again.
+      self.logger.rewind(state['logger'])
 
   def save(self, loop_arrays):
     """Checkpoints agent, replay, counters, RNG and the loop's live state.
@@ -202,12 +207,19 @@ class _Loop:
     loop_arrays: the current obs, policy carry, episode accumulators and the
     env states (pickled, as uint8 arrays), so a resumed run continues the
     very same episodes. Envs that cannot be serialised restart episodes.
+    The eval envs' states are saved too: later evaluations replay the same
+    episodes. The logger's position lets a resume drop the records that a
+    killed run wrote after this checkpoint.
     """
     self.replay.save()
-    states = self.pool.get_states()
-    if all(st is not None for st in states):
-      for i, st in enumerate(states):
-        loop_arrays[f'env_state/{i}'] = np.frombuffer(st, np.uint8)
+    pools = [('env_state', self.pool)]
+    if self.eval_pool:
+      pools.append(('eval_env_state', self.eval_pool))
+    for prefix, pool in pools:
+      states = pool.get_states()
+      if all(st is not None for st in states):
+        for i, st in enumerate(states):
+          loop_arrays[f'{prefix}/{i}'] = np.frombuffer(st, np.uint8)
     names = sorted(loop_arrays)
     agent_state = self.agent.get_state()
     self.checkpointer.save(
@@ -217,12 +229,17 @@ class _Loop:
             policy_steps=self.policy_steps, episodes=self.episodes,
             last_score=self.last_score, nonfinite=self.nonfinite,
             ratio=self.ratio.state(), rng=self.rng.bit_generator.state,
-            env=self.env, seed=self.seed))
+            env=self.env, seed=self.seed, logger=self.logger.position()))
 
   def _start(self):
     """(obs, carry, score, length): resumed exactly, or new episodes."""
     agent, n = self.agent, len(self.pool)
     arrays = self.resumed or {}
+    if self.eval_pool:
+      states = [arrays.get(f'eval_env_state/{i}')
+                for i in range(len(self.eval_pool))]
+      if all(st is not None for st in states):
+        self.eval_pool.set_states([st.tobytes() for st in states])
     env_states = [arrays.get(f'env_state/{i}') for i in range(n)]
     if arrays and all(st is not None for st in env_states):
       self.pool.set_states([st.tobytes() for st in env_states])
@@ -281,6 +298,7 @@ class _Loop:
       length[obs['is_first']] = 0
       obs = self.pool.step(act)
       self.policy_steps += n
+      self._log_lost_episodes()
       if len(self.replay) >= min_items:
         for _ in range(self.ratio.due(self.policy_steps)):
           metrics = self._update()
@@ -302,9 +320,16 @@ class _Loop:
         self.save(_live(obs, carry, score, length))
         last_save = now
     self.save(_live(obs, carry, score, length))
-    for lost in self.pool.lost_episodes:
-      self.logger.scalars({'env/lost_episode_steps': lost.steps},
+
+  def _log_lost_episodes(self):
+    """Logs the episodes of crashed env workers since the last call (the
+    pool restarted them and warned on the console), as they happen: a
+    killed run must not lose them."""
+    for lost in self.pool.lost_episodes[self.lost_logged:]:
+      self.logger.scalars({'env/lost_episode_steps': lost.steps,
+                           'env/lost_episode_worker': lost.worker},
                           self.frames)
+    self.lost_logged = len(self.pool.lost_episodes)
 
   @property
   def frames(self):
@@ -336,8 +361,11 @@ class _Loop:
     finish would favour short episodes); see `evaluate.run_episodes`.
     """
     quotas = evaluate_lib.episode_quotas(episodes, len(self.eval_pool))
+    # Its own RNG, keyed by the step: evaluating leaves the training
+    # trajectory alone, and a resumed run evaluates exactly as before.
+    rng = np.random.default_rng([EVAL_STREAM, self.seed, self.policy_steps])
     results, _ = evaluate_lib.run_episodes(
-        self.agent, self.eval_pool, quotas, mode, self.rng)
+        self.agent, self.eval_pool, quotas, mode, rng)
     for episode in results:
       self.logger.score(episode.score, episode.length, self.frames,
                         kind='eval', **episode.logs)
