@@ -235,14 +235,13 @@ class _Loop:
     """(obs, carry, score, length): resumed exactly, or new episodes."""
     agent, n = self.agent, len(self.pool)
     arrays = self.resumed or {}
-    if self.eval_pool:
-      states = [arrays.get(f'eval_env_state/{i}')
-                for i in range(len(self.eval_pool))]
-      if all(st is not None for st in states):
-        self.eval_pool.set_states([st.tobytes() for st in states])
-    env_states = [arrays.get(f'env_state/{i}') for i in range(n)]
-    if arrays and all(st is not None for st in env_states):
-      self.pool.set_states([st.tobytes() for st in env_states])
+    eval_states = self.eval_pool and _saved_states(
+        arrays, 'eval_env_state', len(self.eval_pool))
+    if eval_states:
+      self.eval_pool.set_states(eval_states)
+    env_states = _saved_states(arrays, 'env_state', n)
+    if env_states:
+      self.pool.set_states(env_states)
       obs = {k[4:]: v for k, v in arrays.items() if k.startswith('obs/')}
       carry = {k[6:]: v for k, v in arrays.items()
                if k.startswith('carry/')}
@@ -444,6 +443,15 @@ def _live(obs, carry, score, length):
   arrays.update({f'carry/{k}': np.asarray(v) for k, v in carry.items()})
   arrays.update(score=np.asarray(score), length=np.asarray(length))
   return arrays
+
+
+def _saved_states(arrays, prefix, n):
+  """The pickled env states `<prefix>/<i>` of n envs in a checkpoint's loop
+  arrays, or None unless all n were saved."""
+  states = [arrays.get(f'{prefix}/{i}') for i in range(n)]
+  if any(st is None for st in states):
+    return None
+  return [st.tobytes() for st in states]
 
 
 def _write_done(logdir, result):
