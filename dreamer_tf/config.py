@@ -11,12 +11,12 @@ import os
 
 import gin
 
-from dreamer_tf import agent
-from dreamer_tf import behavior
-from dreamer_tf import optim
+from dreamer_tf.model import agent
+from dreamer_tf.model import behavior
+from dreamer_tf.model import optim
 from dreamer_tf import replay
-from dreamer_tf import rssm
-from dreamer_tf import world_model
+from dreamer_tf.model import rssm
+from dreamer_tf.model import world_model
 from dreamer_tf.run import train
 
 # Gin files may include others relative to the repository root.

@@ -47,7 +47,7 @@ FLAGS = flags.FLAGS
 def run_case(case, precision, xla, updates, batch_size, batch_length):
   """Builds the agent for one case and measures it in this process."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from dreamer_tf import agent as agent_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf import config  # pylint: disable=import-outside-toplevel
   from dreamer_tf import spaces  # pylint: disable=import-outside-toplevel
   size, obs, act = CASES[case]

@@ -21,7 +21,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from dreamer_tf import export  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.run import export  # pylint: disable=import-outside-toplevel
   module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.policy_mode,
                              batch_size=FLAGS.batch_size)
   print(json.dumps(dict(module.describe(), out=FLAGS.out)))

@@ -16,7 +16,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from dreamer_tf import scores
+from dreamer_tf.analysis import scores
 from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
 flags.DEFINE_integer('bins', 30, 'Bins of the frame grid.')

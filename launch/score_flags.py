@@ -5,7 +5,7 @@ Both launchers import this module, so they can also be imported together
 """
 from absl import flags
 
-from dreamer_tf import scores
+from dreamer_tf.analysis import scores
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
 flags.DEFINE_multi_string('runs', [], 'Glob(s) of run directories.')

@@ -65,7 +65,7 @@ def memory_estimate(agent):
 
 
 def summarize(obs_space, act_space):
-  from dreamer_tf import agent as agent_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
   agent = agent_lib.Agent(obs_space, act_space)
   counts = agent.parameter_counts()
   return dict(

@@ -32,8 +32,8 @@ import sys
 from absl import app
 from absl import flags
 
-from dreamer_tf.run import sweep_local
-from dreamer_tf.run import sweep_plan
+from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import plan as sweep_plan
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
 flags.DEFINE_string('seeds', '0', 'Seeds: 0,1,2 or an inclusive range 0-4 '

@@ -20,7 +20,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from dreamer_tf import scores
+from dreamer_tf.analysis import scores
 from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
 flags.DEFINE_list('window', None, 'Frame window lo,hi, e.g. 390000,400000.')

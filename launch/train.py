@@ -33,7 +33,7 @@ def main(argv):
   # main module and must stay free of TensorFlow (memory, and dm_control's
   # EGL renderer aborts in a process that has loaded it).
   from dreamer_tf import config  # pylint: disable=import-outside-toplevel
-  from dreamer_tf import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.run import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
   try:

@@ -7,7 +7,7 @@ import gin
 import pytest
 
 from dreamer_tf import config
-from dreamer_tf import rssm
+from dreamer_tf.model import rssm
 from tests.conftest import ROOT
 
 

@@ -6,7 +6,7 @@ import gin
 import numpy as np
 import pytest
 
-from dreamer_tf import agent as agent_lib
+from dreamer_tf.model import agent as agent_lib
 from dreamer_tf import config
 from dreamer_tf import envs as envs_lib
 from dreamer_tf.envs import parallel

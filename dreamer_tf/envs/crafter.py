@@ -9,7 +9,7 @@ Achievements: `log/achievement_<name>` observations count how often each of
 the 22 achievements was unlocked in the episode so far (int32, 0 at reset);
 they are not model inputs and not stored in replay. The training loop
 writes their final values into each episode's record in scores.jsonl;
-`dreamer_tf.achievements` turns episode records into success rates and the
+`dreamer_tf.analysis.achievements` turns episode records into success rates and the
 Crafter score (`launch.evaluate` reports both in its summary.json).
 
 Exact resume: Crafter's world iterates over objects in an order that a
@@ -18,7 +18,7 @@ so `get_state` returns None and a resumed run starts new episodes.
 """
 import numpy as np
 
-from dreamer_tf import achievements
+from dreamer_tf.analysis import achievements
 from dreamer_tf import spaces
 from dreamer_tf.envs import base
 

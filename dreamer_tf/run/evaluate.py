@@ -39,10 +39,10 @@ import warnings
 import gin
 import numpy as np
 
-from dreamer_tf import achievements as achievements_lib
-from dreamer_tf import checkpoint as ckpt_lib
+from dreamer_tf.analysis import achievements as achievements_lib
+from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
-from dreamer_tf import logging as log_lib
+from dreamer_tf.run import logger as log_lib
 from dreamer_tf.envs import parallel
 from dreamer_tf.run import recording
 
@@ -109,7 +109,7 @@ def build_agent(obs_space, act_space, tensors, state, logdir):
   was written by another model configuration.
   """
   # pylint: disable-next=import-outside-toplevel
-  from dreamer_tf import agent as agent_lib
+  from dreamer_tf.model import agent as agent_lib
   agent = agent_lib.Agent(obs_space, act_space)
   current = json.loads(json.dumps(agent.signature()))
   diff = ckpt_lib.signature_diff(state['signature'], current)

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from dreamer_tf import envs as envs_lib
-from dreamer_tf import logging as log_lib
+from dreamer_tf.run import logger as log_lib
 from dreamer_tf import spaces as spaces_lib
 from dreamer_tf.envs import base
 from dreamer_tf.envs import gym as gym_lib

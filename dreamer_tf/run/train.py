@@ -14,12 +14,12 @@ import warnings
 import gin
 import numpy as np
 
-from dreamer_tf import agent as agent_lib
-from dreamer_tf import checkpoint as ckpt_lib
+from dreamer_tf.model import agent as agent_lib
+from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
-from dreamer_tf import logging as log_lib
+from dreamer_tf.run import logger as log_lib
 from dreamer_tf import replay as replay_lib
-from dreamer_tf import report as report_lib
+from dreamer_tf.run import report as report_lib
 from dreamer_tf.envs import parallel
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import evaluate as evaluate_lib

@@ -1,0 +1,536 @@
+"""Chunked sequence replay with latent write-back and atomic persistence.
+
+Spec §1.7 (Replay), §4.2 (online queue first), §4.3 (first-step annotation,
+latent replay), §8.13 (start training once enough sequences are stored).
+
+Storage. Each env worker appends steps (flat dicts of numpy arrays) to its
+own stream. A stream is a linked list of chunks of `chunk_size` consecutive
+steps held in preallocated arrays of the step's own dtype (uint8 images stay
+uint8). Every stored step followed by `length - 1` more steps of its stream is
+an *item* (a sequence start); sequences cross chunk and episode boundaries.
+Items get consecutive ids and are evicted first-in first-out beyond
+`capacity`; a chunk is freed once no live item starts in it or reaches into
+it. Each step also carries a priority (float32) for prioritized selection.
+
+Selection (`sample`). With `online=True`, every `length` steps of a worker
+push one fresh, non-overlapping item (stream starts 0, length, 2 length...)
+to a queue that fills batches first, oldest queued first, each queued item
+once (§4.2); the remaining rows are drawn from the mixture `fracs` of uniform,
+recency and prioritized selectors (`replay_selectors`), with one seeded numpy
+generator.
+
+Keys. `sample` returns `keys` [B, 2] int64 = (chunk id, index of the first
+step). They stay valid for `update` (latent write-back, §4.3) and
+`update_priorities` after later inserts, evictions and a save/restore;
+writes to freed chunks are dropped.
+
+Persistence (`save`, `load`; the on-disk format is in `replay_io`). A save
+writes only what changed since the last one: both files of a chunk while it
+fills, only its small latents file (written-back keys, step priorities)
+after `update` or `update_priorities`. It is atomic, and loading restores
+the exact state: sampling continues as if never saved. A damaged file the
+save references raises `ReplayCorruptError` naming it.
+
+Memory (tests/test_replay.py::test_memory_per_million_steps stores 2048
+steps of {image uint8 64x64x3, reward, 3 flags, int32 action}): 12,323 bytes
+per step = 12.3 GB (11.5 GiB) per million steps: 12,288 for the image, 11 for
+the scalars, 24 for the step priority and item bookkeeping; the process RSS
+grew by 12,315 bytes per step over 8192 such steps. Latent replay adds
+4 * (deter + stoch * classes) bytes per step for float32 latents, e.g.
++10.2 GB per million steps for size12m (2048 + 32 * 16) and +41 GB for
+size200m; float16 latents halve that. Python objects are per chunk, not per
+step. A worker that stops adding keeps its last `length - 1` steps (and their
+chunks) alive, since they may still become items.
+"""
+import collections
+import functools
+import threading
+import types
+
+import gin
+import numpy as np
+
+from dreamer_tf.replay import disk
+from dreamer_tf.replay import selectors
+
+ReplayCorruptError = disk.ReplayCorruptError
+_PARTS, _LATENTS = disk.PARTS, disk.LATENTS
+_DEFAULT_FRACS = types.MappingProxyType(
+    dict(uniform=1.0, recency=0.0, priority=0.0))
+
+
+def _locked(method):
+  @functools.wraps(method)
+  def wrapper(self, *args, **kwargs):
+    with self._lock:
+      return method(self, *args, **kwargs)
+  return wrapper
+
+
+class _Chunk:
+  """Up to `size` consecutive steps of one worker stream.
+
+  refs = live items starting here + 1 while the predecessor links here + 1
+  while some of its steps are not yet items ("pending"); freed at zero.
+  files: {part: name} of its files in the last save (`replay_io`); dirty:
+  the parts changed since.
+  """
+
+  __slots__ = ('id', 'worker', 'size', 'length', 'data', 'prio', 'items',
+               'pred', 'succ', 'refs', 'files', 'dirty')
+
+  def __init__(self, id_, worker, size, spec, prio_initial):
+    self.id, self.worker, self.size, self.length = id_, worker, size, 0
+    self.data = {k: np.zeros((size, *shape), dtype)  # [size, ...]
+                 for k, (dtype, shape) in spec.items()}
+    self.prio = np.full(size, prio_initial, np.float32)  # [size]
+    self.items = np.full(size, -1, np.int64)  # [size] item id per start.
+    self.pred = self.succ = -1
+    self.refs, self.files, self.dirty = 1, {}, set(_PARTS)
+
+  @property
+  def nbytes(self):
+    arrays = list(self.data.values()) + [self.prio, self.items]
+    return sum(x.nbytes for x in arrays)
+
+  def append(self, step):
+    for key, array in self.data.items():
+      array[self.length] = step[key]
+    self.length += 1
+    self.dirty.update(_PARTS)
+
+
+@gin.configurable
+class Replay:
+  """Sequence replay of spec §1.7 (see the module docstring).
+
+  directory: where `save` writes and from where the constructor restores a
+    previous save (if `index.json` exists); None keeps everything in RAM.
+  capacity: maximum number of items (sequence starts), FIFO eviction.
+  chunk_size: steps per chunk. length: steps per sampled sequence.
+  online: fill batches from the queue of fresh sequences first (§4.2).
+  fracs: mixture {uniform, recency, priority} -> fraction, summing to 1.
+  recency_exp: p(age) ∝ (age + 1)^-recency_exp, age 0 = newest item.
+  prio_exponent, prio_maxfrac: item priority = maxfrac * max + (1 - maxfrac)
+    * mean of step priority^exponent over its `length` steps.
+  prio_initial: priority of new steps (inf: seen before any trained item).
+  prio_zero_on_sample: zero the steps of an item the priority selector picks
+    (its trained steps get fresh priorities via `update_priorities`).
+  compress: zlib-compress chunk files (smaller, slower saves).
+  """
+
+  def __init__(
+      self, directory=None, capacity=5_000_000, chunk_size=1024, length=65,
+      online=True, fracs=_DEFAULT_FRACS, recency_exp=1.0, prio_exponent=0.8,
+      prio_maxfrac=0.5, seed=0, prio_initial=np.inf,
+      prio_zero_on_sample=True, compress=False):
+    if capacity < 1 or chunk_size < 1 or length < 1:
+      raise ValueError(f'Replay needs capacity, chunk_size and length >= 1, '
+                       f'got {capacity}, {chunk_size}, {length}.')
+    if not 0 <= prio_maxfrac <= 1:
+      raise ValueError(f'prio_maxfrac={prio_maxfrac} must be in [0, 1].')
+    self.directory, self.capacity = directory, int(capacity)
+    self.chunk_size, self.length, self.online = chunk_size, length, online
+    self.fracs = selectors.check_fracs(fracs)
+    self.prio_exponent, self.prio_maxfrac = prio_exponent, prio_maxfrac
+    self.prio_initial = float(prio_initial)
+    self.prio_zero_on_sample, self.compress = prio_zero_on_sample, compress
+    self._recency = selectors.Recency(recency_exp)
+    self._lock = threading.RLock()
+    self._disk = (disk.Directory(directory, compress) if directory
+                  else None)
+    self._reset(seed)
+    if self._disk and self._disk.exists():
+      self.load()
+
+  def _reset(self, seed):
+    self._rng = np.random.default_rng(seed)
+    self._spec = None  # key -> (dtype, shape)
+    self._latent_keys = ()  # Keys `update` wrote, in spec order.
+    self._chunks = {}  # chunk id -> _Chunk
+    self._streams = {}  # worker -> [open chunk id, steps added]
+    self._next_chunk, self._generation = 0, 0
+    self._items = selectors.ItemTable(
+        self.capacity, prioritized=self.fracs['priority'] > 0)
+    self._queue = collections.deque()  # item ids, oldest first
+    self._counts = dict(steps=0, inserts=0, samples=0, updates=0)
+
+  def __len__(self):
+    return len(self._items)
+
+  @_locked
+  def stats(self):
+    arrays = self._items.nbytes + sum(c.nbytes for c in self._chunks.values())
+    return dict(
+        items=len(self._items), chunks=len(self._chunks),
+        streams=len(self._streams), queue=len(self._queue),
+        ram_gb=arrays / 2 ** 30, **self._counts)
+
+  # --- Inserting -----------------------------------------------------------
+
+  @_locked
+  def add(self, step, worker=0):
+    """Appends one step (dict of arrays) to the stream of `worker` (an int).
+
+    Keys starting with 'log/' are dropped; keys, shapes and dtypes are fixed
+    by the first step.
+    """
+    step = {k: np.asarray(v) for k, v in step.items()
+            if not k.startswith('log/')}
+    self._check_step(step)
+    worker = int(worker)
+    chunk = self._open_chunk(worker)
+    chunk.append(step)
+    stream = self._streams[worker]
+    stream[1] += 1
+    self._counts['steps'] += 1
+    start = stream[1] - self.length  # Stream position of the new item.
+    if start >= 0:
+      head, index = self._locate(chunk, chunk.length - 1, 1 - self.length)
+      self._insert(head, index, start)
+
+  def _check_step(self, step):
+    if self._spec is None:
+      bad = [k for k in step if k.startswith('__')]
+      if bad:
+        raise ValueError(f'Replay step keys {bad} are reserved (leading __).')
+      self._spec = {k: (v.dtype, v.shape) for k, v in step.items()}
+      return
+    if set(step) != set(self._spec):
+      missing = sorted(set(self._spec) - set(step))
+      raise ValueError(f'Replay step keys changed: missing {missing}, '
+                       f'unexpected {sorted(set(step) - set(self._spec))}.')
+    for key, value in step.items():
+      dtype, shape = self._spec[key]
+      if value.shape != shape or not np.can_cast(
+          value.dtype, dtype, 'same_kind'):
+        raise ValueError(
+            f'Replay step {key!r} has shape {value.shape} and dtype '
+            f'{value.dtype}; the replay stores {shape} {dtype}.')
+
+  def _open_chunk(self, worker):
+    """The worker's chunk with free space; links a new one if needed."""
+    stream = self._streams.setdefault(worker, [-1, 0])
+    current = self._chunks.get(stream[0])
+    if current is not None and current.length < current.size:
+      return current
+    chunk = _Chunk(self._next_chunk, worker, self.chunk_size, self._spec,
+                   self.prio_initial)
+    self._next_chunk += 1
+    if current is not None:
+      chunk.pred, current.succ = current.id, chunk.id
+      chunk.refs += 1
+    self._chunks[chunk.id] = chunk
+    stream[0] = chunk.id
+    return chunk
+
+  def _insert(self, chunk, index, start):
+    while len(self._items) >= self.capacity:
+      self._evict()
+    item = self._items.append(chunk.id, index)
+    chunk.items[index] = item
+    chunk.refs += 1
+    if index == chunk.size - 1:
+      chunk.refs -= 1  # Every step of the chunk now starts an item.
+    self._counts['inserts'] += 1
+    if self._items.tree is not None:
+      self._refresh(chunk, index, 0, 1)
+    if self.online and start % self.length == 0:
+      self._queue.append(item)
+
+  def _evict(self):
+    chunk_id, index = self._items.popleft()
+    chunk = self._chunks[chunk_id]
+    chunk.items[index] = -1
+    self._release(chunk)
+    while self._queue and self._queue[0] < self._items.first:
+      self._queue.popleft()
+
+  def _release(self, chunk):
+    chunk.refs -= 1
+    while chunk is not None and chunk.refs == 0:
+      del self._chunks[chunk.id]
+      chunk = self._chunks.get(chunk.succ)
+      if chunk is not None:
+        chunk.refs -= 1
+
+  # --- Walking streams -----------------------------------------------------
+
+  def _locate(self, chunk, index, offset):
+    """(chunk, index) of the step `offset` steps after (chunk, index)."""
+    (found, lo, _, _), = self._pieces(chunk, index, offset, 1)
+    return found, lo
+
+  def _pieces(self, chunk, index, start, count):
+    """Stored parts of the stream positions index+start ... +count.
+
+    Returns [(chunk, lo, hi, dst)]: chunk steps [lo, hi) hold the positions
+    [dst, dst + hi - lo) of the requested range; missing ones are left out.
+    """
+    pos, dst, pieces = index + start, 0, []
+    while pos < 0:
+      pred = self._chunks.get(chunk.pred)
+      if pred is None:
+        pos, dst = 0, -pos
+        break
+      chunk, pos = pred, pos + pred.length
+    while dst < count and chunk is not None:
+      if pos < chunk.length:
+        take = min(chunk.length - pos, count - dst)
+        pieces.append((chunk, pos, pos + take, dst))
+        pos, dst = pos + take, dst + take
+      elif chunk.length < chunk.size:
+        break  # End of the stream.
+      else:
+        pos, chunk = pos - chunk.length, self._chunks.get(chunk.succ)
+    return pieces
+
+  def _read(self, chunk, index, start, count, get, fill):
+    """Gathers `get(chunk)` over a stream range [count, ...], else `fill`."""
+    example = get(chunk)
+    out = np.full((count, *example.shape[1:]), fill, example.dtype)
+    for part, lo, hi, dst in self._pieces(chunk, index, start, count):
+      out[dst: dst + hi - lo] = get(part)[lo: hi]
+    return out
+
+  # --- Sampling ------------------------------------------------------------
+
+  @_locked
+  def sample(self, batch_size, length=None, online=True):
+    """Returns (batch {key: [B, T, ...]}, keys [B, 2] int64).
+
+    T = length or the replay length (a prefix of each sequence). Rows come
+    from the online queue first (if `online`), then from the `fracs`
+    mixture. is_first is forced at t = 0 and is_last set before every
+    is_first (§4.3), in the batch only.
+    """
+    length = length or self.length
+    if not 1 <= length <= self.length:
+      raise ValueError(f'Cannot sample length {length} > {self.length}.')
+    if not len(self._items):
+      raise RuntimeError('The replay holds no complete sequence yet: add at '
+                         f'least {self.length} steps of one worker first.')
+    items = []
+    while online and self.online and self._queue and len(items) < batch_size:
+      item = self._queue.popleft()
+      if item >= self._items.first:
+        items.append(item)
+    names = [k for k, v in self.fracs.items() if v > 0]
+    probs = np.array([self.fracs[k] for k in names])
+    rest = batch_size - len(items)
+    kinds = (self._rng.choice(len(names), rest, p=probs / probs.sum())
+             if len(names) > 1 else np.zeros(rest, int))
+    items += [self._select(names[kind]) for kind in kinds]
+    keys = np.array([self._items.get(i) for i in items], np.int64)
+    keys = keys.reshape(-1, 2)  # [B, 2] (chunk id, index)
+    self._counts['samples'] += batch_size
+    return self._assemble(keys, length), keys
+
+  @_locked
+  def peek(self, batch_size, length, rng):
+    """Uniform sequences for reports, drawn with the caller's `rng`.
+
+    Unlike `sample`, this leaves the online queue, the replay's own RNG,
+    the counters and the priorities untouched, so reporting cannot change
+    the training run. Returns a batch {key: [B, length, ...]}.
+    """
+    if not 1 <= length <= self.length:
+      raise ValueError(f'Cannot sample length {length} > {self.length}.')
+    if not len(self._items):
+      raise RuntimeError('The replay holds no complete sequence yet.')
+    items = [self._items.first + selectors.uniform(rng, len(self._items))
+             for _ in range(batch_size)]
+    keys = np.array([self._items.get(i) for i in items],
+                    np.int64).reshape(-1, 2)
+    return self._assemble(keys, length)
+
+  def _select(self, kind):
+    count, items = len(self._items), self._items
+    if kind == 'uniform':
+      return items.first + selectors.uniform(self._rng, count)
+    if kind == 'recency':
+      return items.next - 1 - self._recency.age(self._rng, count)
+    slot = items.tree.sample(self._rng)
+    if slot is None:  # All priorities zero.
+      return items.first + selectors.uniform(self._rng, count)
+    item = items.item_of_slot(slot)
+    if self.prio_zero_on_sample:
+      chunk_id, index = items.get(item)
+      self._set_priorities(self._chunks[chunk_id], index, 0,
+                           np.zeros(self.length, np.float32))
+    return item
+
+  def _assemble(self, keys, length):
+    batch = {k: np.empty((len(keys), length, *shape), dtype)
+             for k, (dtype, shape) in self._spec.items()}
+    for row, (chunk_id, index) in enumerate(keys.tolist()):
+      pieces = self._pieces(self._chunks[chunk_id], index, 0, length)
+      for chunk, lo, hi, dst in pieces:
+        for key, value in batch.items():
+          value[row, dst: dst + hi - lo] = chunk.data[key][lo: hi]
+    if 'is_first' in batch:
+      batch['is_first'][:, 0] = True
+      if 'is_last' in batch:
+        batch['is_last'][:, :-1] = np.logical_or(
+            batch['is_last'][:, :-1], batch['is_first'][:, 1:])
+    return batch
+
+  # --- Write-back ----------------------------------------------------------
+
+  @_locked
+  def update(self, keys, values, offset=1):
+    """Writes values {key: [B, L', ...]} to steps offset..offset+L'-1.
+
+    keys [B, 2] from `sample`. Used for latent replay (§4.3): the recomputed
+    posterior {deter: [B, L', D], stoch: [B, L', S, K]} of the trained
+    steps. Rows whose chunk was freed are skipped (partially if the sequence
+    reaches into freed chunks). Keys written here are saved apart from the
+    observations from now on (`replay_io` latents files), so a save after
+    write-back does not rewrite the observations.
+    """
+    keys = np.asarray(keys, np.int64).reshape(-1, 2)
+    values = {k: np.asarray(v) for k, v in values.items()}
+    for key, value in values.items():
+      self._check_update(key, value, len(keys), offset)
+    counts = {v.shape[1] for v in values.values()}
+    if len(counts) > 1:
+      raise ValueError(f'Replay update lengths differ: {counts}.')
+    if not set(values) <= set(self._latent_keys):  # Saved apart from now on.
+      self._latent_keys = tuple(
+          k for k in self._spec if k in values or k in self._latent_keys)
+    for row, (chunk_id, index) in enumerate(keys.tolist()):
+      chunk = self._chunks.get(chunk_id)
+      if chunk is None or not values:
+        continue
+      for part, lo, hi, dst in self._pieces(chunk, index, offset, *counts):
+        for key, value in values.items():
+          part.data[key][lo: hi] = value[row, dst: dst + hi - lo]
+        part.dirty.add(_LATENTS)
+      self._counts['updates'] += 1
+
+  def _check_update(self, key, value, rows, offset):
+    if self._spec is None or key not in self._spec:
+      raise KeyError(f'Replay has no key {key!r} to update.')
+    dtype, shape = self._spec[key]
+    if (value.ndim < 2 or value.shape[0] != rows or value.shape[2:] != shape
+        or offset < 0 or offset + value.shape[1] > self.length
+        or not np.can_cast(value.dtype, dtype, 'same_kind')):
+      raise ValueError(
+          f'Replay update {key!r} has shape {value.shape} {value.dtype} at '
+          f'offset {offset}; expected [{rows}, <= {self.length - offset}, '
+          f'*{shape}] castable to {dtype}.')
+
+  @_locked
+  def update_priorities(self, keys, priorities, offset=1):
+    """Sets step priorities [B, L'] (or [B], all trained steps) >= 0.
+
+    The steps are offset..offset+L'-1 of each sequence; the priorities of
+    every live item overlapping them are recomputed (spec §1.7 `prio`).
+    """
+    keys = np.asarray(keys, np.int64).reshape(-1, 2)
+    prios = np.asarray(priorities, np.float32)
+    if prios.ndim == 1:
+      prios = np.repeat(prios[:, None], self.length - offset, 1)
+    if (prios.shape[0] != len(keys) or prios.ndim != 2
+        or offset + prios.shape[1] > self.length):
+      raise ValueError(f'Priorities {prios.shape} do not fit keys '
+                       f'{keys.shape} at offset {offset}.')
+    if np.any(np.isnan(prios) | (prios < 0)):
+      raise ValueError('Priorities must be >= 0 and not NaN.')
+    for (chunk_id, index), row in zip(keys.tolist(), prios):
+      chunk = self._chunks.get(chunk_id)
+      if chunk is not None:
+        self._set_priorities(chunk, index, offset, row)
+
+  def _set_priorities(self, chunk, index, offset, prios):
+    for part, lo, hi, dst in self._pieces(chunk, index, offset, len(prios)):
+      part.prio[lo: hi] = prios[dst: dst + hi - lo]
+      part.dirty.add(_LATENTS)
+    if self._items.tree is not None:
+      self._refresh(chunk, index, offset + 1 - self.length,
+                    len(prios) + self.length - 1)
+
+  def _refresh(self, chunk, index, first, count):
+    """Recomputes the priorities of the items starting at [first, +count).
+
+    Positions are relative to (chunk, index); missing or dead ones are
+    skipped.
+    """
+    length = self.length
+    prios = self._read(chunk, index, first, count + length - 1,
+                       lambda c: c.prio, np.nan)
+    items = self._read(chunk, index, first, count, lambda c: c.items, -1)
+    live = items >= self._items.first
+    if not live.any():
+      return
+    windows = np.lib.stride_tricks.sliding_window_view(prios, length)[live]
+    values = selectors.aggregate(np.ascontiguousarray(windows),
+                                 self.prio_exponent, self.prio_maxfrac)
+    self._items.tree.set(self._items.slots(items[live]), values)
+
+  # --- Persistence (format: replay_io) ------------------------------------
+
+  @_locked
+  def save(self):
+    """Writes the changed chunk files, the item table and the index.
+
+    A no-op without a directory. Atomic: readers see the previous or the
+    new save, never a mix.
+    """
+    if not self._disk:
+      return
+    self._generation += 1  # Also after a failed save: names are never reused.
+    state = dict(
+        length=self.length, chunk_size=self.chunk_size, spec=self._spec,
+        streams={str(w): s for w, s in self._streams.items()},
+        next_chunk=self._next_chunk, items=dict(
+            first=self._items.first, next=self._items.next,
+            slots=len(self._items.chunk)),
+        rng=self._rng.bit_generator.state, counts=self._counts)
+    files = self._disk.save(
+        self._generation, self._chunks.values(), self._latent_keys,
+        self._items.table(), self._queue, state)
+    for chunk in self._chunks.values():
+      chunk.files, chunk.dirty = files[chunk.id], set()
+
+  @_locked
+  def load(self):
+    """Restores the last save in `directory`, replacing the current state.
+
+    On an error the current state is kept.
+    """
+    if not self._disk:
+      raise ValueError('This replay has no directory to load from.')
+    saved = self._disk.load(self.length, self.chunk_size, self.prio_initial)
+    state = dict(self.__dict__)
+    try:
+      self._reset(0)
+      self._restore(*saved)
+    except BaseException:
+      self.__dict__.update(state)
+      raise
+
+  def _restore(self, index, chunks, items):
+    self._spec, self._latent_keys = index['spec'], tuple(index['latent_keys'])
+    for saved in chunks:
+      chunk = _Chunk(saved.id, saved.worker, self.chunk_size, {}, 0)
+      for field, value in saved._asdict().items():  # Arrays padded to size.
+        setattr(chunk, field, value)
+      chunk.dirty = set()
+      self._chunks[chunk.id] = chunk
+    table, meta = self._items, index['items']
+    table.first = table.next = meta['first']
+    table.resize(meta['slots'])  # The same ring layout: same tree draws.
+    for chunk_id, i in zip(items[0].tolist(), items[1].tolist()):
+      self._chunks[chunk_id].items[i] = table.append(chunk_id, i)
+    self._queue.extend(items[2].tolist())
+    if table.tree is not None:
+      for chunk in self._chunks.values():
+        self._refresh(chunk, 0, 0, chunk.length)
+    self._streams = {int(w): list(s) for w, s in index['streams'].items()}
+    self._next_chunk, self._generation = index['next_chunk'], index[
+        'generation']
+    self._rng.bit_generator.state = index['rng']
+    self._counts = dict(index['counts'])
+    while len(self._items) > self.capacity:
+      self._evict()

@@ -1,0 +1,386 @@
+"""Runs a sweep's plan on this machine and reads its status from disk.
+
+`run_local` starts every unfinished run of a plan (`sweep_plan.Run`) as a
+subprocess, N at once, each with its output in <logdir>/sweep.log and its
+last attempt in <logdir>/sweep.json; finished runs (<logdir>/done.json) are
+skipped and started ones resume from their checkpoint. `read_status`,
+`write_index` (<root>/index.json and index.md) and `status_table` report
+done / running / partial / failed / pending from those files. Ctrl-C or
+SIGTERM stops the running runs cleanly (SIGINT, then SIGKILL after a
+timeout or a second Ctrl-C).
+"""
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+from dreamer_tf.run import checkpoint as ckpt_lib
+from dreamer_tf.run import DONE_FILE
+from dreamer_tf.sweep.plan import Run
+
+# The project root: on the runs' PYTHONPATH so that `launch.train` imports.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+INDEX_JSON, INDEX_MD = 'index.json', 'index.md'
+LOG_FILE, RECORD_FILE = 'sweep.log', 'sweep.json'
+STATUSES = ('pending', 'running', 'partial', 'failed', 'done')
+
+
+# --- Status on disk ----------------------------------------------------------
+
+
+def read_status(run):
+  """The run's status from disk as a dict (see STATUSES).
+
+  done: done.json exists. running: its last attempt is running (on another
+  host: was started and has not ended). failed: its last attempt exited
+  nonzero. partial: started, not finished (rerunning resumes it). pending:
+  no logdir.
+  """
+  record = _read_json(os.path.join(run.logdir, RECORD_FILE)) or {}
+  checkpoint = _read_text(os.path.join(run.logdir, 'ckpt', ckpt_lib.LATEST))
+  if os.path.exists(os.path.join(run.logdir, DONE_FILE)):
+    status = 'done'
+  elif record.get('state') == 'running' and _alive(record):
+    status = 'running'
+  elif (record.get('state') == 'exited' and not record.get('interrupted')
+        and record.get('exit_code') != 0):
+    status = 'failed'
+  elif os.path.isdir(run.logdir):
+    status = 'partial'
+  else:
+    status = 'pending'
+  return dict(status=status, exit_code=record.get('exit_code'),
+              checkpoint=checkpoint, host=record.get('host'),
+              started=record.get('started'), ended=record.get('ended'))
+
+
+def write_index(root, runs):
+  """Writes <root>/index.json and index.md from the runs' status on disk."""
+  entries = [dict(index=i, name=run.name, logdir=run.logdir, task=run.task,
+                  seed=run.seed, bindings=dict(run.bindings),
+                  command=run.shell, argv=list(run.argv), **read_status(run))
+             for i, run in enumerate(runs)]
+  counts = collections.Counter(e['status'] for e in entries)
+  os.makedirs(root, exist_ok=True)
+  _write_atomic(os.path.join(root, INDEX_JSON), json.dumps(
+      dict(root=root, updated=_now(), counts=dict(counts), runs=entries),
+      indent=1) + '\n')
+  lines = [f'# Sweep {root}', '', _count_line(counts), '',
+           '| # | status | exit | checkpoint | task | seed | grid point | '
+           'logdir |', '|---|---|---|---|---|---|---|---|']
+  for e in entries:
+    point = ', '.join(f'{k}={v}' for k, v in e['bindings'].items())
+    lines.append(
+        f"| {e['index']} | {e['status']} | {_exit_text(e['exit_code'])} | "
+        f"{e['checkpoint'] or ''} | {e['task']} | {e['seed']} | {point} | "
+        f"`{e['logdir']}` |")
+  lines += ['', 'Commands:', '', '```']
+  lines += [e['command'] for e in entries] + ['```', '']
+  _write_atomic(os.path.join(root, INDEX_MD), '\n'.join(lines))
+  return entries
+
+
+def load_index(root):
+  """The runs listed in <root>/index.json, located under `root` as given."""
+  path = os.path.join(root, INDEX_JSON)
+  index = _read_json(path)
+  if index is None:
+    raise ValueError(f'No sweep index at {path}; pass the sweep flags '
+                     '(--tasks, ...) or the --root of a launched sweep.')
+  return [Run(e['name'], os.path.join(root, e['name']), e['task'], e['seed'],
+              tuple(e['bindings'].items()), (), (), tuple(e['argv']))
+          for e in index['runs']]
+
+
+def status_table(runs):
+  """The status table of `runs` as text, a count line last."""
+  rows = [('#', 'status', 'exit', 'checkpoint', 'run')]
+  counts = collections.Counter()
+  for i, run in enumerate(runs):
+    st = read_status(run)
+    counts[st['status']] += 1
+    rows.append((str(i), st['status'], _exit_text(st['exit_code']),
+                 st['checkpoint'] or '-', run.name))
+  widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+  lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)) + '  ' +
+           row[-1] for row in rows]
+  return '\n'.join(lines + [_count_line(counts)])
+
+
+# --- Local runner ------------------------------------------------------------
+
+
+class _Interrupted(Exception):
+  """SIGTERM reached the sweep (Ctrl-C raises KeyboardInterrupt)."""
+
+
+def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
+              stop_timeout=120.0, poll=0.2):
+  """Runs the unfinished `runs` as subprocesses, `parallel` at once.
+
+  Each run executes its `argv` (cwd unchanged, the repo on PYTHONPATH) with
+  output appended to <logdir>/sweep.log. Finished runs are skipped, as are
+  runs a live process on this host is already running. A failing run does
+  not stop the others. If `root` is given, <root>/index.json (listing
+  `index_runs`, default `runs`) is rewritten whenever a run starts or ends.
+  Returns the exit status: 0 if every launched run finished, 1 if any
+  failed or ended unfinished, 130 if interrupted.
+  """
+  out = out or sys.stdout
+  index_runs = index_runs or runs
+  update_index = (lambda: write_index(root, index_runs)) if root else (
+      lambda: None)
+  todo, skipped = collections.deque(), collections.Counter()
+  for run in runs:
+    status = read_status(run)
+    here = status['host'] == socket.gethostname()
+    if status['status'] == 'done':
+      skipped['done'] += 1
+      _say(out, f'skip  {run.name}: done')
+    elif status['status'] == 'running' and here:
+      skipped['running'] += 1
+      _say(out, f'skip  {run.name}: already running on this host')
+    else:
+      if status['status'] == 'running':
+        _say(out, f'note  {run.name} is recorded as running on '
+             f"{status['host']}; starting it here (assuming that run died)")
+      todo.append(run)
+  total, active, results = len(todo), {}, {}
+  update_index()
+  previous = _handle_sigterm()
+  interrupted = False
+  try:
+    while todo or active:
+      while todo and len(active) < parallel:
+        run = todo.popleft()
+        proc = _start(run)
+        if not proc:
+          results[run.name] = 'failed'
+          _say(out, f'fail  {run.name}: could not start (see '
+               f'{os.path.join(run.logdir, LOG_FILE)})')
+        else:
+          active[run] = proc  # (Popen, log file)
+          _say(out, f'start {run.name} [{len(results) + len(active)}/'
+               f'{total}]')
+        update_index()
+      for run, proc in list(active.items()):
+        code = proc[0].poll()
+        if code is not None:
+          del active[run]
+          results[run.name] = _finish(run, proc, code)
+          _say(out, f'{results[run.name]:<5} {run.name} (exit '
+               f'{_exit_text(code)})')
+          update_index()
+      if active:
+        time.sleep(poll)
+  except (KeyboardInterrupt, _Interrupted):
+    interrupted = True
+    _say(out, f'Interrupted: stopping {len(active)} run(s) (SIGINT; '
+         f'killed after {stop_timeout:g} s or on a second Ctrl-C).')
+    _stop(active, stop_timeout)
+    for run, proc in active.items():
+      results[run.name] = _finish(run, proc, proc[0].returncode,
+                                  interrupted=True)
+    update_index()
+  finally:
+    _restore_sigterm(previous)
+  _summary(out, runs, results, skipped, interrupted, len(todo))
+  if interrupted:
+    return 130
+  return 0 if all(r == 'done' for r in results.values()) else 1
+
+
+def _start(run):
+  """Starts `run` in its own session: (Popen, log), or None on failure."""
+  os.makedirs(run.logdir, exist_ok=True)
+  log = open(os.path.join(run.logdir, LOG_FILE), 'a', buffering=1)
+  log.write(f'\n=== launch.sweep {_now()} on {socket.gethostname()}: '
+            f'{run.shell}\n')
+  env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=os.pathsep.join(
+      [ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+  try:
+    proc = subprocess.Popen(
+        list(run.argv), stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+  except OSError as e:
+    log.write(f'launch.sweep: could not start: {e}\n')
+    log.close()
+    _write_record(run, state='exited', exit_code=None, error=str(e),
+                  ended=_now())
+    return None
+  _write_record(run, state='running', pid=proc.pid,
+                pid_start=_create_time(proc.pid), started=_now())
+  return proc, log
+
+
+def _finish(run, proc, code, interrupted=False):
+  """Records how `run` ended; returns done, failed or partial."""
+  proc[1].close()
+  record = _read_json(os.path.join(run.logdir, RECORD_FILE)) or {}
+  record.update(state='exited', exit_code=code, ended=_now(),
+                interrupted=interrupted)
+  _write_record(run, **record)
+  done = os.path.exists(os.path.join(run.logdir, DONE_FILE))
+  if done:
+    return 'done'
+  return 'partial' if interrupted or code == 0 else 'failed'
+
+
+def _stop(active, timeout):
+  """SIGINT to every run (a clean stop), SIGKILL to its session after
+  `timeout` seconds or a second Ctrl-C."""
+  procs = [proc for proc, _ in active.values()]
+  for proc in procs:
+    _signal(proc, signal.SIGINT, group=False)
+  deadline = time.time() + timeout
+  try:
+    while any(p.poll() is None for p in procs):
+      if time.time() > deadline:
+        break
+      time.sleep(0.1)
+  except (KeyboardInterrupt, _Interrupted):
+    pass
+  for proc in procs:
+    if proc.poll() is None:
+      _signal(proc, signal.SIGKILL, group=True)
+      proc.wait()
+    else:  # Its env workers, if any are left.
+      _signal(proc, signal.SIGKILL, group=True)
+
+
+def _signal(proc, sig, group):
+  try:
+    if group:
+      os.killpg(proc.pid, sig)
+    else:
+      proc.send_signal(sig)
+  except (ProcessLookupError, PermissionError):
+    pass
+
+
+def _handle_sigterm():
+  def handle(*unused):
+    raise _Interrupted()
+  try:
+    return signal.signal(signal.SIGTERM, handle)
+  except ValueError:  # Not the main thread.
+    return None
+
+
+def _restore_sigterm(previous):
+  if previous is not None:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _summary(out, runs, results, skipped, interrupted, not_started):
+  counts = collections.Counter(results.values())
+  parts = [f'{counts[k]} {k}' for k in ('done', 'partial', 'failed')
+           if counts[k]]
+  parts += [f'{n} skipped ({k})' for k, n in sorted(skipped.items())]
+  if not_started:
+    parts.append(f'{not_started} not started')
+  _say(out, f'Sweep{" interrupted" if interrupted else ""}: '
+       f'{len(runs)} run(s): ' + (', '.join(parts) or 'nothing to do') + '.')
+  by_name = {run.name: run for run in runs}
+  for name, result in results.items():
+    if result == 'failed':
+      log = os.path.join(by_name[name].logdir, LOG_FILE)
+      _say(out, f'FAILED {name}; last lines of {log}:')
+      for line in _tail(log, 5):
+        _say(out, f'    {line}')
+    elif result == 'partial' and not interrupted:
+      _say(out, f'UNFINISHED {name}: exited 0 without '
+           f'{DONE_FILE} (stopped by a signal?); rerun to resume.')
+
+
+# --- Helpers -----------------------------------------------------------------
+
+
+def _write_record(run, **record):
+  record.setdefault('host', socket.gethostname())
+  _write_atomic(os.path.join(run.logdir, RECORD_FILE),
+                json.dumps(dict(record, command=run.shell), indent=1))
+
+
+def _alive(record):
+  """Whether the record's process runs (on another host: assumed so)."""
+  if record.get('host') != socket.gethostname():
+    return True
+  try:
+    return abs(psutil.Process(record['pid']).create_time() -
+               (record.get('pid_start') or 0)) < 1.0
+  except (psutil.Error, KeyError, TypeError):
+    return False
+
+
+def _create_time(pid):
+  try:
+    return psutil.Process(pid).create_time()
+  except psutil.Error:
+    return None
+
+
+def _write_atomic(path, text):
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.',
+                             prefix=os.path.basename(path) + '.',
+                             suffix='.tmp')
+  with os.fdopen(fd, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def _read_json(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _read_text(path):
+  try:
+    with open(path) as f:
+      return f.read().strip() or None
+  except OSError:
+    return None
+
+
+def _tail(path, n):
+  try:
+    with open(path, errors='replace') as f:
+      return [line.rstrip('\n') for line in collections.deque(f, n)]
+  except OSError:
+    return []
+
+
+def _exit_text(code):
+  if code is None:
+    return '-'
+  if code < 0:
+    try:
+      return signal.Signals(-code).name
+    except ValueError:
+      return f'signal {-code}'
+  return str(code)
+
+
+def _count_line(counts):
+  return ', '.join(f'{counts[s]} {s}' for s in STATUSES if counts[s]) or (
+      'no runs')
+
+
+def _now():
+  return time.strftime('%Y-%m-%dT%H:%M:%S')
+
+
+def _say(out, line):
+  print(line, file=out, flush=True)

@@ -1,0 +1,333 @@
+"""On-disk replay format (spec §1.7, §4.3): files, atomicity, corruption.
+
+Replay.save/load behaviour (sampling continues identically) is tested in
+test_replay.py; here: which files a save writes, the commit point, and that
+damaged files raise ReplayCorruptError naming them.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dreamer_tf import replay as replay_lib
+from dreamer_tf.replay import disk as replay_io
+from tests.replay.test_buffer import fill
+
+Replay = replay_lib.Replay
+KWARGS = dict(capacity=100, chunk_size=8, length=5, online=False)
+
+
+def _files(path, kind=''):
+  """{name: (inode, mtime_ns)} of the chunk files (of `kind`) in path."""
+  return {name: (os.stat(path / name).st_ino, os.stat(path / name).st_mtime_ns)
+          for name in os.listdir(path)
+          if name.startswith('chunk-') and f'-{kind}' in name}
+
+
+def _chunk_id(name):
+  return int(name.split('-')[1])
+
+
+def _write_back(replay, keys, batch):
+  """Writes deter = stoch = count + 0.5 of the trained steps 1..4."""
+  value = batch['count'][:, 1:].astype(np.float32) + 0.5  # [B, 4]
+  replay.update(keys, dict(
+      deter=np.repeat(value[..., None], 4, -1),
+      stoch=np.broadcast_to(value[..., None, None], (*value.shape, 2, 3))))
+  return set(batch['count'][:, 1:].ravel().tolist())
+
+
+def _check_latents(replay, written):
+  """Every sampled step holds count + 0.5 if written back, else 0."""
+  for _ in range(5):
+    batch, _ = replay.sample(16)
+    expected = np.where(np.isin(batch['count'], list(written)),
+                        batch['count'] + 0.5, 0.0)
+    np.testing.assert_array_equal(batch['deter'][..., 3], expected)
+    np.testing.assert_array_equal(batch['stoch'][..., 1, 2], expected)
+
+
+def test_write_back_rewrites_only_latents_files(tmp_path):
+  replay = Replay(directory=str(tmp_path), seed=1, **KWARGS)
+  fill(replay, 32)  # 4 full chunks, no write-back yet.
+  replay.save()
+  steps, latents = _files(tmp_path, 'steps'), _files(tmp_path, 'latents')
+  assert len(steps) == len(latents) == 4
+  batch, keys = replay.sample(3)
+  written = _write_back(replay, keys, batch)
+  touched = {int(c) + (int(i) + j) // 8 for c, i in keys for j in (1, 4)}
+  replay.save()
+  # The observations stay where they are, as the same files.
+  assert _files(tmp_path, 'steps') == steps
+  after = _files(tmp_path, 'latents')
+  assert {_chunk_id(n) for n in set(after) - set(latents)} == touched
+  assert {_chunk_id(n) for n in set(latents) - set(after)} == touched
+  for name in set(after) & set(latents):  # Untouched chunks: kept files.
+    assert after[name] == latents[name]
+  restored = Replay(directory=str(tmp_path), seed=1, **KWARGS)
+  _check_latents(restored, written)
+  # Steps files written before the first write-back still hold the stale
+  # (zero) latents; the latents files win. Restored replays keep saving
+  # only the latents after write-back.
+  with np.load(tmp_path / sorted(steps)[0]) as data:
+    assert 'deter' in data.files and not data['deter'].any()
+  batch, keys = restored.sample(4)
+  written |= _write_back(restored, keys, batch)
+  restored.save()
+  assert _files(tmp_path, 'steps') == steps
+  _check_latents(Replay(directory=str(tmp_path), **KWARGS), written)
+  # Nothing changed: no chunk file is written.
+  before = _files(tmp_path)
+  restored.save()
+  assert _files(tmp_path) == before
+
+
+def test_appends_rewrite_both_files_of_the_open_chunk(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 12)  # Chunk 0 full, chunk 1 holds 4 steps.
+  _, keys = replay.sample(2)
+  replay.update(keys, dict(deter=np.ones((2, 4, 4), np.float32)))
+  replay.save()
+  before = _files(tmp_path)
+  fill(replay, 1, start=12)
+  replay.save()
+  after = _files(tmp_path)
+  assert sorted(_chunk_id(n) for n in set(after) - set(before)) == [1, 1]
+  # Files written after the first write-back hold no copy of the latents.
+  for name in after:
+    with np.load(tmp_path / name) as data:
+      assert ('deter' in data.files) == ('-latents-' in name), name
+      assert ('__priority__' in data.files) == ('-latents-' in name), name
+
+
+def test_priority_updates_rewrite_only_latents_files(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 24)
+  replay.save()
+  steps = _files(tmp_path, 'steps')
+  replay.update_priorities(np.array([[0, 0]]), [[1.0, 2.0, 3.0, 4.0]])
+  replay.save()
+  assert _files(tmp_path, 'steps') == steps
+  restored = Replay(directory=str(tmp_path), **KWARGS)
+  np.testing.assert_array_equal(restored._chunks[0].prio[:6],
+                                [np.inf, 1, 2, 3, 4, np.inf])
+
+
+def test_index_lists_files_and_latent_keys(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  _, keys = replay.sample(1)
+  replay.update(keys, dict(stoch=np.ones((1, 4, 2, 3), np.float32)))
+  replay.save()
+  index = json.loads((tmp_path / 'index.json').read_text())
+  assert index['format'] == replay_io.FORMAT == 2
+  assert index['latent_keys'] == ['stoch']
+  assert index['spec']['image'] == ['|u1', [8, 8, 3]]
+  names = {n for c in index['chunks'] for n in c[6:]} | {
+      index['items']['file'], 'index.json'}
+  assert names == set(os.listdir(tmp_path))
+  assert index['chunks'][0][6:] == ['chunk-0000000000-steps-000001.npz',
+                                    'chunk-0000000000-latents-000001.npz']
+
+
+def test_corrupt_latents_file_raises_naming_it(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 20)
+  batch, keys = replay.sample(4)
+  _write_back(replay, keys, batch)
+  replay.save()
+  name = sorted(_files(tmp_path, 'latents'))[1]
+  path = tmp_path / name
+  good = path.read_bytes()
+  path.write_bytes(good[:len(good) // 2])  # Truncated.
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **KWARGS)
+  data = bytearray(good)  # A flipped bit in the latents fails the zip CRC.
+  data[len(data) // 2] ^= 0xFF
+  path.write_bytes(bytes(data))
+  with pytest.raises(replay_lib.ReplayCorruptError, match='CRC'):
+    Replay(directory=str(tmp_path), **KWARGS)
+  with open(path, 'wb') as f:  # A written-back key is missing.
+    np.savez(f, __priority__=np.zeros(8, np.float32),
+             deter=np.zeros((8, 4), np.float32))
+  with pytest.raises(replay_lib.ReplayCorruptError,
+                     match=f"{name} hold keys .*'deter', 'image'"):
+    Replay(directory=str(tmp_path), **KWARGS)
+  with open(path, 'wb') as f:  # Wrong dtype.
+    np.savez(f, __priority__=np.zeros(8, np.float32),
+             deter=np.zeros((8, 4), np.float16),
+             stoch=np.zeros((8, 2, 3), np.float32))
+  with pytest.raises(replay_lib.ReplayCorruptError, match=f"{name}: 'deter'"):
+    Replay(directory=str(tmp_path), **KWARGS)
+  os.remove(path)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **KWARGS)
+  replay.save()  # Rewrites the deleted file.
+  assert len(Replay(directory=str(tmp_path), **KWARGS)) == 16
+
+
+def test_failed_latents_write_keeps_previous_save(tmp_path, monkeypatch):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 16)
+  batch, keys = replay.sample(4)
+  first = _write_back(replay, keys, batch)
+  replay.save()
+  batch, keys = replay.sample(4)
+  replay.update(keys, dict(deter=np.full((4, 4, 4), 9, np.float32)))
+  second = set(batch['count'][:, 1:].ravel().tolist())
+  real_replace = os.replace
+
+  def failing_replace(src, dst):
+    if '-latents-' in dst:
+      raise OSError('disk full')
+    return real_replace(src, dst)
+
+  monkeypatch.setattr(os, 'replace', failing_replace)
+  with pytest.raises(OSError, match='disk full'):
+    replay.save()
+  monkeypatch.undo()
+  _check_latents(Replay(directory=str(tmp_path), **KWARGS), first)
+  replay.save()  # A fresh generation: no committed file is overwritten.
+  batch, _ = Replay(directory=str(tmp_path), **KWARGS).sample(40)
+  rewritten = np.isin(batch['count'], list(second))
+  assert rewritten.any() and (batch['deter'][rewritten] == 9).all()
+
+
+def test_failed_save_keeps_previous_save_valid(tmp_path, monkeypatch):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 20)
+  replay.save()
+  before = sorted(os.listdir(tmp_path))
+  fill(replay, 20, start=20)
+  _, keys = replay.sample(4)
+  replay.update(keys, dict(deter=np.ones((4, 4, 4), np.float32)))
+  real_replace = os.replace
+
+  def failing_replace(src, dst):
+    if dst.endswith('index.json'):
+      raise OSError('disk full')
+    return real_replace(src, dst)
+
+  monkeypatch.setattr(os, 'replace', failing_replace)
+  with pytest.raises(OSError, match='disk full'):
+    replay.save()
+  monkeypatch.setattr(os, 'replace', real_replace)
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert len(restored) == 16 and restored.stats()['steps'] == 20
+  assert set(before) <= set(os.listdir(tmp_path))
+  batch, _ = restored.sample(20)
+  assert (batch['deter'] == 0).all() and batch['count'].max() <= 19
+  # The next successful save commits everything and removes orphans.
+  replay.save()
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert len(restored) == 36
+  assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp-')]
+  assert len([f for f in os.listdir(tmp_path) if f.startswith('chunk-')]
+             ) == 2 * restored.stats()['chunks']
+
+
+def test_failed_chunk_write_keeps_previous_save_valid(tmp_path, monkeypatch):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 12)
+  replay.save()
+  fill(replay, 12, start=12)
+
+  def failing_savez(file, **arrays):
+    file.write(b'partial')
+    raise OSError('write error')
+
+  monkeypatch.setattr(np, 'savez', failing_savez)
+  with pytest.raises(OSError, match='write error'):
+    replay.save()
+  monkeypatch.undo()
+  assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp-')]
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  assert restored.stats()['steps'] == 12 and len(restored) == 8
+
+
+def test_truncated_steps_file_raises_clear_error(tmp_path):
+  kwargs = dict(capacity=100, chunk_size=8, length=5, online=False)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 20)
+  replay.save()
+  name = sorted(_files(tmp_path, 'steps'))[1]
+  path = tmp_path / name
+  path.write_bytes(path.read_bytes()[:200])
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **kwargs)
+  os.remove(path)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **kwargs)
+  # A flipped bit fails the zip CRC; a failed load keeps the current state.
+  replay.save()  # Rewrites the deleted file.
+  assert len(Replay(directory=str(tmp_path), **kwargs)) == 16
+  name = sorted(_files(tmp_path, 'steps'))[0]
+  data = bytearray((tmp_path / name).read_bytes())
+  data[data.index(b'\x03' * 192) + 5] ^= 0xFF  # Image of step 3.
+  (tmp_path / name).write_bytes(bytes(data))
+  fill(replay, 3, start=20)
+  with pytest.raises(replay_lib.ReplayCorruptError, match='CRC'):
+    replay.load()
+  assert replay.stats()['steps'] == 23 and len(replay) == 19
+
+
+def test_restore_rejects_other_sequence_length(tmp_path):
+  replay = Replay(directory=str(tmp_path), capacity=100, chunk_size=8,
+                  length=5)
+  fill(replay, 10)
+  replay.save()
+  with pytest.raises(ValueError, match='length 5'):
+    Replay(directory=str(tmp_path), capacity=100, chunk_size=8, length=6)
+
+
+def test_unreadable_or_old_index(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  replay.save()
+  index = json.loads((tmp_path / 'index.json').read_text())
+  (tmp_path / 'index.json').write_text('{"format": 2, "len')
+  with pytest.raises(replay_lib.ReplayCorruptError, match='index.json'):
+    Replay(directory=str(tmp_path), **KWARGS)
+  (tmp_path / 'index.json').write_text(json.dumps(dict(index, format=1)))
+  with pytest.raises(ValueError, match=r'\(format 1\).*\(format 2\)'):
+    Replay(directory=str(tmp_path), **KWARGS)
+  del index['latent_keys']
+  (tmp_path / 'index.json').write_text(json.dumps(index))
+  with pytest.raises(replay_lib.ReplayCorruptError, match='latent_keys'):
+    Replay(directory=str(tmp_path), **KWARGS)
+
+
+def test_item_table_must_match_index(tmp_path):
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  replay.save()
+  name = json.loads((tmp_path / 'index.json').read_text())['items']['file']
+  disk = replay_io.Directory(str(tmp_path))
+  chunk, index, queue = disk.load_items(
+      dict(file=name, first=0, next=6), {0: 8, 1: 2})
+  np.testing.assert_array_equal(index, range(6))
+  with pytest.raises(replay_lib.ReplayCorruptError, match=f'{name} holds 6'):
+    disk.load_items(dict(file=name, first=0, next=7), {0: 8, 1: 2})
+  with pytest.raises(replay_lib.ReplayCorruptError, match='step 5 of chunk 0'):
+    disk.load_items(dict(file=name, first=0, next=6), {0: 5, 1: 2})
+  disk.write(name, dict(chunk=chunk, index=index[:3], queue=queue), True)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=name):
+    Replay(directory=str(tmp_path), **KWARGS)
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+  disk = replay_io.Directory(str(tmp_path))
+  disk.write('a.bin', b'old', False)
+  monkeypatch.setattr(os, 'fsync', lambda fd: (_ for _ in ()).throw(
+      OSError('io error')))
+  with pytest.raises(OSError, match='io error'):
+    disk.write('a.bin', b'new', False)
+  monkeypatch.undo()
+  assert os.listdir(tmp_path) == ['a.bin']
+  assert (tmp_path / 'a.bin').read_bytes() == b'old'
+  disk.write('a.npz', dict(x=np.arange(3)), True)
+  np.testing.assert_array_equal(disk.load_npz('a.npz')['x'], range(3))
+  assert disk.load_npz('a.npz', skip={'x'}) == {}

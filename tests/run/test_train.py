@@ -1,0 +1,262 @@
+"""The training loop: ratio accounting, end-to-end run, resume, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+
+from dreamer_tf.run import checkpoint as ckpt_lib
+from dreamer_tf import config
+from dreamer_tf import replay as replay_lib
+from dreamer_tf.run import train as train_lib
+from tests.conftest import ROOT, TINY
+
+RUN = TINY + ['Agent.batch_size = 4', 'Agent.batch_length = 8',
+              'train.log_every = 0', 'train.save_every = 1e9']
+
+
+def test_train_ratio_counts_replayed_steps_per_policy_step():
+  ratio = train_lib.TrainRatio(64, batch_steps=16 * 64)
+  assert ratio.due(1000) == 0  # Training starts here: no catch-up burst.
+  assert ratio.due(1000 + 15) == 0
+  assert ratio.due(1000 + 16) == 1
+  ratio.updates += 1
+  assert ratio.due(1000 + 160) == 9
+  ratio.updates += 9
+  restored = train_lib.TrainRatio(64, 16 * 64)
+  restored.restore(ratio.state())
+  assert restored.due(1000 + 320) == 10
+
+
+def test_frames_per_step_follows_the_action_repeat():
+  frames = train_lib.env_frames_per_step
+  assert frames('dmc', {}) == 2 and frames('atari', {}) == 4
+  assert frames('dmc', {'repeat': 1}) == 1  # HEAD's DMC setting.
+  assert frames('gym', {}, 3) == 3
+  with pytest.raises(ValueError, match='contradicts'):
+    frames('dmc', {'repeat': 1}, 2)
+
+
+def run(logdir, steps, *bindings, seed=0):
+  gin.clear_config()
+  config.parse([], RUN + list(bindings))
+  return train_lib.train(str(logdir), steps=steps, seed=seed)
+
+
+@pytest.mark.slow
+def test_end_to_end_cartpole_run_then_resume(tmp_path):
+  result = run(tmp_path, 120, 'train.train_ratio = 16',
+               'train.report_every = 1e-6', 'train.eval_every = 60',
+               'train.eval_episodes = 3')
+  assert result['policy_steps'] == 120
+  assert json.load(open(tmp_path / train_lib.DONE_FILE)) == result
+  _, state = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load()
+  # Training starts once B*T = 32 sequences of length C+T = 9 are stored.
+  assert state['ratio']['start'] == 32 + 8
+  expected = int((120 - 40) * 16 / 32)
+  assert result['updates'] == expected
+  records = [json.loads(l) for l in open(tmp_path / 'scores.jsonl')]
+  # Two evaluations (at policy steps 60 and 120) of 3 episodes each.
+  evals = [s for s in records if s['kind'] == 'eval']
+  assert [s['step'] for s in evals] == [60] * 3 + [120] * 3
+  scores = [s for s in records if s['kind'] == 'train']
+  assert scores and all(s['episode/score'] >= 1 for s in scores)
+  # CartPole pays 1 per step: the score equals the episode length.
+  assert all(s['episode/score'] == s['episode/length'] for s in scores)
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert any('train/opt/loss' in m for m in metrics)
+  # Open-loop reports log prediction errors in every loop iteration from
+  # the first update on (policy step 42 = 40 + 32 / 16) to 120.
+  reports = [m for m in metrics if 'report/openloop/vector_imagined' in m]
+  assert len(reports) == 120 - 42 + 1 and all(
+      np.isfinite(m['report/openloop/vector_observed']) for m in reports)
+  assert os.path.exists(tmp_path / 'ckpt' / 'latest')
+  # Rerunning the same command with a larger budget resumes.
+  again = run(tmp_path, 200, 'train.train_ratio = 16')
+  assert again['policy_steps'] == 200
+  assert again['updates'] == expected + int(80 * 16 / 32)
+  assert again['episodes'] > result['episodes']
+
+
+@pytest.mark.slow
+def test_resume_with_a_different_model_names_the_bindings(tmp_path):
+  run(tmp_path, 48)
+  with pytest.raises(ckpt_lib.CheckpointError, match='RSSM.deter'):
+    run(tmp_path, 96, 'RSSM.deter = 128')
+  # Another seed would silently change the run's random streams.
+  with pytest.raises(ckpt_lib.CheckpointError, match='--seed=0'):
+    run(tmp_path, 96, seed=3)
+  # A refused resume leaves the run's config.gin as the run wrote it.
+  written = (tmp_path / 'config.gin').read_text()
+  assert 'RSSM.deter = 64' in written and 'RSSM.deter = 128' not in written
+
+
+def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
+  with pytest.raises(FloatingPointError, match='3 updates had a non-finite'):
+    run(tmp_path, 400, "train.env = 'gym:tests.sign_env:NanReward-v0'",
+        'train.max_nonfinite = 3', 'train.train_ratio = 32')
+  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  skipped = [m for m in metrics if 'train/nonfinite_loss' in m]
+  assert len(skipped) == 3
+  # Skipped updates leave the parameters alone: the agent is still finite.
+  tensors, _ = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load() or (
+      None, None)
+  assert tensors is None or all(
+      np.isfinite(t).all() for t in tensors if t.dtype.kind == 'f')
+
+
+@pytest.mark.slow
+def test_a_crashed_env_worker_is_restarted_and_its_episode_logged(tmp_path):
+  marker = tmp_path / 'crashed'
+  result = run(tmp_path / 'run', 48,
+               "train.env = 'gym:tests.sign_env:CrashOnce-v0'",
+               f"train.env_kwargs = {{'marker': '{marker}'}}")
+  assert marker.exists() and result['policy_steps'] == 48
+  metrics = _read(tmp_path / 'run' / 'metrics.jsonl')
+  lost = [m for m in metrics if 'env/lost_episode_steps' in m]
+  # The env died at its 5th step: the first 4 of its episode are lost.
+  assert [(m['env/lost_episode_steps'], m['env/lost_episode_worker'])
+          for m in lost] == [(4, 0)]
+  # The restarted env plays whole episodes (16 steps each) from there on.
+  scores = _read(tmp_path / 'run' / 'scores.jsonl')
+  assert scores and all(r['episode/length'] == 16 for r in scores)
+
+
+def test_unknown_env_id_suggests_close_names(tmp_path):
+  with pytest.raises(Exception, match='CartPole-v1'):
+    run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
+
+
+def _launch(logdir, steps, every):
+  return [sys.executable, '-m', 'launch.train', f'--logdir={logdir}',
+          '--gin_file=gin_configs/default.gin',
+          '--gin_file=gin_configs/suites/debug.gin',
+          f'--gin_param=train.steps={steps}',
+          '--gin_param=train.train_ratio=32',
+          f'--gin_param=train.save_every_steps={every}',
+          f'--gin_param=train.eval_every={EVAL_EVERY}',
+          '--gin_param=train.eval_episodes=2',
+          '--gin_param=train.report_every=0']
+
+
+STEPS, EVERY, EVAL_EVERY = 160, 80, 40
+QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory):
+  """A run of STEPS policy steps that was never stopped."""
+  logdir = tmp_path_factory.mktemp('straight')
+  subprocess.run(_launch(logdir, STEPS, EVERY), cwd=ROOT, env=QUIET,
+                 check=True, capture_output=True, timeout=600)
+  return logdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('stop', ['sigkill', 'ctrl_c'])
+def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
+  """Stop a run after its first checkpoint, by kill -9 of the trainer or
+  by a terminal's Ctrl-C (SIGINT to the whole process group, env workers
+  included); rerun the command: same result as never stopping, and no
+  replay step written before the stop is lost."""
+  stopped = tmp_path / 'stopped'
+  proc = subprocess.Popen(_launch(stopped, STEPS, EVERY), cwd=ROOT,
+                          env=QUIET, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  latest = stopped / 'ckpt' / 'latest'
+  deadline = time.time() + 600
+  while not latest.exists() and time.time() < deadline:
+    assert proc.poll() is None, 'the run ended before its first checkpoint'
+    time.sleep(0.02)
+  if stop == 'sigkill':
+    # Let it log past the checkpoint (at step EVERY): the resume must drop
+    # those records, as it writes them again.
+    while not _logged_steps(stopped) or _logged_steps(stopped)[-1] <= EVERY:
+      assert proc.poll() is None, 'the run ended before it could be killed'
+      time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+  else:
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    # A clean stop: exit 0, the counters printed, a final checkpoint at
+    # exactly those counters, and no process of the run left behind.
+    assert proc.returncode == 0, err[-3000:]
+    printed = json.loads(out.strip().splitlines()[-1])
+    _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+    assert state['policy_steps'] == printed['policy_steps']
+    assert state['ratio']['updates'] == printed['updates']
+    deadline = time.time() + 10  # (multiprocessing's tracker exits last)
+    while _alive_in_group(proc.pid) and time.time() < deadline:
+      time.sleep(0.1)
+    assert not _alive_in_group(proc.pid)
+  _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
+  items_at_stop = replay_lib.Replay(
+      str(stopped / 'replay'), length=9).stats()['inserts']
+  subprocess.run(_launch(stopped, STEPS, EVERY), cwd=ROOT, env=QUIET,
+                 check=True, capture_output=True, timeout=600)
+  a_tensors, a_state = ckpt_lib.Checkpointer(
+      str(straight_run / 'ckpt')).load()
+  b_tensors, b_state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  assert a_state['policy_steps'] == b_state['policy_steps'] == STEPS
+  assert a_state['ratio'] == b_state['ratio']
+  assert a_state['ratio']['updates'] > 0
+  # Agent (params, slow critic, return stats, optimizer) and the live loop
+  # state are identical; pickled env bytes (of training and evaluation
+  # envs) may differ in layout only.
+  names = ['agent'] * a_state['agent_tensors'] + a_state['loop_arrays']
+  assert names == ['agent'] * b_state['agent_tensors'] + b_state['loop_arrays']
+  assert 'eval_env_state/0' in names
+  for name, x, y in zip(names, a_tensors, b_tensors):
+    if not name.split('/')[0].endswith('env_state'):
+      np.testing.assert_array_equal(x, y, err_msg=name)
+  replay_a = replay_lib.Replay(str(straight_run / 'replay'), length=9).stats()
+  replay_b = replay_lib.Replay(str(stopped / 'replay'), length=9).stats()
+  assert replay_b['inserts'] == replay_a['inserts'] >= items_at_stop
+  # The logs read as if never stopped: the same training and evaluation
+  # episodes (evaluation has its own RNG and its envs are checkpointed),
+  # and each metrics step once.
+  assert _read(stopped / 'scores.jsonl') == _read(straight_run / 'scores.jsonl')
+  evals = [r['step'] for r in _read(stopped / 'scores.jsonl')
+           if r['kind'] == 'eval']
+  assert evals == [step for step in range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)
+                   for _ in range(2)]
+  assert _logged_steps(stopped) == _logged_steps(straight_run)
+
+
+def _read(path):
+  """The records of a JSONL file."""
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _logged_steps(logdir):
+  """Steps of the complete lines of <logdir>/metrics.jsonl."""
+  try:
+    with open(logdir / 'metrics.jsonl') as f:
+      lines = f.read().split('\n')[:-1]  # The last may be torn.
+  except FileNotFoundError:
+    return []
+  return [json.loads(line)['step'] for line in lines]
+
+
+def _alive_in_group(pgid):
+  """Pids of live (not zombie) processes in process group `pgid`."""
+  pids = []
+  for name in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{name}/stat') as f:
+        # pid (comm) state ppid pgrp ...; comm may contain spaces.
+        fields = f.read().rsplit(')', 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if int(fields[2]) == pgid and fields[0] != 'Z':
+      pids.append(int(name))
+  return pids

@@ -1,0 +1,51 @@
+"""Sweep test fixtures: runs whose command is a tiny `python -c` script
+(FAKE) that writes done.json, fails or waits for SIGINT, so no training
+runs."""
+import dataclasses
+import os
+import sys
+
+from dreamer_tf.sweep import plan as sweep_plan
+
+# argv[1]: logdir; argv[2]: ok (write done.json) | fail | exit0 (no done) |
+# wait (until SIGINT, then exit cleanly). Every call is counted in calls.txt.
+FAKE = r"""
+import json, os, signal, sys, time
+logdir, action = sys.argv[1], sys.argv[2]
+with open(os.path.join(logdir, 'calls.txt'), 'a') as f:
+  f.write(action + '\n')
+print('fake run', logdir, action)
+if action == 'fail':
+  print('Traceback: something broke', file=sys.stderr)
+  sys.exit(3)
+if action == 'wait':
+  signal.signal(signal.SIGINT, lambda *a: (
+      open(os.path.join(logdir, 'stopped'), 'w').close(), sys.exit(0)))
+  open(os.path.join(logdir, 'ready'), 'w').close()
+  time.sleep(60)
+  sys.exit(5)
+if action == 'ok':
+  with open(os.path.join(logdir, 'done.json'), 'w') as f:
+    json.dump({'policy_steps': 1}, f)
+"""
+
+
+def fake(runs, action='ok', **overrides):
+  """Runs whose command is FAKE with `action` (per run name in overrides)."""
+  return [dataclasses.replace(run, argv=(
+      sys.executable, '-c', FAKE, run.logdir,
+      overrides.get(run.name, action))) for run in runs]
+
+
+def calls(run):
+  path = os.path.join(run.logdir, 'calls.txt')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return f.read().split()
+
+
+def make_runs(root, seeds=(0, 1), grid=None, gin_params=()):
+  return sweep_plan.expand(['dmc:walker_walk', 'gym:CartPole-v1'], list(seeds),
+                      grid or {}, ['gin_configs/suites/dmc_proprio.gin'],
+                      list(gin_params), str(root))

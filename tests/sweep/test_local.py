@@ -1,0 +1,216 @@
+"""The local sweep runner and index (`dreamer_tf/sweep/local.py`).
+
+Each run's command is replaced by a tiny script (tests/sweep/fakes.py), so
+no training runs.
+"""
+import dataclasses
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dreamer_tf.run import DONE_FILE
+from dreamer_tf.sweep import local as sweep_local
+from launch import sweep
+from tests.conftest import ROOT
+from tests.sweep.fakes import calls
+from tests.sweep.fakes import fake
+from tests.sweep.fakes import make_runs
+
+
+def test_array_index_in_local_mode_runs_only_that_run(tmp_path):
+  runs = fake(make_runs(tmp_path))
+  code = sweep_local.run_local([runs[2]], root=str(tmp_path), index_runs=runs,
+                         out=io.StringIO())
+  assert code == 0
+  assert [len(calls(r)) for r in runs] == [0, 0, 1, 0]
+  index = json.loads((tmp_path / 'index.json').read_text())
+  assert [e['status'] for e in index['runs']] == [
+      'pending', 'pending', 'done', 'pending']
+
+
+def test_runs_all_then_skips_finished(tmp_path):
+  runs = fake(make_runs(tmp_path))
+  out = io.StringIO()
+  assert sweep_local.run_local(
+      runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert all(calls(r) == ['ok'] for r in runs)
+  assert all((tmp_path / r.name / DONE_FILE).exists() for r in runs)
+  assert 'fake run' in (tmp_path / runs[0].name / 'sweep.log').read_text()
+  out = io.StringIO()
+  assert sweep_local.run_local(
+      runs, parallel=2, root=str(tmp_path), out=out) == 0
+  assert all(calls(r) == ['ok'] for r in runs)  # Not run again.
+  assert '4 skipped (done)' in out.getvalue()
+
+
+def test_resumes_partial_runs_only(tmp_path):
+  runs = fake(make_runs(tmp_path))
+  # runs[0] finished; runs[1] has a checkpoint but no done.json.
+  os.makedirs(runs[0].logdir)
+  (tmp_path / runs[0].name / DONE_FILE).write_text('{}')
+  ckpt = tmp_path / runs[1].name / 'ckpt'
+  os.makedirs(ckpt)
+  (ckpt / 'latest').write_text('ckpt-000003')
+  status = [sweep_local.read_status(r) for r in runs]
+  assert [s['status'] for s in status] == ['done', 'partial', 'pending',
+                                           'pending']
+  assert status[1]['checkpoint'] == 'ckpt-000003'
+  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
+  assert [len(calls(r)) for r in runs] == [0, 1, 1, 1]
+  # The resumed run got the same command it would get the first time.
+  assert (tmp_path / runs[1].name / 'sweep.log').read_text().count(
+      runs[1].shell) == 1
+
+
+def test_failure_does_not_stop_others_and_exits_nonzero(tmp_path):
+  runs = make_runs(tmp_path)
+  runs = fake(runs, **{runs[0].name: 'fail', runs[2].name: 'exit0'})
+  out = io.StringIO()
+  assert sweep_local.run_local(
+      runs, parallel=1, root=str(tmp_path), out=out) == 1
+  assert all(len(calls(r)) == 1 for r in runs)
+  text = out.getvalue()
+  assert '2 done, 1 partial, 1 failed' in text
+  assert f'FAILED {runs[0].name}' in text and 'something broke' in text
+  assert f'UNFINISHED {runs[2].name}' in text
+  index = json.loads((tmp_path / 'index.json').read_text())
+  assert [(e['status'], e['exit_code']) for e in index['runs']] == [
+      ('failed', 3), ('done', 0), ('partial', 0), ('done', 0)]
+  # A rerun retries the failed and the unfinished runs only.
+  runs = fake(runs)
+  assert sweep_local.run_local(runs, root=str(tmp_path), out=io.StringIO()) == 0
+  assert [len(calls(r)) for r in runs] == [2, 1, 2, 1]
+
+
+def test_unstartable_command_fails_that_run_only(tmp_path):
+  runs = fake(make_runs(tmp_path, seeds=[0]))
+  runs[0] = dataclasses.replace(runs[0], argv=(str(tmp_path / 'missing'),))
+  assert sweep_local.run_local(
+      runs, root=str(tmp_path), out=io.StringIO()) == 1
+  assert [sweep_local.read_status(r)['status'] for r in runs] == [
+      'failed', 'done']
+
+
+# Runs `run_local` in a fresh interpreter that gets a real SIGINT (Ctrl-C),
+# so the test does not depend on the pytest process's signal state.
+RUNNER = r"""
+import dataclasses, io, json, signal, sys
+# A background job of a non-interactive shell starts with SIGINT ignored;
+# a user's sweep is in the foreground, where Ctrl-C raises KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from dreamer_tf.sweep import local as sweep_local
+from tests.sweep import fakes as sweep_fakes
+root, mode, stop_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+runs = sweep_fakes.make_runs(root, seeds=(0, 1) if mode == 'wait' else (0,))
+if mode == 'wait':
+  runs = sweep_fakes.fake(runs, action='wait')
+else:  # One run whose child ignores SIGINT.
+  script = ('import signal, time; signal.signal(signal.SIGINT, '
+            'signal.SIG_IGN); open(__import__("sys").argv[1], "w").close(); '
+            'time.sleep(60)')
+  runs = [dataclasses.replace(runs[0], argv=(
+      sys.executable, '-c', script, runs[0].logdir + '/ready'))]
+out = io.StringIO()
+code = sweep_local.run_local(runs, parallel=2, root=root, out=out,
+                             stop_timeout=stop_timeout)
+print(json.dumps(dict(code=code, out=out.getvalue())))
+"""
+
+
+def ctrl_c_sweep(root, mode, stop_timeout, ready):
+  """The RUNNER's result after one SIGINT once the files `ready` exist."""
+  proc = subprocess.Popen(
+      [sys.executable, '-c', RUNNER, str(root), mode, str(stop_timeout)],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 60
+  while not all(os.path.exists(p) for p in ready):
+    assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  stdout, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == 0, stderr[-2000:]
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_ctrl_c_stops_children_cleanly(tmp_path):
+  runs = make_runs(tmp_path)
+  start = time.time()
+  result = ctrl_c_sweep(tmp_path, 'wait', 20,
+                        [tmp_path / r.name / 'ready' for r in runs[:2]])
+  assert result['code'] == 130
+  assert time.time() - start < 25
+  assert all((tmp_path / r.name / 'stopped').exists() for r in runs[:2])
+  assert [len(calls(r)) for r in runs] == [1, 1, 0, 0]
+  assert [sweep_local.read_status(r)['status'] for r in runs] == [
+      'partial', 'partial', 'pending', 'pending']
+  assert '2 not started' in result['out']
+
+
+def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
+  run, = make_runs(tmp_path, seeds=[0])[:1]
+  start = time.time()
+  result = ctrl_c_sweep(tmp_path, 'ignore', 0.5,
+                        [os.path.join(run.logdir, 'ready')])
+  assert result['code'] == 130
+  assert time.time() - start < 15
+  status = sweep_local.read_status(run)
+  assert status['status'] == 'partial' and status['exit_code'] == -9
+
+
+def test_a_live_run_is_not_started_twice(tmp_path):
+  run, = fake(make_runs(tmp_path, seeds=[0])[:1])
+  os.makedirs(run.logdir)
+  sweep_local._write_record(
+      run, state='running', pid=os.getpid(),
+      pid_start=sweep_local._create_time(os.getpid()))
+  assert sweep_local.read_status(run)['status'] == 'running'
+  out = io.StringIO()
+  assert sweep_local.run_local([run], out=out) == 0
+  assert calls(run) == [] and 'already running' in out.getvalue()
+  # A stale record (that process is gone) does not block the run.
+  sweep_local._write_record(run, state='running', pid=os.getpid(),
+                            pid_start=1.0)
+  assert sweep_local.read_status(run)['status'] == 'partial'
+  assert sweep_local.run_local([run], out=io.StringIO()) == 0
+  assert calls(run) == ['ok']
+
+
+def test_index_and_status_table(tmp_path):
+  root = tmp_path / 'sw'
+  runs = make_runs(root, grid={'train.train_ratio': ['256']})
+  faked = fake(runs, **{runs[1].name: 'fail'})
+  assert sweep_local.run_local(faked[:2], root=str(root), index_runs=faked,
+                         out=io.StringIO()) == 1
+  index = json.loads((root / 'index.json').read_text())
+  assert index['counts'] == {'done': 1, 'failed': 1, 'pending': 2}
+  entry = index['runs'][0]
+  assert entry['name'] == 'dmc_walker_walk/train_ratio=256/seed0'
+  assert entry['logdir'] == runs[0].logdir
+  assert entry['task'] == 'dmc:walker_walk' and entry['seed'] == 0
+  assert entry['bindings'] == {'train.train_ratio': '256'}
+  assert entry['status'] == 'done' and entry['exit_code'] == 0
+  assert entry['argv'] == list(faked[0].argv)
+  assert shlex.split(entry['command']) == entry['argv']
+  md = (root / 'index.md').read_text()
+  assert '| 1 | failed | 3 |' in md and '2 pending, 1 failed, 1 done' in md
+  # Status from disk, located through index.json from another directory.
+  out = io.StringIO()
+  assert sweep.sweep([], '0', [], [], [], str(root), mode='status',
+                     out=out) == 0
+  lines = out.getvalue().splitlines()
+  assert lines[1].split()[:2] == ['0', 'done']
+  assert lines[2].split()[:3] == ['1', 'failed', '3']
+  assert lines[-1] == '2 pending, 1 failed, 1 done'
+  with pytest.raises(ValueError, match='No sweep index'):
+    sweep.sweep([], '0', [], [], [], str(tmp_path / 'none'), mode='status')
+
+
+def test_runs_import_launch_from_the_project_root():
+  assert os.path.exists(os.path.join(sweep_local.ROOT, 'launch', 'train.py'))
