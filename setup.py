@@ -22,6 +22,11 @@ EXTRAS = {
               'pillow>=10'],
     'dmc': ['dm-control==1.0.50', 'mujoco==3.17.0'],
     'crafter': ['crafter==1.8.3'],
+    # Videos of vector-only gymnasium envs (classic control, the embedded
+    # default CartPole-v1) render with pygame; headless needs no display.
+    # pygame-ce, the fork gymnasium 1.4's own classic-control extra
+    # requires: `pygame` next to it would overwrite the same module.
+    'render': ['pygame-ce==2.5.8'],
     'plots': ['matplotlib>=3.8'],
     'test': ['pytest>=8'],
 }

@@ -1,6 +1,6 @@
 """Train DreamerV3: `python -m launch.train` runs the embedded default.
 
-  python -m launch.train                                  # CartPole-v1, small
+  python -m launch.train                     # CartPole-v1, 20k steps, ~1.5 h
   python -m launch.train --logdir=runs/walker \
       --gin_file=gin_configs/suites/dmc_proprio.gin \
       --gin_param="train.env='dmc:walker_walk'" --seed=1

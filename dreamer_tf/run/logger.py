@@ -30,7 +30,8 @@ class Logger:
       self._writer = tf.summary.create_file_writer(logdir)
     self.console = console
     self._start = time.time()
-    self._eta_anchor = None  # (step, time) of this process's first line.
+    # (step, time) of this process's first line after an update.
+    self._eta_anchor = None
 
   def scalars(self, values, step):
     """Appends one metrics record and the TensorBoard scalars."""
@@ -64,22 +65,28 @@ class Logger:
   def progress(self, step, total, fps, score, updates, now=None):
     """One console line: steps, fps of the last window, latest score, ETA.
 
-    The ETA divides the remaining frames by the mean rate since this
-    process's first line (the last window's fps swings with evaluation,
-    checkpoints and compilation); the first line uses `fps`.
+    The ETA divides the remaining frames by the mean rate since the first
+    line of this process that came after an update (`updates` > 0): that
+    line's window held the XLA compilation of the train step (and, in a
+    new run, the replay prefill, which collects without training), so
+    neither skews the rate. Until a second such line exists the ETA reads
+    `--:--:--`; the last window's `fps` is not used, as it swings with
+    evaluation, checkpoints and compilation (a resumed run's first window
+    is mostly compilation and would promise hundreds of hours).
     """
     if not self.console:
       return
     now = time.time() if now is None else now
-    if self._eta_anchor is None:
-      self._eta_anchor = (step, now)
-      rate = fps
-    else:
+    rate = None
+    if self._eta_anchor is not None:
       start_step, start_time = self._eta_anchor
       rate = (step - start_step) / max(now - start_time, 1e-9)
+    elif updates > 0:
+      self._eta_anchor = (step, now)
     done = min(1.0, step / max(total, 1))
-    eta = max(total - step, 0) / rate if rate > 0 else float('inf')
-    eta_text = _duration(eta) if np.isfinite(eta) else '--:--:--'
+    eta_text = '--:--:--'
+    if rate is not None and rate > 0:
+      eta_text = _duration(max(total - step, 0) / rate)
     bar = '#' * int(20 * done) + '.' * (20 - int(20 * done))
     score_text = 'n/a' if score is None else f'{score:.1f}'
     print(f'[{bar}] {step}/{total} frames  {fps:.1f} fps  '

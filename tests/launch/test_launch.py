@@ -7,9 +7,34 @@ import sys
 import gin
 
 from dreamer_tf import config
-from launch import summary
 from dreamer_tf import spaces
+from launch import quiet
+from launch import summary
 from tests.conftest import ROOT
+
+
+# TensorFlow's C++ lines a launcher must not print by default, and the
+# one it prints before reading any setting (launch/quiet.py).
+NOISE = ('cpu_feature_guard', 'cuInit', 'service.cc', 'dump_mlir_util',
+         'device_compiler', 'Compiled cluster')
+UNAVOIDABLE = ('cudart_stub.cc', 'before absl::InitializeLog()')
+
+
+def without_tf_log_level():
+  """The environment of a user who did not set TF_CPP_MIN_LOG_LEVEL (the
+  test conftest sets it for the test process)."""
+  env = dict(os.environ)
+  env.pop('TF_CPP_MIN_LOG_LEVEL', None)
+  return env
+
+
+def assert_quiet(stderr):
+  lines = [l for l in stderr.splitlines()
+           if not any(u in l for u in UNAVOIDABLE)]
+  assert not [l for l in lines if any(n in l for n in NOISE)], stderr
+  # No other C++ log lines either ('I0000 ...', 'E0000 ...').
+  assert not [l for l in lines if l[:1] in 'IWE' and l[1:5].isdigit()], \
+      stderr
 
 
 def test_summary_prints_json_counts_for_vector_preset():
@@ -17,8 +42,10 @@ def test_summary_prints_json_counts_for_vector_preset():
       [sys.executable, '-m', 'launch.summary',
        '--gin_file=gin_configs/sizes/size1m.gin', '--obs_space=24',
        '--action_space=continuous:6'],
-      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+      env=without_tf_log_level())
   assert proc.returncode == 0, proc.stderr[-2000:]
+  assert_quiet(proc.stderr)
   result = json.loads(proc.stdout)
   assert result['total'] == 640_867
   assert result['params']['total'] == 640_867
@@ -27,6 +54,57 @@ def test_summary_prints_json_counts_for_vector_preset():
   memory = result['memory_per_update_estimate']
   assert memory['params_bytes'] == 4 * 640_867
   assert memory['total_bytes'] > memory['activation_bytes'] > 0
+
+
+# What a launcher does: `python -m launch.<name>` imports the package
+# first; then TensorFlow compiles a function with XLA.
+XLA_SCRIPT = """
+import os
+import launch
+import tensorflow as tf
+@tf.function(jit_compile=True)
+def square(x):
+  return tf.reduce_sum(x * x)
+print(os.environ['TF_CPP_MIN_LOG_LEVEL'], float(square(tf.ones(3))))
+"""
+
+
+def test_launchers_hide_tensorflow_info_lines_unless_the_user_asks():
+  env = without_tf_log_level()
+  proc = subprocess.run(
+      [sys.executable, '-c', XLA_SCRIPT], capture_output=True, text=True,
+      cwd=ROOT, timeout=300, check=True, env=env)
+  assert proc.stdout.split() == [quiet.default_level(), '3.0']
+  assert_quiet(proc.stderr)
+  # A level the user set is kept: at 0 TensorFlow logs its XLA lines.
+  proc = subprocess.run(
+      [sys.executable, '-c', XLA_SCRIPT], capture_output=True, text=True,
+      cwd=ROOT, timeout=300, check=True,
+      env=dict(env, TF_CPP_MIN_LOG_LEVEL='0'))
+  assert proc.stdout.split() == ['0', '3.0']
+  assert 'service.cc' in proc.stderr and 'Compiled cluster' in proc.stderr
+
+
+def test_default_log_level_keeps_warnings_where_there_is_a_gpu(
+    tmp_path, monkeypatch):
+  driver = tmp_path / 'version'
+  monkeypatch.setattr(quiet, 'DRIVER_PATHS',
+                      (str(tmp_path / 'dxg'), str(driver)))
+  assert quiet.default_level() == '3'  # CPU only: not even cuInit's error.
+  driver.write_text('NVRM version: 580')
+  assert quiet.default_level() == '1'  # GPU: warnings and errors stay.
+
+
+def test_embedded_default_is_a_short_first_run_of_the_gym_suite():
+  from launch import train  # pylint: disable=import-outside-toplevel
+  config.parse(train.DEFAULT_GIN)
+  # Just past the benchmark's solve (~17.3k env steps), not gym.gin's 100k.
+  assert gin.query_parameter('train.steps') == 20000
+  assert gin.query_parameter('train.env') == 'gym:CartPole-v1'
+  assert gin.query_parameter('train.num_envs') == 4
+  gin.clear_config()
+  config.parse([os.path.join(ROOT, 'gin_configs', 'suites', 'gym.gin')])
+  assert gin.query_parameter('train.steps') == 100000
 
 
 def test_summary_image_size12m_in_process():

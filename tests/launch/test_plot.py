@@ -62,6 +62,88 @@ def test_make_figures_writes_png_and_svg(synthetic, tmp_path):
       assert b'<svg' in head
 
 
+def test_frame_ticks_read_in_k_and_m():
+  labels = [plot.frames_label(x) for x in (0, 500, 1000, 12500, 250000,
+                                            999999.99, 1.5e6, 2e8, 1e9)]
+  assert labels == ['0', '500', '1k', '12.5k', '250k', '1M', '1.5M', '200M',
+                    '1B']
+
+
+def _series(max_frames):
+  x = np.linspace(0, max_frames, 30)
+  mean = np.sqrt(x)
+  return {'dreamer_tf': (x, mean, mean - 1, mean + 1, 3),
+          'a much longer reference method name': (x, mean / 2, mean / 2 - 1,
+                                                  mean / 2 + 1, 5)}
+
+
+def _shown_ticks(axis):
+  """The tick labels of `axis` inside its view (matplotlib draws only
+  those)."""
+  lo, hi = sorted(axis.get_view_interval())
+  return [label for x, label in zip(axis.get_ticklocs(),
+                                    axis.get_ticklabels()) if lo <= x <= hi]
+
+
+def _label_boxes(fig):
+  """{text: window extent in pixels} of the texts a reader needs: titles,
+  axis and tick labels, legend entries."""
+  fig.canvas.draw()
+  texts = []
+  for ax in fig.axes:
+    if not ax.axison:
+      continue
+    texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+    texts += _shown_ticks(ax.xaxis) + _shown_ticks(ax.yaxis)
+  for legend in fig.legends + [ax.get_legend() for ax in fig.axes]:
+    if legend is not None:
+      texts += legend.get_texts()
+  renderer = fig.canvas.get_renderer()
+  return {t.get_text(): t.get_window_extent(renderer) for t in texts
+          if t.get_text() and t.get_visible()}
+
+
+def _save_and_check(fig, stem):
+  """Saves `fig` (plot.save_figure) and checks that every label lies inside
+  the PNG: bbox_inches='tight' crops to the figure's tight bbox plus the
+  padding, in pixels at plot.DPI (the figure's DPI)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  boxes = _label_boxes(fig)
+  tight = fig.get_tightbbox(fig.canvas.get_renderer())  # Inches.
+  paths = plot.save_figure(fig, stem)
+  pad = 0.05
+  left, bottom = (tight.x0 - pad) * plot.DPI, (tight.y0 - pad) * plot.DPI
+  with Image.open(paths[0]) as image:
+    width, height = image.size
+  assert abs(width - (tight.width + 2 * pad) * plot.DPI) <= 2
+  assert abs(height - (tight.height + 2 * pad) * plot.DPI) <= 2
+  for text, box in boxes.items():
+    assert left - 1 <= box.x0 and box.x1 <= left + width + 1, text
+    assert bottom - 1 <= box.y0 and box.y1 <= bottom + height + 1, text
+  return boxes, paths
+
+
+def test_figures_label_frames_in_k_and_m_and_clip_nothing(tmp_path):
+  colors = {'dreamer_tf': 'C0', 'a much longer reference method name': 'C1'}
+  series = _series(1.5e6)
+  fig = plot.task_figure('atari_a_task_with_a_long_name', series, colors)
+  fig.canvas.draw()
+  ax = fig.axes[0]
+  ticks = [label.get_text() for label in _shown_ticks(ax.xaxis)]
+  assert ticks[:2] == ['0', '200k'] and '1M' in ticks, ticks
+  assert all(t == '0' or t[-1] in 'kM' for t in ticks), ticks
+  assert not ax.xaxis.get_offset_text().get_text()  # No '1e6' offset.
+  boxes, paths = _save_and_check(fig, str(tmp_path / 'task'))
+  assert {'env frames', 'episode return', '1M',
+          'atari_a_task_with_a_long_name'} <= set(boxes)
+  assert [os.path.basename(p) for p in paths] == ['task.png', 'task.svg']
+  grid = plot.grid_figure({'a': series, 'b': _series(4e5), 'c': series},
+                          colors, cols=2)
+  boxes, _ = _save_and_check(grid, str(tmp_path / 'grid'))
+  assert {'a much longer reference method name', '400k', '1.4M'} <= set(
+      boxes)
+
+
 def test_task_without_episodes_fails_clearly(tmp_path):
   write_run(tmp_path / 'empty-0', 'dmc:walker_walk', [])
   _, table = scores.collect([str(tmp_path / 'empty-0')])

@@ -24,17 +24,43 @@ def test_scalars_scores_and_tensorboard(tmp_path, capsys):
   assert '500/1000' in err and 'ETA' in err
 
 
-def test_eta_uses_the_mean_rate_since_the_first_line(tmp_path, capsys):
+def _eta(err_line):
+  return err_line.rsplit('ETA ', 1)[1]
+
+
+def test_eta_uses_the_mean_rate_since_the_first_line_that_trained(
+    tmp_path, capsys):
   logger = log_lib.Logger(str(tmp_path), tensorboard=False)
-  logger.progress(1000, 101000, 10.0, None, 0, now=0.0)
+  # Prefill: collecting without updates says nothing about training speed.
+  logger.progress(500, 101000, 50.0, None, 0, now=0.0)
+  # The first window with updates held the compilation: no ETA yet.
+  logger.progress(1000, 101000, 10.0, None, 20, now=60.0)
   # A slow last window (1 fps) must not blow up the ETA: the mean rate
-  # since the first line is 2000 frames / 100 s = 20 fps.
-  logger.progress(3000, 101000, 1.0, None, 0, now=100.0)
-  first, second = capsys.readouterr().err.strip().split('\n')
-  assert first.endswith('ETA 2:46:40')  # 100000 frames at 10 fps.
-  assert second.endswith('ETA 1:21:40')  # 98000 frames at 20 fps.
-  logger.progress(3000, 101000, 0.0, None, 0, now=100.0 + 1e6)
-  assert capsys.readouterr().err.strip().endswith('ETA 13612:28:20')  # Not wrapped at a day.
+  # since the anchor line is 2000 frames / 100 s = 20 fps.
+  logger.progress(3000, 101000, 1.0, None, 40, now=160.0)
+  lines = capsys.readouterr().err.strip().split('\n')
+  assert [_eta(l) for l in lines] == ['--:--:--', '--:--:--', '1:21:40']
+  logger.progress(3000, 101000, 0.0, None, 40, now=160.0 + 1e6)
+  # 98000 frames at 0.002 fps; hours are not wrapped at a day.
+  assert _eta(capsys.readouterr().err.strip()) == '13612:28:20'
+  logger.close()
+
+
+def test_eta_of_a_resumed_run_skips_the_compilation_window(tmp_path, capsys):
+  """A resumed CartPole run (100k frames, 4 envs, ~25 fps once training)
+  spent its first window compiling the train step: 8 frames in 110 s. The
+  old rule divided by that window's fps and printed `ETA 215:39:40`."""
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False)
+  fps = 8 / 110.0
+  assert log_lib._duration((100000 - 43536) / fps) == '215:39:40'
+  logger.progress(43536, 100000, fps, 21.0, 10884, now=110.0)
+  logger.progress(45036, 100000, 25.0, 180.0, 11259, now=170.0)
+  logger.progress(46536, 100000, 25.0, 240.0, 11634, now=230.0)
+  lines = capsys.readouterr().err.strip().split('\n')
+  assert '43536/100000 frames  0.1 fps' in lines[0]
+  assert _eta(lines[0]) == '--:--:--'
+  assert _eta(lines[1]) == '0:36:38'  # 54964 frames at 25 fps.
+  assert _eta(lines[2]) == '0:35:38'  # 53464 frames at 25 fps.
   logger.close()
 
 

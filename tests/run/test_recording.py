@@ -1,5 +1,6 @@
 """Frames and videos of evaluation episodes (dreamer_tf/run/recording.py)."""
 import functools
+import importlib.util
 
 import numpy as np
 import pytest
@@ -32,6 +33,36 @@ def test_envs_that_cannot_render_get_no_video_and_say_why():
   pool, why = recording.recording_pool(ctor)
   assert pool is None
   assert 'render_mode' in why
+
+
+def test_cartpole_episode_renders_headless(tmp_path, monkeypatch):
+  """The embedded default's env renders without a display: the evaluation
+  video of `launch.evaluate` on CartPole-v1 needs pygame (`.[all]`)."""
+  if importlib.util.find_spec('pygame') is None:
+    pytest.skip('pygame is not installed: gymnasium classic control renders '
+                'with it; pip install -e ".[all]" (pygame-ce).')
+  for name in ('SDL_VIDEODRIVER', 'DISPLAY', 'WAYLAND_DISPLAY'):
+    monkeypatch.delenv(name, raising=False)  # Spawned workers inherit it.
+  env = 'gym:CartPole-v1'
+  ctor = functools.partial(envs.make, env, seed=0,
+                           **recording.render_kwargs(env))
+  pool, why = recording.recording_pool(ctor)
+  assert pool is not None, why
+  try:
+    frames, firsts = [], []
+    for t in range(12):  # The first step resets; push right, left, ...
+      obs = pool.step({'action': np.array([t % 2], np.int32)})
+      frames.append(obs[recording.FRAME_KEY][0])
+      firsts.append(bool(obs['is_first'][0]))
+  finally:
+    pool.close()
+  assert firsts[0] and not any(firsts[1:])
+  frames = np.stack(frames)
+  assert frames.dtype == np.uint8 and frames.shape == (12, 400, 600, 3)
+  assert 0 < frames.mean() < 255  # A drawing, not a blank surface.
+  assert np.abs(np.diff(frames.astype(int), axis=0)).sum() > 0  # Moving.
+  path = recording.write_video(str(tmp_path / 'cartpole'), frames)
+  assert count_frames(path) == (12, (400, 600))
 
 
 @pytest.mark.parametrize('opencv', [True, False])
