@@ -48,6 +48,7 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
   """Builds the agent for one case and measures it in this process."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.model.batches import random_batch  # pylint: disable=import-outside-toplevel
   from dreamer_tf import config  # pylint: disable=import-outside-toplevel
   from dreamer_tf import spaces  # pylint: disable=import-outside-toplevel
   size, obs, act = CASES[case]
@@ -85,32 +86,6 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
       official_seconds_per_update=OFFICIAL_SECONDS[case],
       speedup_vs_official=round(OFFICIAL_SECONDS[case] / seconds, 2),
       loss_finite=bool(np.isfinite(float(metrics['opt/loss']))))
-
-
-def random_batch(agent, rng, batch_size=None):
-  """A batch [B, C+T] of random observations, actions and stored latents."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  length = agent.batch_length + agent.replay_context
-  b = batch_size or agent.batch_size
-  data = {}
-  for key, space in {**agent.obs_space, **agent.act_space}.items():
-    shape = (b, length, *space.shape)
-    if space.discrete:
-      data[key] = rng.integers(0, space.classes, shape).astype(space.dtype)
-    elif space.dtype == 'uint8':
-      data[key] = rng.integers(0, 256, shape).astype(np.uint8)
-    elif space.dtype == 'bool':
-      data[key] = rng.random(shape) < 0.01
-    else:
-      data[key] = rng.normal(size=shape).astype(np.float32)
-  data['is_first'][:, 0] = True
-  data['is_terminal'] &= data['is_last']
-  rssm = agent.wm.rssm
-  data['deter'] = rng.normal(size=(b, length, rssm.deter_size)).astype(
-      np.float32) * 0.1
-  index = rng.integers(0, rssm.classes, (b, length, rssm.stoch_size))
-  data['stoch'] = np.eye(rssm.classes, dtype=np.float32)[index]
-  return data
 
 
 def main(argv):

@@ -45,8 +45,8 @@ def run_isolated(fn, *args):
 
 def make_batch(agent, batch=None, rng=None):
   """Random replay batch [B, C + T] matching the agent's spaces."""
-  from launch import benchmark  # pylint: disable=import-outside-toplevel
-  return benchmark.random_batch(agent, rng or np.random.default_rng(0), batch)
+  from dreamer_tf.model import batches  # pylint: disable=import-outside-toplevel
+  return batches.random_batch(agent, rng or np.random.default_rng(0), batch)
 
 
 def assert_same(got, expected):

@@ -2,8 +2,8 @@
 
 Two sources of episode scores become the same `Run` records:
   * our run directories: `scores.jsonl` (one line per finished episode,
-    `step` = env frames, `episode/score`, `kind` train|eval) and
-    `config.gin` (`train.env`, the task);
+    `step` = env frames, `episode/score`, `kind` train|eval) and the run
+    record `run.json` (env and seed, dreamer_tf/run/record.py);
   * official score files (gzip JSON list of {task, method, seed, xs, ys},
     xs = env frames, ys = episode returns or binned means, some null).
 Task keys follow the score files: 'atari_pong', 'dmc_walker_walk'.
@@ -26,9 +26,9 @@ import warnings
 
 import numpy as np
 
-from dreamer_tf.run import logger as log_lib
-from dreamer_tf import envs as envs_lib
 from dreamer_tf.envs.base import suggest
+from dreamer_tf.run import logger as log_lib
+from dreamer_tf.run import record as record_lib
 
 METHOD = 'dreamer_tf'
 
@@ -163,61 +163,21 @@ def resolve_tasks(requested, available):
 # --- Loading -----------------------------------------------------------
 
 
-def gin_value(text, name):
-  """The Python literal bound to `name` in gin config text, or None."""
-  text = re.sub(r'\\\n', ' ', text)
-  match = re.search(rf'^{re.escape(name)}\s*=\s*(.+)$', text, re.MULTILINE)
-  if not match:
-    return None
-  try:
-    return ast.literal_eval(match.group(1).strip())
-  except (ValueError, SyntaxError):
-    return match.group(1).strip()
-
-
-def run_seed(path, config_text=''):
-  """`train.seed` in config.gin, else the seed of sweep.json (its `seed`
-  or the `--seed=` of its command, see launch/sweep.py), else the trailing
-  number of the directory name ('atari100k_Pong-3', 'seed3' -> 3), else
-  the directory name."""
-  seed = gin_value(config_text, 'train.seed')
-  if seed is not None:
-    return seed
-  sweep = os.path.join(path, 'sweep.json')
-  if os.path.exists(sweep):
-    with open(sweep) as f:
-      info = json.load(f)
-    if isinstance(info, dict) and 'seed' in info:
-      return info['seed']
-    match = re.search(r'--seed[= ](\d+)', str(
-        info.get('command', '') if isinstance(info, dict) else ''))
-    if match:
-      return int(match.group(1))
-  name = os.path.basename(os.path.normpath(path))
-  match = re.search(r'(\d+)$', name)
-  return int(match.group(1)) if match else name
-
-
 def load_run(path, kind='train', method=METHOD):
   """One run directory -> Run of its `kind` episodes ('train', 'eval' or
-  None for all). The task comes from `train.env` in config.gin."""
-  config_path = os.path.join(path, 'config.gin')
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(
-        f'Run directory {path!r} has no config.gin (written by '
-        'launch/train.py); cannot tell its task.')
-  with open(config_path) as f:
-    config_text = f.read()
-  env = gin_value(config_text, 'train.env')
-  if env is None:
-    env = envs_lib.DEFAULT  # The default of run.train.train.
+  None for all). Task and seed come from the run record (`run.json`, see
+  dreamer_tf/run/record.py)."""
+  try:
+    record = record_lib.load(path)
+  except record_lib.RunRecordError as e:
+    raise FileNotFoundError(f'{e} Cannot tell its task.') from None
   records = log_lib.read_scores(os.path.join(path, 'scores.jsonl'), kind)
   xs = [float(r['step']) for r in records]
   ys = [float(r['episode/score']) for r in records]
   xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
   order = np.argsort(xs, kind='stable')
-  return Run(task_key(env), method, run_seed(path, config_text),
-             xs[order], ys[order], path)
+  return Run(task_key(record.env), method, record.seed, xs[order],
+             ys[order], path)
 
 
 def find_runs(patterns):

@@ -21,6 +21,10 @@ from dreamer_tf.envs.base import suggest
 # default): small, vector observations, no download.
 DEFAULT = 'gym:CartPole-v1'
 
+# Env frames per policy step under each suite's default action repeat.
+FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
+                   'dmc_vision': 2, 'crafter': 1}
+
 # suite -> (module, constructor, preset kwargs).
 SUITES = {
     'gym': ('gym', 'GymEnv', {}),
@@ -56,3 +60,21 @@ def make(name, **kwargs):
   module, ctor, preset = SUITES[suite]
   module = importlib.import_module(f'dreamer_tf.envs.{module}')
   return getattr(module, ctor)(task, **{**preset, **kwargs})
+
+
+def frames_per_step(name, env_kwargs=None, frames_per_step=None):
+  """Env frames per policy step of env `name`: its action repeat.
+
+  An explicit `repeat` in env_kwargs wins over the suite's default; a
+  `frames_per_step` that contradicts it is an error (it would shift every
+  curve's x-axis).
+  """
+  suite = parse(name)[0]
+  repeat = dict(env_kwargs or {}).get('repeat')
+  if frames_per_step and repeat and frames_per_step != repeat:
+    raise ValueError(
+        f'train.frames_per_step={frames_per_step} contradicts '
+        f"train.env_kwargs={{'repeat': {repeat}}}: frames are policy steps "
+        'x action repeat. Drop train.frames_per_step (it follows the '
+        'repeat) or make them equal.')
+  return frames_per_step or repeat or FRAMES_PER_STEP.get(suite, 1)

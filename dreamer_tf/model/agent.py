@@ -1,36 +1,27 @@
-"""The DreamerV3 agent: compiled policy step and compiled train step (§3, §4).
+"""The DreamerV3 agent: model assembly, state I/O, policy and train (§3, §4).
 
-One update (`Agent.train`) on a replay batch [B, C + T] (C = replay_context
-leading context steps that only seed the RSSM carry, §4.3):
-
-  world-model loss (observe scan over T)
-  -> imagine H steps from all B*T posterior states (stop-gradient)
-  -> λ-returns, percentile return scale (global-batch percentiles)
-  -> actor, critic and replay-value losses
-  -> one LaProp + AGC update -> slow critic EMA.
-
-Placement (see docs/architecture.md): under a single-replica strategy the
-whole update, optimizer and EMA included, is one `tf.function` with
-`jit_compile` as set. With several replicas the two loss phases are XLA
-functions called per replica inside one gradient tape; the percentile
-all-gather, the gradient all-reduce and the optimizer update run outside XLA
-(CPU collectives cannot be compiled).
+* Assembly: world model, actor, critic, slow critic, return normaliser and
+  LaProp optimizer, created under the strategy's scope with deterministic
+  init seeds.
+* State I/O: `get_state`/`set_state` for exact resumes, `signature` and
+  `parameter_counts` describing the model.
+* Acting: `policy`, one compiled posterior + actor step per env step (§4.1).
+* Training: `train` runs one update, whose loss is in update.py and whose
+  placement on the strategy (XLA, replicas, the non-finite skip) is in
+  placement.py.
 """
 import dataclasses
 
 import gin
-import keras
 import numpy as np
 import tensorflow as tf
 
 from dreamer_tf.model import behavior
-from dreamer_tf.model import distributions as dists
 from dreamer_tf.model import nets
 from dreamer_tf.model import optim
+from dreamer_tf.model import placement
 from dreamer_tf import spaces as spaces_lib
 from dreamer_tf.model import world_model
-
-sg = tf.stop_gradient
 
 DEFAULT_LOSS_SCALES = dict(
     rec=1.0, reward=1.0, cont=1.0, dyn=1.0, rep=0.1, policy=1.0, value=1.0,
@@ -48,6 +39,9 @@ class Agent:
   ('float32' or 'bfloat16'; parameters and losses stay float32);
   `jit_compile` turns XLA on for the compiled steps. Both default to 'auto',
   chosen from the benchmarks in README.md (see `resolve_auto`).
+  `reward_grad=False` stops the reward loss's gradient at the reward head's
+  input features (official `reward_grad`); `repval_loss` and `repval_grad`
+  switch the replay-value loss and its gradient into the world model (§3.7).
   """
 
   def __init__(
@@ -96,7 +90,7 @@ class Agent:
       self.optimizer = optim.LaProp()
       self.optimizer.build(self.trainable_variables)
     self._policy_fn = tf.function(self._policy, jit_compile=jit_compile)
-    self._train_fn = None
+    self._update = None
 
   # --- Construction ---------------------------------------------------------
 
@@ -257,195 +251,66 @@ class Agent:
     new_carry = dict(state, action=action)
     return self.env_actions(action), new_carry, state
 
-  # --- Training ----------------------------------------------------------------
+  # --- Training ------------------------------------------------------------
+
+  @property
+  def sequence_length(self):
+    """Steps per replay sequence: replay_context + batch_length (§4.3)."""
+    return self.replay_context + self.batch_length
 
   def train(self, data):
-    """One update on a global batch; returns (metrics, replay updates).
+    """One update on a global batch (update.py, placed by placement.py).
 
-    data: {key: [B, C + T, ...]} with the observation keys, reward, is_first,
-    is_last, is_terminal, the action keys (env format) and, when
-    replay_context > 0, the stored latents `deter` [B, C+T, D] and `stoch`
-    [B, C+T, S, K]. Replay updates are the recomputed posterior latents of
-    the T trained steps ({deter, stoch} [B, T, ...]).
+    data: {key: [B, C + T, ...]} with the observation keys, reward,
+    is_first, is_last, is_terminal, the action keys (env format), when
+    replay_context C > 0 the stored latents `deter` [B, C+T, D] and `stoch`
+    [B, C+T, S, K], and optionally the replay's `stepid` [B, C+T, 2].
+    Returns (metrics {name: scalar tensor}, updates) where updates are the
+    recomputed posteriors of the T trained steps as numpy arrays in batch
+    order, {'deter': [B, T, D], 'stoch': [B, T, S, K]} plus, if the batch
+    had one, 'stepid': stepid[:, C:] (int64 [B, T, 2]) naming their replay
+    steps, ready for `Replay.update`.
     """
-    self._check_batch(data)
-    if self._train_fn is None:
-      self._train_fn = self._make_train_fn()
-    if self.strategy.num_replicas_in_sync > 1:
-      data = self._distribute(data)
-    metrics, updates = self._train_fn(data)
-    if self.strategy.num_replicas_in_sync > 1:
-      updates = {k: tf.concat(self.strategy.experimental_local_results(v), 0)
-                 for k, v in updates.items()}
-      # Each replica's metrics cover its equal share of the batch.
-      metrics = {k: self.strategy.reduce('MEAN', v, axis=None)
-                 for k, v in metrics.items()}
+    data = dict(data)
+    stepid = data.pop('stepid', None)
+    self._check_batch(data, stepid)
+    if self._update is None:
+      self._update = placement.make_update(self)
+    metrics, latents = self._update(data)
+    updates = {} if stepid is None else {
+        'stepid': np.asarray(stepid, np.int64)[:, self.replay_context:]}
+    updates.update({k: np.asarray(v) for k, v in latents.items()})
     return metrics, updates
 
-  def _check_batch(self, data):
+  def _check_batch(self, data, stepid):
     needed = set(self.obs_space) | set(self.act_space)
     if self.replay_context:
       needed |= {'deter', 'stoch'}
     missing = needed - set(data)
     if missing:
       raise ValueError(f'Training batch lacks keys {sorted(missing)}.')
-    length = self.batch_length + self.replay_context
     shape = tuple(data['is_first'].shape)
-    if shape[1] != length:
+    if shape[1] != self.sequence_length:
       raise ValueError(
           f'Training batch has length {shape[1]}, expected batch_length + '
-          f'replay_context = {length}.')
+          f'replay_context = {self.sequence_length}.')
+    if stepid is not None and tuple(np.shape(stepid)) != (*shape[:2], 2):
+      raise ValueError(
+          f'Training batch has stepid of shape {tuple(np.shape(stepid))}, '
+          f'expected {(*shape[:2], 2)} (chunk id, index) per step; pass the '
+          'batch of Replay.sample unchanged.')
     if shape[0] % self.strategy.num_replicas_in_sync:
       raise ValueError(
           f'Batch size {shape[0]} is not divisible by the '
           f'{self.strategy.num_replicas_in_sync} replicas.')
 
-  def _distribute(self, data):
-    """Splits the global batch into contiguous per-replica row blocks."""
-    replicas = self.strategy.num_replicas_in_sync
-    data = {k: np.asarray(v) for k, v in data.items()}
-    rows = len(data['is_first']) // replicas
-
-    def value_fn(ctx):
-      start = ctx.replica_id_in_sync_group * rows
-      return {k: tf.constant(v[start:start + rows]) for k, v in data.items()}
-    return self.strategy.experimental_distribute_values_from_function(value_fn)
-
-  def _make_train_fn(self):
-    if self.strategy.num_replicas_in_sync == 1:
-      def step(data):
-        seed = self._step_seed()
-        stats = {}
-
-        def scale_fn(ret):
-          stats['lo'], stats['hi'] = self.retnorm.updated(
-              self.retnorm.percentiles(ret))
-          return self.retnorm.scale_of(stats['lo'], stats['hi'])
-        metrics, grads, updates = self._loss_and_grads(data, seed, scale_fn)
-
-        def apply():
-          self.retnorm.assign(stats['lo'], stats['hi'])
-          self._apply(grads)
-          behavior.ema_update(self.slow_critic.weights, self.critic.weights,
-                              self.slow_rate)
-          return tf.constant(0.0)
-        # A non-finite loss or gradient skips the update (and the EMA).
-        metrics['opt/skipped'] = tf.cond(
-            _finite(metrics), apply, lambda: tf.constant(1.0))
-        return metrics, updates
-      return tf.function(step, jit_compile=self.jit_compile)
-    return self._make_distributed_step()
-
-  def _make_distributed_step(self):
-    """The update with several replicas (see the module docstring).
-
-    CPU collectives cannot be compiled, so the returns
-    are computed by one XLA function, their percentiles all-gathered
-    outside XLA, and the loss and gradients by a second XLA function that
-    recomputes the (identically seeded) forward pass with that scale.
-    An XLA function must not capture another device's variables, so the
-    compiled functions take this replica's parameter values as inputs and
-    the layers read them through a Keras StatelessScope. The finiteness
-    check runs between the gradient and the update function.
-    """
-    variables = self.trainable_variables + self.slow_critic.weights
-
-    def stateless(fn):
-      def wrapped(values, *args):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-          return fn(values, *args)
-      # One traced function per replica: a shared trace would bake replica
-      # 0's id (its rows of the global noise) and device into every replica.
-      compiled = {}
-
-      def call(*args):
-        replica = _replica_index()
-        if replica not in compiled:
-          compiled[replica] = tf.function(
-              wrapped, jit_compile=self.jit_compile)
-        return compiled[replica](*args)
-      return call
-
-    returns = stateless(
-        lambda values, data, seed: self._imagine_phase(data, seed)['ret'])
-    loss_and_grads = stateless(
-        lambda values, data, seed, scale: self._loss_and_grads(
-            data, seed, lambda ret: scale,
-            sources=values[:len(self.trainable_variables)]))
-
-    @tf.function
-    def gradients(data):
-      seed = self._step_seed()
-      run = self.strategy.run
-      read = lambda: [tf.identity(v.value) for v in variables]
-      ret = self.strategy.gather(
-          run(lambda d: returns(read(), d, seed), (data,)), axis=0)
-      lo, hi = self.retnorm.updated(self.retnorm.percentiles(ret))
-      scale = self.retnorm.scale_of(lo, hi)
-      return run(lambda d: loss_and_grads(read(), d, seed, scale),
-                 (data,)), (lo, hi)
-
-    @tf.function
-    def apply(grads, stats):
-      self.retnorm.assign(*stats)
-      self.strategy.run(self._apply, (grads,))  # All-reduce (sum), update.
-      behavior.ema_update(self.slow_critic.weights, self.critic.weights,
-                          self.slow_rate)
-
-    def distributed_step(data):
-      (metrics, grads, updates), stats = gradients(data)
-      finite = all(bool(_finite(m)) for m in zip(
-          self.strategy.experimental_local_results(metrics['opt/loss']),
-          self.strategy.experimental_local_results(metrics['opt/grad_norm'])))
-      if finite:
-        apply(grads, stats)
-      skipped = tf.constant(0.0 if finite else 1.0)
-      metrics['opt/skipped'] = (
-          self.strategy.experimental_distribute_values_from_function(
-              lambda ctx: skipped))
-      return metrics, updates
-    return distributed_step
-
-  def _step_seed(self):
-    return tf.stack([tf.constant(self.seed, tf.int32),
-                     tf.cast(self.optimizer.iterations, tf.int32)])
-
-  def _apply(self, grads):
-    self.optimizer.apply(grads, self.trainable_variables)
-
-  def _loss_and_grads(self, data, seed, scale_fn, sources=None):
-    """Loss and gradients of this replica's share of the global batch.
-
-    scale_fn maps the imagined returns to the return scale S (the caller
-    assigns the new normaliser statistics only if the update is applied).
-    The loss is divided by the replica count so that the all-reduced sum is
-    the global-batch gradient. `sources` replaces the trainable variables
-    as the differentiation targets (the multi-replica StatelessScope path).
-    """
-    replicas = self.strategy.num_replicas_in_sync
-    variables = self.trainable_variables if sources is None else sources
-    with tf.GradientTape() as tape:
-      if sources is not None:
-        tape.watch(sources)
-      phase1 = self._imagine_phase(data, seed)
-      scale = scale_fn(phase1['ret'])
-      losses, metrics = self._behavior_phase(phase1, scale)
-      loss = sum(tf.reduce_mean(v) * self.loss_scales[k]
-                 for k, v in losses.items())
-      replica_loss = loss / replicas
-    grads = tape.gradient(replica_loss, variables)
-    metrics.update({f'loss/{k}': tf.reduce_mean(v) for k, v in losses.items()})
-    metrics.update(phase1['metrics'])
-    metrics['opt/loss'] = loss
-    metrics['opt/grad_norm'] = tf.linalg.global_norm(grads) * replicas
-    metrics['opt/lr'] = self.optimizer.learning_rate
-    metrics['opt/updates'] = tf.cast(self.optimizer.iterations + 1,
-                                     tf.float32)
-    metrics['retnorm/scale'] = scale
-    return metrics, grads, phase1['updates']
-
   def split_context(self, data):
-    """Replay context (§4.3): carry from the stored latent of step C-1."""
+    """Replay context (§4.3): carry from the stored latent of step C-1.
+
+    data: {key: [B, C + T, ...]}. Returns (obs {key: [B, T, ...]} of the T
+    trained steps, previous actions a_{t-1} [B, T, A], actions a_t
+    [B, T, A], initial RSSM state {deter [B, D], stoch [B, S, K]}).
+    """
     c = self.replay_context
     actions = self.action_vector({k: data[k] for k in self.act_space})
     batch = data['is_first'].shape[0]
@@ -460,68 +325,6 @@ class Agent:
     keys = set(self.obs_space)
     obs = {k: v[:, c:] for k, v in data.items() if k in keys}
     return obs, prev_actions, actions[:, c:], state
-
-  def _imagine_phase(self, data, seed):
-    """World-model losses, imagination and λ-returns (no collectives)."""
-    wm_seed, img_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 2))
-    obs, prev_actions, _, state = self.split_context(data)
-    b, t = obs['is_first'].shape[:2]
-    losses, post, _, metrics = self.wm.loss(obs, prev_actions, state, wm_seed)
-    if not self.reward_grad:
-      raise ValueError('Agent.reward_grad=False is not supported.')
-    # Imagination from all B*T posterior states (stop-gradient, §3.3).
-    start = {k: sg(tf.reshape(v, [b * t, *v.shape[2:]]))
-             for k, v in post.items()}
-    policy = lambda feat, s: self.actor.sample(sg(feat), s)
-    img_states, img_actions = self.wm.rssm.imagine(
-        start, policy, self.imag_length, img_seed)
-    img_feat = sg(self.wm.rssm.feat(img_states))  # [N, H+1, F]
-    img_actions = sg(img_actions)
-    reward = self.wm.reward(img_feat).mean()  # [N, H+1]
-    cont = self.wm.cont(img_feat).mean()
-    disc = 1.0 if self.contdisc else 1.0 - 1.0 / self.horizon
-    # One critic pass serves the returns (stop-gradient mean) and the
-    # critic loss (logits with gradient, in the behavior phase).
-    value_logits = self.critic(img_feat).logits
-    value = sg(dists.SymexpTwoHot(value_logits).mean())
-    ret, weight = behavior.imagination_returns(
-        reward, cont * disc, value, self.lam, disc)
-    feat = self.wm.rssm.feat(post)  # [B, T, F], with gradient
-    return dict(
-        losses=losses, metrics=metrics, feat=feat, img_feat=img_feat,
-        img_actions=img_actions, value_logits=value_logits, reward=reward,
-        cont=cont, ret=ret,
-        weight=weight, obs={k: obs[k] for k in (
-            'reward', 'is_last', 'is_terminal')},
-        updates={k: sg(v) for k, v in post.items()})
-
-  def _behavior_phase(self, phase1, scale):
-    """Actor, critic and replay-value losses (§3.6, §3.7)."""
-    losses = dict(phase1['losses'])
-    img_feat = phase1['img_feat']
-    policy = self.actor(img_feat)
-    actions = self.actor.split(phase1['img_actions'])
-    value = dists.SymexpTwoHot(phase1['value_logits'])
-    slow = sg(self.slow_critic(img_feat).mean())
-    ac_losses, metrics = behavior.imagination_losses(
-        policy, actions, value, slow, phase1['ret'], phase1['weight'], scale)
-    losses.update(ac_losses)
-    metrics.update(rew=tf.reduce_mean(phase1['reward']),
-                   con=tf.reduce_mean(phase1['cont']))
-    if self.repval_loss:
-      feat = phase1['feat'] if self.repval_grad else sg(phase1['feat'])
-      b, t = feat.shape[:2]
-      boot = tf.reshape(phase1['ret'][:, 0], [b, t])
-      obs = phase1['obs']
-      losses['repval'] = behavior.replay_value_loss(
-          self.critic(feat), sg(self.slow_critic(feat).mean()),
-          obs['reward'], obs['is_last'], obs['is_terminal'], boot,
-          horizon=self.horizon, lam=self.lam)
-    if set(losses) != set(self.loss_scales):
-      raise ValueError(f'Loss keys {sorted(losses)} != loss scale keys '
-                       f'{sorted(self.loss_scales)}.')
-    return losses, metrics
 
 
 def resolve_auto(obs_space, precision, jit_compile):
@@ -544,22 +347,3 @@ def resolve_auto(obs_space, precision, jit_compile):
                      "'auto'.")
   return precision, jit_compile
 
-
-def _finite(metrics):
-  """True when the loss and the gradient norm are finite."""
-  if isinstance(metrics, tuple):
-    loss, grad_norm = metrics
-  else:
-    loss, grad_norm = metrics['opt/loss'], metrics['opt/grad_norm']
-  return tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
-
-
-def _replica_index():
-  """This replica's index as a Python int (0 outside a strategy)."""
-  ctx = tf.distribute.get_replica_context()
-  if ctx is None:
-    return 0
-  index = tf.get_static_value(ctx.replica_id_in_sync_group)
-  if index is None:
-    raise RuntimeError('The replica id is not static in this strategy.')
-  return int(index)

@@ -209,11 +209,13 @@ class WorldModel(keras.layers.Layer):
         states['stoch'].shape[-2:])])
     return self.decoder(deter, stoch)
 
-  def loss(self, obs, prev_actions, state, seed):
-    """World-model losses per step.
+  def loss(self, obs, prev_actions, state, seed, reward_grad=True):
+    """World-model losses per step (§3.2).
 
     obs: dict [B, T, ...] incl. reward, is_first, is_terminal; prev_actions
-    [B, T, A]; state: initial RSSM state [B, ...].
+    [B, T, A]; state: initial RSSM state [B, ...]. With `reward_grad`
+    False the reward head sees stop-gradient features, so the reward loss
+    trains only the head (official `reward_grad`; default True).
     Returns (losses {name: [B, T]}, posterior states {deter [B,T,D],
     stoch [B,T,S,K]}, final state, metrics).
     """
@@ -224,8 +226,9 @@ class WorldModel(keras.layers.Layer):
     prior_logits = self.rssm.prior_logits(post['deter'])
     dyn, rep, metrics = self.rssm.kl_losses(post['logits'], prior_logits)
     losses = dict(dyn=dyn, rep=rep)
-    flat = dict(deter=tf.reshape(post['deter'], [b * t, -1]),
-                stoch=tf.reshape(post['stoch'], [b * t, *post['stoch'].shape[2:]]))
+    flat = dict(
+        deter=tf.reshape(post['deter'], [b * t, -1]),
+        stoch=tf.reshape(post['stoch'], [b * t, *post['stoch'].shape[2:]]))
     for key, dist in self.decode(flat).items():
       target = obs[key]
       target = tf.reshape(target, [b * t, *self.obs_space[key].shape])
@@ -233,7 +236,8 @@ class WorldModel(keras.layers.Layer):
         target = tf.cast(target, tf.float32) / 255.0
       losses[key] = tf.reshape(dist.loss(target), [b, t])
     feat = self.rssm.feat(post)  # [B, T, F]
-    losses['reward'] = self.reward(feat).loss(obs['reward'])
+    reward_feat = feat if reward_grad else sg(feat)
+    losses['reward'] = self.reward(reward_feat).loss(obs['reward'])
     cont = 1.0 - tf.cast(obs['is_terminal'], tf.float32)
     if self.contdisc:
       cont *= 1.0 - 1.0 / self.horizon

@@ -10,37 +10,44 @@ uint8). Every stored step followed by `length - 1` more steps of its stream is
 an *item* (a sequence start); sequences cross chunk and episode boundaries.
 Items get consecutive ids and are evicted first-in first-out beyond
 `capacity`; a chunk is freed once no live item starts in it or reaches into
-it. Each step also carries a priority (float32) for prioritized selection.
+it. Each step also carries a priority (float32), set by training through
+`update` and read by prioritized selection.
 
 Selection (`sample`). With `online=True`, every `length` steps of a worker
 push one fresh, non-overlapping item (stream starts 0, length, 2 length...)
 to a queue that fills batches first, oldest queued first, each queued item
-once (§4.2); the remaining rows are drawn from the mixture `fracs` of uniform,
-recency and prioritized selectors (`replay_selectors`), with one seeded numpy
-generator.
+once (§4.2); the remaining rows are drawn from the `selectors.Mixture` of
+uniform, recency and prioritized selectors (`fracs`), with one seeded numpy
+generator. Sampling writes nothing into the stored steps: zero-on-sample is
+state of the prioritized selector (`selectors.Prioritized`).
 
-Keys. `sample` returns `keys` [B, 2] int64 = (chunk id, index of the first
-step). They stay valid for `update` (latent write-back, §4.3) and
-`update_priorities` after later inserts, evictions and a save/restore;
-writes to freed chunks are dropped.
+Step ids. Every batch (`sample`, `peek`) carries `stepid` [B, L, 2] int64 =
+(chunk id, index in that chunk) of each of its steps; the steps of one row
+may lie in consecutive chunks. Chunk ids are never reused, so step ids stay
+valid after later inserts, evictions and a save/restore. `update` writes
+values (latents, §4.3; step priorities) to the steps its `stepid` names and
+skips steps whose chunk was freed.
 
-Persistence (`save`, `load`; the on-disk format is in `replay_io`). A save
+Persistence (`save`, `load`; the on-disk format is in `disk`). A save
 writes only what changed since the last one: both files of a chunk while it
 fills, only its small latents file (written-back keys, step priorities)
-after `update` or `update_priorities`. It is atomic, and loading restores
-the exact state: sampling continues as if never saved. A damaged file the
-save references raises `ReplayCorruptError` naming it.
+after `update`. It is atomic, and loading restores the exact state
+(selector states included): sampling continues as if never saved. A damaged
+file the save references raises `ReplayCorruptError` naming it.
 
-Memory (tests/test_replay.py::test_memory_per_million_steps stores 2048
-steps of {image uint8 64x64x3, reward, 3 flags, int32 action}): 12,323 bytes
-per step = 12.3 GB (11.5 GiB) per million steps: 12,288 for the image, 11 for
-the scalars, 24 for the step priority and item bookkeeping; the process RSS
-grew by 12,315 bytes per step over 8192 such steps. Latent replay adds
-4 * (deter + stoch * classes) bytes per step for float32 latents, e.g.
-+10.2 GB per million steps for size12m (2048 + 32 * 16) and +41 GB for
-size200m; float16 latents halve that. Python objects are per chunk, not per
-step. A worker that stops adding keeps its last `length - 1` steps (and their
-chunks) alive, since they may still become items.
+Memory (tests/replay/test_buffer.py::test_memory_per_million_steps stores
+2048 steps of {image uint8 64x64x3, reward, 3 flags, int32 action}): 12,323
+bytes per step = 12.3 GB (11.5 GiB) per million steps: 12,288 for the image,
+11 for the scalars, 24 for the step priority and item bookkeeping; the
+process RSS grew by 12,315 bytes per step over 8192 such steps. Prioritized
+selection (priority fraction > 0) adds its sum tree, 32 bytes per leaf, one
+leaf per item slot rounded up to a power of two (the same steps: 12,355
+bytes per step). Latent replay adds 4 * (deter + stoch * classes) bytes per
+step for float32 latents, e.g. +10.2 GB per million steps for size12m (2048
++ 32 * 16) and +41 GB for size200m; float16 latents halve that. Python
+objects are per chunk, not per step. A worker that stops adding keeps its
+last `length - 1` steps (and their chunks) alive, since they may still
+become items.
 """
 import collections
 import functools
@@ -57,6 +64,8 @@ ReplayCorruptError = disk.ReplayCorruptError
 _PARTS, _LATENTS = disk.PARTS, disk.LATENTS
 _DEFAULT_FRACS = types.MappingProxyType(
     dict(uniform=1.0, recency=0.0, priority=0.0))
+STEPID = 'stepid'  # Batch key: [B, L, 2] int64 (chunk id, index).
+PRIORITY = 'priority'  # `update` key: [B, T] step priorities.
 
 
 def _locked(method):
@@ -72,8 +81,8 @@ class _Chunk:
 
   refs = live items starting here + 1 while the predecessor links here + 1
   while some of its steps are not yet items ("pending"); freed at zero.
-  files: {part: name} of its files in the last save (`replay_io`); dirty:
-  the parts changed since.
+  files: {part: name} of its files in the last save (`disk`); dirty: the
+  parts changed since.
   """
 
   __slots__ = ('id', 'worker', 'size', 'length', 'data', 'prio', 'items',
@@ -114,8 +123,9 @@ class Replay:
   prio_exponent, prio_maxfrac: item priority = maxfrac * max + (1 - maxfrac)
     * mean of step priority^exponent over its `length` steps.
   prio_initial: priority of new steps (inf: seen before any trained item).
-  prio_zero_on_sample: zero the steps of an item the priority selector picks
-    (its trained steps get fresh priorities via `update_priorities`).
+  prio_zero_on_sample: the prioritized selector zeroes the priority of an
+    item it draws, in its own state, until `update` gives steps of that
+    item fresh priorities (stored step priorities are left alone).
   compress: zlib-compress chunk files (smaller, slower saves).
   """
 
@@ -132,10 +142,10 @@ class Replay:
     self.directory, self.capacity = directory, int(capacity)
     self.chunk_size, self.length, self.online = chunk_size, length, online
     self.fracs = selectors.check_fracs(fracs)
+    self.recency_exp = recency_exp
     self.prio_exponent, self.prio_maxfrac = prio_exponent, prio_maxfrac
     self.prio_initial = float(prio_initial)
     self.prio_zero_on_sample, self.compress = prio_zero_on_sample, compress
-    self._recency = selectors.Recency(recency_exp)
     self._lock = threading.RLock()
     self._disk = (disk.Directory(directory, compress) if directory
                   else None)
@@ -150,21 +160,37 @@ class Replay:
     self._chunks = {}  # chunk id -> _Chunk
     self._streams = {}  # worker -> [open chunk id, steps added]
     self._next_chunk, self._generation = 0, 0
-    self._items = selectors.ItemTable(
-        self.capacity, prioritized=self.fracs['priority'] > 0)
+    self._items = selectors.ItemTable(self.capacity)
+    self._mixture = self._make_mixture()
     self._queue = collections.deque()  # item ids, oldest first
-    self._counts = dict(steps=0, inserts=0, samples=0, updates=0)
+    self._counts = dict(steps=0, inserts=0, samples=0, updates=0,
+                        update_skipped=0)
+
+  def _make_mixture(self):
+    make = dict(
+        uniform=selectors.Uniform,
+        recency=lambda: selectors.Recency(self.recency_exp),
+        priority=lambda: selectors.Prioritized(
+            self.capacity, self.prio_exponent, self.prio_maxfrac,
+            self.prio_initial, self.prio_zero_on_sample))
+    return selectors.Mixture(self.fracs, {
+        name: make[name]() for name, frac in self.fracs.items() if frac > 0})
 
   def __len__(self):
     return len(self._items)
 
   @_locked
   def stats(self):
-    arrays = self._items.nbytes + sum(c.nbytes for c in self._chunks.values())
+    """Counts: items, chunks, streams, queue, inserts, samples, updates
+    (rows written by `update`), update_skipped (steps of freed chunks),
+    prio_zeroed (zero-on-sample draws, with prioritized selection); ram_gb.
+    """
+    arrays = (self._items.nbytes + self._mixture.nbytes
+              + sum(c.nbytes for c in self._chunks.values()))
     return dict(
         items=len(self._items), chunks=len(self._chunks),
         streams=len(self._streams), queue=len(self._queue),
-        ram_gb=arrays / 2 ** 30, **self._counts)
+        ram_gb=arrays / 2 ** 30, **self._counts, **self._mixture.stats())
 
   # --- Inserting -----------------------------------------------------------
 
@@ -191,9 +217,11 @@ class Replay:
 
   def _check_step(self, step):
     if self._spec is None:
-      bad = [k for k in step if k.startswith('__')]
+      bad = [k for k in step if k.startswith('__') or k in (STEPID, PRIORITY)]
       if bad:
-        raise ValueError(f'Replay step keys {bad} are reserved (leading __).')
+        raise ValueError(
+            f'Replay step keys {bad} are reserved (leading __, {STEPID!r}, '
+            f'{PRIORITY!r}); rename them.')
       self._spec = {k: (v.dtype, v.shape) for k, v in step.items()}
       return
     if set(step) != set(self._spec):
@@ -228,18 +256,20 @@ class Replay:
     while len(self._items) >= self.capacity:
       self._evict()
     item = self._items.append(chunk.id, index)
+    self._mixture.insert(item)
     chunk.items[index] = item
     chunk.refs += 1
     if index == chunk.size - 1:
       chunk.refs -= 1  # Every step of the chunk now starts an item.
     self._counts['inserts'] += 1
-    if self._items.tree is not None:
+    if self._mixture.prioritized:
       self._refresh(chunk, index, 0, 1)
     if self.online and start % self.length == 0:
       self._queue.append(item)
 
   def _evict(self):
-    chunk_id, index = self._items.popleft()
+    item, (chunk_id, index) = self._items.popleft()
+    self._mixture.remove(item)
     chunk = self._chunks[chunk_id]
     chunk.items[index] = -1
     self._release(chunk)
@@ -297,12 +327,13 @@ class Replay:
 
   @_locked
   def sample(self, batch_size, length=None, online=True):
-    """Returns (batch {key: [B, T, ...]}, keys [B, 2] int64).
+    """A batch {key: [B, T, ...]} with `stepid` [B, T, 2] int64.
 
     T = length or the replay length (a prefix of each sequence). Rows come
     from the online queue first (if `online`), then from the `fracs`
     mixture. is_first is forced at t = 0 and is_last set before every
-    is_first (§4.3), in the batch only.
+    is_first (§4.3), in the batch only. stepid[b, t] = (chunk id, index)
+    names the stored step of row b, time t, for `update`.
     """
     length = length or self.length
     if not 1 <= length <= self.length:
@@ -315,24 +346,18 @@ class Replay:
       item = self._queue.popleft()
       if item >= self._items.first:
         items.append(item)
-    names = [k for k, v in self.fracs.items() if v > 0]
-    probs = np.array([self.fracs[k] for k in names])
-    rest = batch_size - len(items)
-    kinds = (self._rng.choice(len(names), rest, p=probs / probs.sum())
-             if len(names) > 1 else np.zeros(rest, int))
-    items += [self._select(names[kind]) for kind in kinds]
-    keys = np.array([self._items.get(i) for i in items], np.int64)
-    keys = keys.reshape(-1, 2)  # [B, 2] (chunk id, index)
+    items += self._mixture.sample(self._rng, batch_size - len(items))
     self._counts['samples'] += batch_size
-    return self._assemble(keys, length), keys
+    return self._assemble(items, length)
 
   @_locked
   def peek(self, batch_size, length, rng):
     """Uniform sequences for reports, drawn with the caller's `rng`.
 
     Unlike `sample`, this leaves the online queue, the replay's own RNG,
-    the counters and the priorities untouched, so reporting cannot change
-    the training run. Returns a batch {key: [B, length, ...]}.
+    the counters and the selectors untouched, so reporting cannot change
+    the training run. Returns a batch {key: [B, length, ...]} with
+    `stepid` [B, length, 2] as `sample` does.
     """
     if not 1 <= length <= self.length:
       raise ValueError(f'Cannot sample length {length} > {self.length}.')
@@ -340,118 +365,160 @@ class Replay:
       raise RuntimeError('The replay holds no complete sequence yet.')
     items = [self._items.first + selectors.uniform(rng, len(self._items))
              for _ in range(batch_size)]
-    keys = np.array([self._items.get(i) for i in items],
-                    np.int64).reshape(-1, 2)
-    return self._assemble(keys, length)
+    return self._assemble(items, length)
 
-  def _select(self, kind):
-    count, items = len(self._items), self._items
-    if kind == 'uniform':
-      return items.first + selectors.uniform(self._rng, count)
-    if kind == 'recency':
-      return items.next - 1 - self._recency.age(self._rng, count)
-    slot = items.tree.sample(self._rng)
-    if slot is None:  # All priorities zero.
-      return items.first + selectors.uniform(self._rng, count)
-    item = items.item_of_slot(slot)
-    if self.prio_zero_on_sample:
-      chunk_id, index = items.get(item)
-      self._set_priorities(self._chunks[chunk_id], index, 0,
-                           np.zeros(self.length, np.float32))
-    return item
-
-  def _assemble(self, keys, length):
-    batch = {k: np.empty((len(keys), length, *shape), dtype)
+  def _assemble(self, items, length):
+    batch = {k: np.empty((len(items), length, *shape), dtype)
              for k, (dtype, shape) in self._spec.items()}
-    for row, (chunk_id, index) in enumerate(keys.tolist()):
+    stepid = np.empty((len(items), length, 2), np.int64)  # [B, T, 2]
+    for row, item in enumerate(items):
+      chunk_id, index = self._items.get(item)
       pieces = self._pieces(self._chunks[chunk_id], index, 0, length)
       for chunk, lo, hi, dst in pieces:
         for key, value in batch.items():
           value[row, dst: dst + hi - lo] = chunk.data[key][lo: hi]
+        stepid[row, dst: dst + hi - lo, 0] = chunk.id
+        stepid[row, dst: dst + hi - lo, 1] = np.arange(lo, hi)
     if 'is_first' in batch:
       batch['is_first'][:, 0] = True
       if 'is_last' in batch:
         batch['is_last'][:, :-1] = np.logical_or(
             batch['is_last'][:, :-1], batch['is_first'][:, 1:])
+    batch[STEPID] = stepid
     return batch
 
   # --- Write-back ----------------------------------------------------------
 
   @_locked
-  def update(self, keys, values, offset=1):
-    """Writes values {key: [B, L', ...]} to steps offset..offset+L'-1.
+  def update(self, values):
+    """Writes per-step values to the steps named by `values['stepid']`.
 
-    keys [B, 2] from `sample`. Used for latent replay (§4.3): the recomputed
-    posterior {deter: [B, L', D], stoch: [B, L', S, K]} of the trained
-    steps. Rows whose chunk was freed are skipped (partially if the sequence
-    reaches into freed chunks). Keys written here are saved apart from the
-    observations from now on (`replay_io` latents files), so a save after
-    write-back does not rewrite the observations.
+    values: `stepid` [B, T, 2] integers (chunk id, index), e.g. the batch's
+    stepid[:, C:] for the T trained steps, and any of
+      <stored key> [B, T, ...]  new step values; for latent replay (§4.3)
+                                the recomputed posteriors `deter`
+                                [B, T, D] and `stoch` [B, T, S, K];
+      priority [B, T]           new step priorities (finite, >= 0); every
+                                live item whose sequence holds one of these
+                                steps gets its priority recomputed (§1.7).
+    A step named twice takes its last value (row-major order). Steps whose
+    chunk was freed are skipped (`stats()['update_skipped']`); `updates`
+    counts the rows with a written step. Keys written here are saved apart
+    from the observations from now on (`disk` latents files), so a save
+    after write-back does not rewrite the observations.
     """
-    keys = np.asarray(keys, np.int64).reshape(-1, 2)
     values = {k: np.asarray(v) for k, v in values.items()}
+    if STEPID not in values:
+      raise KeyError(
+          f'Replay.update needs {STEPID!r} [B, T, 2] naming the step of '
+          f'every value (the stepid of the batch `sample` returned); got '
+          f'keys {sorted(values)}.')
+    stepid, chunks = self._check_stepid(values.pop(STEPID))  # [B, T, 2]
+    rows_steps = stepid.shape[:2]
+    prios = values.pop(PRIORITY, None)
+    if prios is not None:
+      prios = self._check_priorities(prios, rows_steps).reshape(-1)
     for key, value in values.items():
-      self._check_update(key, value, len(keys), offset)
-    counts = {v.shape[1] for v in values.values()}
-    if len(counts) > 1:
-      raise ValueError(f'Replay update lengths differ: {counts}.')
+      self._check_update(key, value, rows_steps)
+    if not values and prios is None:
+      return
     if not set(values) <= set(self._latent_keys):  # Saved apart from now on.
       self._latent_keys = tuple(
           k for k in self._spec if k in values or k in self._latent_keys)
-    for row, (chunk_id, index) in enumerate(keys.tolist()):
-      chunk = self._chunks.get(chunk_id)
-      if chunk is None or not values:
-        continue
-      for part, lo, hi, dst in self._pieces(chunk, index, offset, *counts):
-        for key, value in values.items():
-          part.data[key][lo: hi] = value[row, dst: dst + hi - lo]
-        part.dirty.add(_LATENTS)
-      self._counts['updates'] += 1
+    flat = stepid.reshape(-1, 2)  # [B*T, 2]
+    live = np.array([c is not None for c in chunks], bool)  # [B*T]
+    self._counts['updates'] += int(live.reshape(rows_steps).any(1).sum())
+    self._counts['update_skipped'] += int((~live).sum())
+    # The last occurrence of every live step, in row-major order.
+    code = flat[:, 0] * self.chunk_size + flat[:, 1]
+    _, last = np.unique(code[::-1], return_index=True)
+    keep = np.sort(len(code) - 1 - last)
+    keep = keep[live[keep]]
+    values = {k: v.reshape(-1, *v.shape[2:]) for k, v in values.items()}
+    written = []
+    for chunk_id in np.unique(flat[keep, 0]).tolist():
+      chunk = self._chunks[chunk_id]
+      at = keep[flat[keep, 0] == chunk_id]  # Positions in [B*T].
+      index = flat[at, 1]
+      for key, value in values.items():
+        chunk.data[key][index] = value[at]
+      if prios is not None:
+        chunk.prio[index] = prios[at]
+      chunk.dirty.add(_LATENTS)
+      written.append((chunk, index))
+    if prios is not None and self._mixture.prioritized:
+      for chunk, index in written:  # After all steps have their priority.
+        self._reprioritize(chunk, index)
 
-  def _check_update(self, key, value, rows, offset):
+  def _check_stepid(self, stepid):
+    """stepid [B, T, 2] as int64 and its chunks [B*T] (None: freed)."""
+    if (stepid.ndim != 3 or stepid.shape[-1] != 2
+        or not np.issubdtype(stepid.dtype, np.integer)):
+      raise ValueError(
+          f'Replay update {STEPID!r} is {stepid.shape} {stepid.dtype}; '
+          'expected [B, T, 2] integers (chunk id, index) from a batch.')
+    stepid = stepid.astype(np.int64)
+    flat = stepid.reshape(-1, 2)  # [B*T, 2]
+    chunks = [self._chunks.get(c) for c in flat[:, 0].tolist()]
+    steps = np.array([c.length if c else self.chunk_size for c in chunks],
+                     np.int64).reshape(-1)  # Freed chunks were full.
+    stored = ((0 <= flat[:, 0]) & (flat[:, 0] < self._next_chunk)
+              & (0 <= flat[:, 1]) & (flat[:, 1] < steps))
+    if not stored.all():
+      raise ValueError(
+          f'Replay update names steps {flat[~stored][:3].tolist()} '
+          '(chunk id, index) that this replay never stored; pass the '
+          f'{STEPID!r} of a batch this replay returned.')
+    return stepid, chunks
+
+  def _check_update(self, key, value, rows_steps):
     if self._spec is None or key not in self._spec:
-      raise KeyError(f'Replay has no key {key!r} to update.')
+      raise KeyError(
+          f'Replay has no key {key!r} to update; it stores '
+          f'{sorted(self._spec or {})} and takes {PRIORITY!r}.')
     dtype, shape = self._spec[key]
-    if (value.ndim < 2 or value.shape[0] != rows or value.shape[2:] != shape
-        or offset < 0 or offset + value.shape[1] > self.length
+    if (value.shape != (*rows_steps, *shape)
         or not np.can_cast(value.dtype, dtype, 'same_kind')):
       raise ValueError(
-          f'Replay update {key!r} has shape {value.shape} {value.dtype} at '
-          f'offset {offset}; expected [{rows}, <= {self.length - offset}, '
-          f'*{shape}] castable to {dtype}.')
+          f'Replay update {key!r} has shape {value.shape} {value.dtype}; '
+          f'expected {[*rows_steps, *shape]} ([B, T] of its {STEPID!r}, '
+          f'then the stored shape) castable to {dtype}.')
 
-  @_locked
-  def update_priorities(self, keys, priorities, offset=1):
-    """Sets step priorities [B, L'] (or [B], all trained steps) >= 0.
+  def _check_priorities(self, prios, rows_steps):
+    """prios [B, T] as float32; finite and >= 0."""
+    if prios.shape != rows_steps or not (
+        np.issubdtype(prios.dtype, np.floating)
+        or np.issubdtype(prios.dtype, np.integer)):
+      raise ValueError(
+          f'Replay update {PRIORITY!r} is {prios.shape} {prios.dtype}; '
+          f'expected {list(rows_steps)} numbers like its {STEPID!r}.')
+    with np.errstate(over='ignore'):  # Too large for float32: inf, below.
+      prios = prios.astype(np.float32)
+    bad = ~np.isfinite(prios) | (prios < 0)
+    if bad.any():
+      raise ValueError(
+          f'Replay priorities must be finite and >= 0 (as float32); got '
+          f'{prios[bad][:3].tolist()} at [row, step] '
+          f'{np.argwhere(bad)[:3].tolist()}. Check the loss they come from.')
+    return prios
 
-    The steps are offset..offset+L'-1 of each sequence; the priorities of
-    every live item overlapping them are recomputed (spec §1.7 `prio`).
+  def _reprioritize(self, chunk, index):
+    """Recomputes every live item whose sequence holds a step chunk[index].
+
+    Item starts p (relative to the chunk) with p <= i <= p + length - 1 for
+    a written step i; contiguous runs of them are refreshed together.
     """
-    keys = np.asarray(keys, np.int64).reshape(-1, 2)
-    prios = np.asarray(priorities, np.float32)
-    if prios.ndim == 1:
-      prios = np.repeat(prios[:, None], self.length - offset, 1)
-    if (prios.shape[0] != len(keys) or prios.ndim != 2
-        or offset + prios.shape[1] > self.length):
-      raise ValueError(f'Priorities {prios.shape} do not fit keys '
-                       f'{keys.shape} at offset {offset}.')
-    if np.any(np.isnan(prios) | (prios < 0)):
-      raise ValueError('Priorities must be >= 0 and not NaN.')
-    for (chunk_id, index), row in zip(keys.tolist(), prios):
-      chunk = self._chunks.get(chunk_id)
-      if chunk is not None:
-        self._set_priorities(chunk, index, offset, row)
-
-  def _set_priorities(self, chunk, index, offset, prios):
-    for part, lo, hi, dst in self._pieces(chunk, index, offset, len(prios)):
-      part.prio[lo: hi] = prios[dst: dst + hi - lo]
-      part.dirty.add(_LATENTS)
-    if self._items.tree is not None:
-      self._refresh(chunk, index, offset + 1 - self.length,
-                    len(prios) + self.length - 1)
+    reach = self.length - 1
+    marks = np.zeros(chunk.length + reach + 1, np.int64)  # [p + reach]
+    np.add.at(marks, index, 1)
+    np.add.at(marks, index + reach + 1, -1)
+    covered = np.cumsum(marks)[:-1] > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], covered, [0]])))
+    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):
+      self._refresh(chunk, 0, lo - reach, hi - lo)
 
   def _refresh(self, chunk, index, first, count):
-    """Recomputes the priorities of the items starting at [first, +count).
+    """Re-prioritizes the items starting at [first, +count).
 
     Positions are relative to (chunk, index); missing or dead ones are
     skipped.
@@ -464,11 +531,9 @@ class Replay:
     if not live.any():
       return
     windows = np.lib.stride_tricks.sliding_window_view(prios, length)[live]
-    values = selectors.aggregate(np.ascontiguousarray(windows),
-                                 self.prio_exponent, self.prio_maxfrac)
-    self._items.tree.set(self._items.slots(items[live]), values)
+    self._mixture.prioritize(items[live], np.ascontiguousarray(windows))
 
-  # --- Persistence (format: replay_io) ------------------------------------
+  # --- Persistence (format: disk) -----------------------------------------
 
   @_locked
   def save(self):
@@ -486,7 +551,8 @@ class Replay:
         next_chunk=self._next_chunk, items=dict(
             first=self._items.first, next=self._items.next,
             slots=len(self._items.chunk)),
-        rng=self._rng.bit_generator.state, counts=self._counts)
+        rng=self._rng.bit_generator.state, counts=self._counts,
+        selectors=self._mixture.get_state())
     files = self._disk.save(
         self._generation, self._chunks.values(), self._latent_keys,
         self._items.table(), self._queue, state)
@@ -510,7 +576,7 @@ class Replay:
       self.__dict__.update(state)
       raise
 
-  def _restore(self, index, chunks, items):
+  def _restore(self, index, chunks, items, selector_state):
     self._spec, self._latent_keys = index['spec'], tuple(index['latent_keys'])
     for saved in chunks:
       chunk = _Chunk(saved.id, saved.worker, self.chunk_size, {}, 0)
@@ -520,17 +586,26 @@ class Replay:
       self._chunks[chunk.id] = chunk
     table, meta = self._items, index['items']
     table.first = table.next = meta['first']
-    table.resize(meta['slots'])  # The same ring layout: same tree draws.
+    table.resize(meta['slots'])
     for chunk_id, i in zip(items[0].tolist(), items[1].tolist()):
       self._chunks[chunk_id].items[i] = table.append(chunk_id, i)
     self._queue.extend(items[2].tolist())
-    if table.tree is not None:
+    try:
+      missing = self._mixture.set_state(selector_state, table.first,
+                                        table.next)
+    except (KeyError, TypeError, ValueError) as e:
+      raise ReplayCorruptError(
+          f'Replay selector state in {self._disk.path(meta["file"])} and '
+          f'{self._disk.path(disk.INDEX)} does not fit the item table: '
+          f'{e!r}. Delete the replay directory or restore it from a '
+          'backup.') from e
+    if 'priority' in missing:  # Rebuilt from the stored step priorities.
       for chunk in self._chunks.values():
         self._refresh(chunk, 0, 0, chunk.length)
     self._streams = {int(w): list(s) for w, s in index['streams'].items()}
     self._next_chunk, self._generation = index['next_chunk'], index[
         'generation']
     self._rng.bit_generator.state = index['rng']
-    self._counts = dict(index['counts'])
+    self._counts.update(index['counts'])
     while len(self._items) > self.capacity:
       self._evict()

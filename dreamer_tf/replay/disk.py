@@ -1,15 +1,19 @@
 """On-disk format of the chunked replay (spec §1.7; latent replay, §4.3).
 
-`Replay.save` and `Replay.load` (dreamer_tf/replay.py) use this module; it
-knows the files, the replay knows what they mean.
+`Replay.save` and `Replay.load` (`buffer.py`) use this module; it knows
+the files, the replay knows what they mean.
 
-Layout of a replay directory (format 2):
+Layout of a replay directory (format 3):
 
   index.json                     The commit point of a save (see below).
   items-<gen>.npz                The item table: `chunk` [N] and `index`
                                  [N] int64, the first step of every live
                                  item, oldest first; `queue` [Q] int64, the
-                                 online queue (item ids, oldest first).
+                                 online queue (item ids, oldest first); the
+                                 selectors' arrays, `selectors.<name>.<key>`
+                                 (the prioritized selector's item
+                                 priorities `selectors.priority.leaves` [N]
+                                 float64, oldest first).
   chunk-<id>-steps-<gen>.npz     The appended steps of a chunk: every step
                                  key except the written-back ones, each
                                  [length, ...] in the step's dtype.
@@ -25,8 +29,8 @@ Layout of a replay directory (format 2):
 save that wrote the file. Files are never modified in place: a save writes a
 changed part of a chunk under a new name and keeps the names of the
 unchanged ones. Appending to a chunk changes both of its files (only until
-the chunk is full); latent write-back (`update`) and priority changes
-(`update_priorities`, prioritized sampling) change only the latents file.
+the chunk is full); `Replay.update` (latent write-back, step priorities)
+changes only the latents file, and sampling changes no chunk file.
 A save after training thus rewrites the latents files of the chunks trained
 on and leaves the observations alone. Uncompressed sizes per step: the
 steps file holds the observations (~12.3 kB for a 64x64x3 image plus a few
@@ -46,7 +50,16 @@ index.json (JSON): format, generation, length, chunk_size, spec ({key:
 chunks ([id, worker, length, pred, succ, refs, steps file, latents file]
 per live chunk), streams ({worker: [open chunk id, steps added]}),
 next_chunk, items ({file, first, next, slots}), rng (numpy bit generator
-state), counts.
+state), counts, selectors (each selector's `get_state()`: {name: {key:
+value}}, numpy arrays replaced by {"npz": <key in the items file>}).
+
+Versions. Format 3 added the selector states (zero-on-sample became
+selector state instead of zeros written into the step priorities). A
+format 2 save is migrated on load: its files are read as they are, the
+selectors start from the live items and the prioritized one recomputes the
+item priorities from the stored step priorities (which hold the zeros the
+format 2 code wrote when sampling); the next save writes format 3. Other
+formats are refused with a ValueError naming both versions.
 
 Atomicity: every file is written to `.tmp-<name>`, fsynced and renamed with
 `os.replace`; after the chunk and item files the directory is fsynced, then
@@ -68,14 +81,16 @@ import os
 
 import numpy as np
 
-FORMAT = 2
+FORMAT = 3
+MIGRATED = (2,)  # Older formats `load` reads (see the module docstring).
 INDEX = 'index.json'
 PRIORITY = '__priority__'  # Step priorities inside latents files.
 STEPS, LATENTS = 'steps', 'latents'  # The two files of a chunk.
 PARTS = (STEPS, LATENTS)
 _TEMP = '.tmp-'
 _INDEX_FIELDS = ('generation', 'spec', 'latent_keys', 'chunks', 'streams',
-                 'next_chunk', 'items', 'rng', 'counts')
+                 'next_chunk', 'items', 'rng', 'counts', 'selectors')
+_SELECTORS, _ARRAY = 'selectors', 'npz'  # Selector arrays in the items file.
 
 # A loaded chunk: data {key: [chunk_size, ...]}, prio [chunk_size] float32
 # (padded beyond `length`), files {part: name}.
@@ -118,6 +133,33 @@ def decode_spec(spec):
   return {k: (np.dtype(d), tuple(s)) for k, (d, s) in spec.items()}
 
 
+def pack_state(state, prefix=_SELECTORS):
+  """(JSON-able copy of `state`, {npz key: array}) of a nested dict.
+
+  Each numpy array becomes {"npz": key} with key = prefix.<dict keys>.
+  """
+  arrays = {}
+
+  def pack(value, path):
+    if isinstance(value, dict):
+      return {k: pack(v, f'{path}.{k}') for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+      arrays[path] = value
+      return {_ARRAY: path}
+    return value
+
+  return pack(state, prefix), arrays
+
+
+def unpack_state(state, arrays):
+  """Inverse of `pack_state`; KeyError names a missing array."""
+  if isinstance(state, dict):
+    if set(state) == {_ARRAY}:
+      return arrays[state[_ARRAY]]
+    return {k: unpack_state(v, arrays) for k, v in state.items()}
+  return state
+
+
 def _padded(value, size, fill):
   """value [n, ...] extended to [size, ...] with `fill`."""
   if len(value) == size:
@@ -151,7 +193,8 @@ class Directory:
     [size, ...]}, prio [size], files {part: name} in the last save, dirty
     {part}); only their dirty or missing files are written. items: (chunk
     ids [N], indices [N]) of the live items, oldest first; queue: item ids;
-    state: the other index fields (spec as {key: (dtype, shape)}). Deletes
+    state: the other index fields (spec as {key: (dtype, shape)};
+    selectors with numpy arrays, stored in the items file). Deletes
     the files the new index does not reference. Returns {chunk id: {part:
     name}}, the chunk files of the new save.
     """
@@ -170,15 +213,17 @@ class Directory:
                       *(files[c.id][p] for p in PARTS)])
     items_name = items_file(generation)
     chunk_ids, indices = items
+    selectors, arrays = pack_state(state[_SELECTORS])
     self.write(items_name, dict(
-        chunk=np.asarray(chunk_ids, np.int64),
+        arrays, chunk=np.asarray(chunk_ids, np.int64),
         index=np.asarray(indices, np.int64),
         queue=np.asarray(queue, np.int64).reshape(-1)), True)
     self.sync()
     index = dict(
         state, format=FORMAT, generation=generation,
         spec=encode_spec(state['spec']), latent_keys=list(latent_keys),
-        chunks=entries, items=dict(state['items'], file=items_name))
+        chunks=entries, items=dict(state['items'], file=items_name),
+        selectors=selectors)
     self.write(INDEX, json.dumps(index).encode(), False)  # Commit point.
     self.sync()
     keep = {n for f in files.values() for n in f.values()}
@@ -220,11 +265,12 @@ class Directory:
   # --- Loading -------------------------------------------------------------
 
   def load(self, length, chunk_size, prio_initial):
-    """(index, [SavedChunk], (chunk ids, indices, queue)) of the last save.
+    """(index, [SavedChunk], (chunk ids, indices, queue), selectors).
 
-    Chunk arrays are padded to chunk_size: steps with zeros, priorities with
-    prio_initial. Raises ReplayCorruptError (naming the file) or ValueError
-    (another format, length or chunk_size).
+    The last save. Chunk arrays are padded to chunk_size: steps with zeros,
+    priorities with prio_initial. selectors: the selector states ({} from a
+    format 2 save). Raises ReplayCorruptError (naming the file) or
+    ValueError (another format, length or chunk_size).
     """
     index = self.load_index(length, chunk_size)
     chunks = []
@@ -236,7 +282,7 @@ class Directory:
       chunks.append(SavedChunk(id_, worker, steps, pred, succ, refs, files,
                                data, prio))
     items = self.load_items(index['items'], {c.id: c.length for c in chunks})
-    return index, chunks, items
+    return index, chunks, items, self.load_selectors(index)
 
   def load_index(self, length, chunk_size):
     """The index with its spec decoded; checks it fits the replay.
@@ -252,13 +298,17 @@ class Directory:
         raise ValueError(f'not a JSON object but {type(index).__name__}')
     except (OSError, ValueError) as e:
       raise ReplayCorruptError(f'Cannot read replay index {path}: {e}') from e
-    if (index.get('format') != FORMAT or index.get('length') != length
+    if (index.get('format') not in (FORMAT, *MIGRATED)
+        or index.get('length') != length
         or index.get('chunk_size') != chunk_size):
       raise ValueError(
           f'Replay in {self.root} has length {index.get("length")} and '
           f'chunk_size {index.get("chunk_size")} (format '
           f'{index.get("format")}); this replay uses {length}, '
-          f'{chunk_size} (format {FORMAT}).')
+          f'{chunk_size} (format {FORMAT}; it also reads format '
+          f'{", ".join(map(str, MIGRATED))}).')
+    if index['format'] in MIGRATED:  # Before selector states were saved.
+      index.setdefault(_SELECTORS, {})
     missing = [k for k in _INDEX_FIELDS if k not in index]
     bad = [c for c in index.get('chunks', []) if len(c) != 6 + len(PARTS)]
     if missing or bad:
@@ -305,7 +355,7 @@ class Directory:
     chunks, which must hold every item's first step.
     """
     path = self.path(meta['file'])
-    table = self.load_npz(meta['file'])
+    table = self.load_npz(meta['file'], keys=('chunk', 'index', 'queue'))
     chunk, index, queue = (table.get(k) for k in ('chunk', 'index', 'queue'))
     if (chunk is None or index is None or queue is None
         or chunk.shape != index.shape or chunk.ndim != 1
@@ -325,12 +375,29 @@ class Directory:
             f'{chunk_id}, which the index does not hold.')
     return chunk, index, queue
 
-  def load_npz(self, name, skip=()):
-    """{key: array} of an npz file, without the keys in `skip`."""
+  def load_selectors(self, index):
+    """The selector states of the index, arrays read from the items file."""
+    name = index['items']['file']
+    keys = lambda k: k.startswith(_SELECTORS + '.')
+    try:
+      return unpack_state(index[_SELECTORS], self.load_npz(name, keys=keys))
+    except KeyError as e:
+      raise ReplayCorruptError(
+          f'Replay item table {self.path(name)} lacks the selector array '
+          f'{e}, which {self.path(INDEX)} names.') from e
+
+  def load_npz(self, name, skip=(), keys=None):
+    """{key: array} of an npz file, without the keys in `skip`.
+
+    keys: the keys to read (a collection or a predicate), None for all.
+    """
     path = self.path(name)
+    wanted = keys if callable(keys) else (
+        (lambda k: True) if keys is None else set(keys).__contains__)
     try:
       with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files if k not in skip}
+        return {k: data[k] for k in data.files
+                if k not in skip and wanted(k)}
     except Exception as e:  # zipfile, OSError, ValueError, EOFError, ...
       raise ReplayCorruptError(
           f'Replay file {path} is missing, truncated or corrupt '

@@ -1,15 +1,29 @@
-"""Item selectors of the replay buffer (spec §1.7): uniform, recency, priority.
+"""Item selectors of the replay buffer (spec §1.7): one protocol, a mixture.
 
 The replay's items (sequence starts) have consecutive integer ids and are
 evicted first-in first-out, so the live items are always one id range
-[first, first + count). Uniform and recency selection therefore need no
-per-item state: they draw an offset or an age. `ItemTable` maps live item
-ids to their first step; prioritized selection keeps one priority per item
-in a `SumTree` over the same ring slots.
+[first, next). Every selector implements the same small protocol:
 
-All draws use the numpy `Generator` passed in, so a replay that saves and
-restores its generator state replays the same selections.
+  insert(item)                 item == next: a new live item
+  remove(item)                 item == first: FIFO eviction
+  sample(rng) -> item          one live item, drawn with the numpy Generator
+  prioritize(items, windows)   items [N] live ids, windows [N, L] the step
+                               priorities of each item's sequence (a no-op
+                               for uniform and recency)
+  get_state() / set_state(s)   plain ints and numpy arrays; a restored
+                               selector draws exactly what the saved one
+                               would have drawn from the same generator
+                               state (the generator belongs to the caller)
+
+and `reset(first, next)` starts one from the live items when no state was
+saved (an older save, or a fraction that was 0 when saving).
+
+`Mixture` draws each batch row from one selector chosen by its fraction.
+`ItemTable` (item id -> its first step) is the replay's bookkeeping, kept
+here beside the ring layout `Prioritized` shares with it.
 """
+import typing
+
 import numpy as np
 
 SELECTORS = ('uniform', 'recency', 'priority')
@@ -34,7 +48,80 @@ def uniform(rng, count):
   return int(rng.integers(count))
 
 
-class Recency:
+def ring_size(count, capacity, slots=0):
+  """Ring slots after growing `slots` until `count` items fit: doubling,
+  at least 16, at most `capacity` (the layout of `ItemTable`; a restore
+  into a smaller capacity briefly holds more items, then evicts)."""
+  while slots < count:
+    slots = min(max(capacity, count), max(16, 2 * slots))
+  return slots
+
+
+class Selector(typing.Protocol):
+  """The protocol every selector implements (see the module docstring)."""
+
+  def insert(self, item): ...
+
+  def remove(self, item): ...
+
+  def sample(self, rng): ...
+
+  def prioritize(self, items, windows): ...
+
+  def get_state(self): ...
+
+  def set_state(self, state): ...
+
+
+class _Range:
+  """The live id range [first, next) every selector tracks."""
+
+  def __init__(self):
+    self.first = self.next = 0
+
+  def __len__(self):
+    return self.next - self.first
+
+  def insert(self, item):
+    if item != self.next:
+      raise ValueError(f'{type(self).__name__} inserts item ids in order: '
+                       f'got {item}, expected {self.next}.')
+    self.next += 1
+
+  def remove(self, item):
+    if item != self.first or not len(self):
+      raise ValueError(f'{type(self).__name__} evicts first-in first-out: '
+                       f'got {item}, expected {self.first} of '
+                       f'[{self.first}, {self.next}).')
+    self.first += 1
+
+  def prioritize(self, items, windows):
+    del items, windows  # Uniform and recency ignore priorities.
+
+  def get_state(self):
+    return dict(first=self.first, next=self.next)
+
+  def set_state(self, state):
+    self.first, self.next = int(state['first']), int(state['next'])
+
+  def reset(self, first, next_):
+    """Forgets everything; holds the live items [first, next_)."""
+    self.set_state(dict(first=first, next=next_))
+
+  def _check_live(self):
+    if not len(self):
+      raise RuntimeError(f'{type(self).__name__} holds no item to sample.')
+
+
+class Uniform(_Range):
+  """p(item) = 1 / N over the N live items."""
+
+  def sample(self, rng):
+    self._check_live()
+    return self.first + uniform(rng, len(self))
+
+
+class Recency(_Range):
   """Age distribution p(age) ∝ (age + 1)^-exponent over the live items.
 
   Age 0 is the newest item. The distribution is truncated to the current
@@ -45,10 +132,16 @@ class Recency:
   """
 
   def __init__(self, exponent=1.0):
+    super().__init__()
     self.exponent = float(exponent)
     self._cdf = np.zeros(0)  # [N] cumulative unnormalised probabilities.
 
+  def sample(self, rng):
+    self._check_live()
+    return self.next - 1 - self.age(rng, len(self))
+
   def age(self, rng, count):
+    """An age in [0, count) drawn from the truncated power law."""
     if len(self._cdf) < count:
       self._extend(max(count, 2 * len(self._cdf)))
     target = rng.random() * self._cdf[count - 1]
@@ -75,6 +168,188 @@ def aggregate(prios, exponent, maxfrac):
   if maxfrac == 1:
     return powered.max(-1)
   return maxfrac * powered.max(-1) + (1 - maxfrac) * powered.mean(-1)
+
+
+class Prioritized(_Range):
+  """p(item) ∝ its priority, new (infinite) items first (spec §1.7 `prio`).
+
+  Item priority = maxfrac * max + (1 - maxfrac) * mean of the item's step
+  priorities^exponent (`aggregate`); `prioritize` sets it from the step
+  priorities the caller stores. A new item starts at the priority of
+  `initial` steps (inf: drawn, uniformly among the infinite ones, before any
+  finite item). When every priority is zero, draws are uniform.
+
+  Zero on sample (`zero_on_sample`): a drawn item's priority becomes 0 here,
+  in this selector's tree, so it is not drawn again until `prioritize` of
+  steps it holds gives it a fresh value (training reports priorities of the
+  steps it trained on); `zeroed` counts these. The step priorities the
+  caller stores (and saves) are untouched, so items overlapping the drawn
+  one keep their priority. The official code (embodied `Prioritized`,
+  `zero_on_sample: True`) instead writes zeros into its own table of step
+  priorities for all the item's steps, which also lowers every overlapping
+  item until those steps are retrained.
+
+  Layout: one `SumTree` leaf per ring slot, item i in slot i % slots; the
+  ring grows as `ItemTable` does (`ring_size`). The layout is part of the
+  state: the same leaves in other slots give other draws.
+  """
+
+  def __init__(self, capacity, exponent=0.8, maxfrac=0.5, initial=np.inf,
+               zero_on_sample=True):
+    if not 0 <= maxfrac <= 1:
+      raise ValueError(f'prio_maxfrac={maxfrac} must be in [0, 1].')
+    super().__init__()
+    self.capacity, self.exponent, self.maxfrac = capacity, exponent, maxfrac
+    self.initial, self.zero_on_sample = float(initial), zero_on_sample
+    self.slots, self.zeroed = 0, 0
+    self.tree = SumTree(1)
+
+  @property
+  def nbytes(self):
+    return self.tree.sums.nbytes + self.tree.infs.nbytes
+
+  def insert(self, item):
+    if len(self) == self.slots:
+      self._resize(ring_size(len(self) + 1, self.capacity, self.slots))
+    super().insert(item)
+    initial = aggregate([[self.initial]], self.exponent, self.maxfrac)
+    self.tree.set([item % self.slots], initial)
+
+  def remove(self, item):
+    super().remove(item)
+    self.tree.set([item % self.slots], [0.0])
+
+  def sample(self, rng):
+    self._check_live()
+    slot = self.tree.sample(rng)
+    if slot is None:  # All priorities zero.
+      return self.first + uniform(rng, len(self))
+    item = self.first + (slot - self.first) % self.slots
+    if self.zero_on_sample:
+      self.tree.set([slot], [0.0])
+      self.zeroed += 1
+    return item
+
+  def prioritize(self, items, windows):
+    """items [N] live ids; windows [N, L] their steps' priorities >= 0."""
+    items = np.asarray(items, np.int64)
+    if items.size and (items.min() < self.first or items.max() >= self.next):
+      raise ValueError(f'Cannot prioritize items {items.tolist()} outside '
+                       f'the live range [{self.first}, {self.next}).')
+    values = aggregate(windows, self.exponent, self.maxfrac)
+    self.tree.set(items % self.slots, values)
+
+  def priorities(self, items):
+    """[N] current priorities of the live `items`."""
+    return self.tree[np.asarray(items, np.int64) % self.slots]
+
+  def get_state(self):
+    live = np.arange(self.first, self.next)
+    return dict(super().get_state(), slots=self.slots, zeroed=self.zeroed,
+                leaves=self.priorities(live))  # [N] float64, oldest first.
+
+  def set_state(self, state):
+    first, next_ = int(state['first']), int(state['next'])
+    slots, leaves = int(state['slots']), np.asarray(state['leaves'])
+    if slots < next_ - first or leaves.shape != (next_ - first,):
+      raise ValueError(
+          f'Prioritized state holds {leaves.shape} leaves in {slots} slots '
+          f'for the {next_ - first} items [{first}, {next_}).')
+    super().set_state(state)
+    self.slots, self.zeroed = slots, int(state['zeroed'])
+    self.tree = SumTree(max(1, slots))
+    self.tree.set(np.arange(first, next_) % max(1, slots), leaves)
+
+  def reset(self, first, next_):
+    """Holds [first, next_) at priority 0 (the caller prioritizes them)."""
+    self.set_state(dict(
+        first=first, next=next_, zeroed=0,
+        slots=ring_size(next_ - first, self.capacity),
+        leaves=np.zeros(next_ - first)))
+
+  def _resize(self, slots):
+    live = np.arange(self.first, self.next)
+    values = self.priorities(live) if self.slots else np.zeros(0)
+    self.slots, self.tree = slots, SumTree(slots)
+    self.tree.set(live % slots, values)
+
+
+class Mixture:
+  """Draws each row from one selector chosen with probability `fracs`.
+
+  fracs: {uniform, recency, priority} -> fraction, summing to 1 (validated
+  by `check_fracs`); selectors: {name: selector} for every name with a
+  positive fraction (only those exist, so prioritized bookkeeping costs
+  nothing unless its fraction is positive). The protocol calls go to every
+  selector; `sample` draws the selector of every row of a batch first, then
+  the rows, from one numpy generator.
+  """
+
+  def __init__(self, fracs, selectors):
+    self.fracs = check_fracs(fracs)
+    self.names = [k for k in SELECTORS if self.fracs[k] > 0]
+    if set(selectors) != set(self.names):
+      raise ValueError(f'Mixture fracs {self.fracs} need the selectors '
+                       f'{self.names}, got {sorted(selectors)}.')
+    self.selectors = dict(selectors)
+    probs = np.array([self.fracs[k] for k in self.names])
+    self._probs = probs / probs.sum()
+
+  @property
+  def prioritized(self):
+    """The prioritized selector, or None (then priorities are not used)."""
+    return self.selectors.get('priority')
+
+  @property
+  def nbytes(self):
+    return sum(getattr(s, 'nbytes', 0) for s in self.selectors.values())
+
+  def stats(self):
+    prio = self.prioritized
+    return dict(prio_zeroed=prio.zeroed) if prio else {}
+
+  def insert(self, item):
+    for selector in self.selectors.values():
+      selector.insert(item)
+
+  def remove(self, item):
+    for selector in self.selectors.values():
+      selector.remove(item)
+
+  def sample(self, rng, count):
+    """[count] items, each from the selector drawn for its row."""
+    names = self.names
+    kinds = (rng.choice(len(names), count, p=self._probs)
+             if len(names) > 1 else np.zeros(count, int))
+    return [self.selectors[names[kind]].sample(rng) for kind in kinds]
+
+  def prioritize(self, items, windows):
+    for selector in self.selectors.values():
+      selector.prioritize(items, windows)
+
+  def get_state(self):
+    return {k: s.get_state() for k, s in self.selectors.items()}
+
+  def set_state(self, state, first, next_):
+    """Restores each selector's state; all must hold [first, next_).
+
+    Selectors without a saved state (a save made while their fraction was
+    0, or an older format) are reset to the live items; returns their
+    names, so the caller can prioritize those items.
+    """
+    missing = []
+    for name, selector in self.selectors.items():
+      if name not in state:
+        selector.reset(first, next_)
+        missing.append(name)
+        continue
+      saved = state[name]
+      if (saved['first'], saved['next']) != (first, next_):
+        raise ValueError(
+            f'Selector {name!r} holds items [{saved["first"]}, '
+            f'{saved["next"]}), the item table [{first}, {next_}).')
+      selector.set_state(saved)
+    return missing
 
 
 class SumTree:
@@ -136,21 +411,27 @@ class SumTree:
         target, node = target - left, 2 * node + 1
     return node - self.leaves
 
+  def probabilities(self, slots):
+    """[N] exact probability that `sample` returns each of `slots`."""
+    values = self[slots]
+    if self.infs[1]:
+      return np.isinf(values) / self.infs[1]
+    if self.sums[1] > 0:
+      return values / self.sums[1]
+    return np.zeros(len(values))
+
 
 class ItemTable:
   """Ring table of the live items, ids [first, next) -> (chunk id, index).
 
   Item `i` lives in slot i % slots; the table grows by doubling up to the
-  capacity. With `prioritized`, a `SumTree` over the same slots holds the
-  item priorities (the slot layout is part of the state: the same leaves in
-  other slots would give other draws).
+  capacity (`ring_size`).
   """
 
-  def __init__(self, capacity, prioritized):
+  def __init__(self, capacity):
     self.capacity, self.first, self.next = capacity, 0, 0
     self.chunk = np.zeros(0, np.int64)  # [slots]
     self.index = np.zeros(0, np.int32)  # [slots]
-    self.tree = SumTree(1) if prioritized else None
 
   def __len__(self):
     return self.next - self.first
@@ -161,29 +442,21 @@ class ItemTable:
 
   def append(self, chunk_id, index):
     if len(self) == len(self.chunk):
-      self.resize(min(self.capacity, max(16, 2 * len(self.chunk))))
+      self.resize(ring_size(len(self) + 1, self.capacity, len(self.chunk)))
     slot = self.next % len(self.chunk)
     self.chunk[slot], self.index[slot] = chunk_id, index
     self.next += 1
     return self.next - 1
 
   def popleft(self):
-    location = self.get(self.first)
-    if self.tree is not None:
-      self.tree.set([self.first % len(self.chunk)], [0.0])
+    """Evicts the oldest item; returns (its id, (chunk id, index))."""
+    item, location = self.first, self.get(self.first)
     self.first += 1
-    return location
-
-  def slots(self, items):
-    return np.asarray(items) % len(self.chunk)
-
-  def item_of_slot(self, slot):
-    return self.first + (slot - self.first) % len(self.chunk)
+    return item, location
 
   @property
   def nbytes(self):
-    tree = self.tree.sums.nbytes + self.tree.infs.nbytes if self.tree else 0
-    return self.chunk.nbytes + self.index.nbytes + tree
+    return self.chunk.nbytes + self.index.nbytes
 
   def resize(self, slots):
     ids = np.arange(self.first, self.next)
@@ -191,10 +464,6 @@ class ItemTable:
     new = ids % slots
     chunk, index = np.zeros(slots, np.int64), np.zeros(slots, np.int32)
     chunk[new], index[new] = self.chunk[old], self.index[old]
-    if self.tree is not None:
-      values = self.tree[old]
-      self.tree = SumTree(slots)
-      self.tree.set(new, values)
     self.chunk, self.index = chunk, index
 
   def table(self):

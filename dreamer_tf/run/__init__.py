@@ -1,5 +1,6 @@
-"""Running agents: the training loop (`train`), evaluation (`evaluate`) and
-sweeps of many runs (`sweep_plan`, `sweep_local`).
+"""Running agents: one run (`train` builds the parts, `loop` runs them,
+`driver` steps the envs, `checkpoint` of named parts, `record` run.json,
+`logger`, `report`), evaluation (`evaluate`, `recording`) and `export`.
 
 This module stays free of TensorFlow so that launchers which only inspect
 run directories (e.g. `launch.sweep --mode=status`) start instantly.

@@ -52,6 +52,7 @@ class Checkpointer:
   def __init__(self, directory, keep=2):
     self.directory = directory
     self.keep = keep
+    self.loaded = None  # Path of the checkpoint `load` returned last.
     os.makedirs(directory, exist_ok=True)
 
   def names(self):
@@ -110,7 +111,9 @@ class Checkpointer:
     errors = []
     for name in reversed(names):
       try:
-        return self._read(name)
+        loaded = self._read(name)
+        self.loaded = os.path.join(self.directory, name)
+        return loaded
       except (OSError, ValueError, KeyError) as e:
         errors.append(f'{name}: {e}')
         warnings.warn(f'Skipping unreadable checkpoint {name}: {e}')
@@ -138,3 +141,118 @@ def signature_diff(saved, current):
     if old != new:
       lines.append(f'{key}: checkpoint {old!r} vs now {new!r}')
   return lines
+
+
+# --- A checkpoint of named parts -------------------------------------------
+
+FORMAT = 2  # 1: dreamer_tf < 0.2, one flat tensor list decoded by the loop.
+
+
+class Checkpoint:
+  """The state of a run as named parts, saved and restored as one commit.
+
+  parts: {name: object with get_state() and set_state(state)}. A part's
+  state is a dict whose values are numpy arrays, lists of numpy arrays or
+  JSON values; arrays go to tensors.npz (as `<part>/<key>` or
+  `<part>/<key>/<i>`), the rest to state.json. Parts are restored in the
+  order given, so parts that validate (the agent's model signature, the
+  run's seed) come before parts that change files (the logger).
+  """
+
+  def __init__(self, directory, parts, keep=2):
+    self.checkpointer = Checkpointer(directory, keep)
+    self.directory = directory
+    self.parts = dict(parts)
+
+  def save(self):
+    """Collects every part's state and writes a checkpoint atomically."""
+    tensors, names, meta = [], [], {}
+    for part, obj in self.parts.items():
+      meta[part] = {}
+      for key, value in obj.get_state().items():
+        if isinstance(value, np.ndarray):
+          names.append(f'{part}/{key}')
+          tensors.append(value)
+        elif (isinstance(value, list) and value
+              and all(isinstance(v, np.ndarray) for v in value)):
+          for i, item in enumerate(value):
+            names.append(f'{part}/{key}/{i:05d}')
+            tensors.append(item)
+        else:
+          meta[part][key] = value
+    return self.checkpointer.save(tensors, dict(
+        format=FORMAT, parts=meta, tensor_names=names))
+
+  def load(self):
+    """Restores the newest valid checkpoint into the parts.
+
+    Returns its state.json contents, or None when there is no checkpoint.
+    Raises CheckpointError for a checkpoint of an older layout.
+    """
+    loaded = self.checkpointer.load()
+    if loaded is None:
+      return None
+    tensors, state = loaded
+    states = unpack(tensors, state, self.directory)
+    for part, obj in self.parts.items():
+      if part not in states:
+        raise CheckpointError(
+            f'The checkpoint in {self.directory} has no {part!r} part '
+            f'(it has {sorted(states)}): it was written by another kind of '
+            'run. Use a new --logdir.')
+      obj.set_state(states[part])
+    return state
+
+
+def unpack(tensors, state, directory):
+  """{part: state} of a checkpoint read by `Checkpointer.load`."""
+  if state.get('format') != FORMAT:
+    raise CheckpointError(
+        f'The checkpoint in {directory} was written by dreamer_tf before '
+        '0.2 (one flat tensor list; format '
+        f"{state.get('format', 1)}), which this version cannot read. Resume "
+        'it with the commit that wrote it (git checkout 5258955) or start '
+        'a new --logdir.')
+  states = {part: dict(meta) for part, meta in state['parts'].items()}
+  lists = {}
+  for name, value in zip(state['tensor_names'], tensors):
+    part, key = name.split('/', 1)
+    head, _, index = key.rpartition('/')
+    if head and len(index) == 5 and index.isdigit():
+      lists.setdefault((part, head), []).append(value)
+    else:
+      states.setdefault(part, {})[key] = value
+  for (part, key), values in lists.items():
+    states.setdefault(part, {})[key] = values
+  return states
+
+
+class AgentPart:
+  """Checkpoint part of an agent: its model signature (the settings that
+  fix its shapes) and state tensors (`Agent.get_state()`). Restoring a
+  checkpoint of another model configuration raises CheckpointError naming
+  every differing setting and `fix`, what the user should do."""
+
+  def __init__(self, agent, directory, fix):
+    self.agent, self.directory, self.fix = agent, directory, fix
+
+  def get_state(self):
+    return dict(signature=json.loads(json.dumps(self.agent.signature())),
+                variables=self.agent.get_state())
+
+  def set_state(self, state):
+    diff = signature_diff(
+        state['signature'], json.loads(json.dumps(self.agent.signature())))
+    if diff:
+      raise CheckpointError(
+          f'The checkpoint in {self.directory} was written by a different '
+          'model configuration:\n  ' + '\n  '.join(diff) + f'\n{self.fix}')
+    self.agent.set_state(state['variables'])
+
+
+def read(directory):
+  """{part: state} of the newest valid checkpoint in `directory` (as
+  `Checkpoint.load` would restore it), or None when there is none."""
+  checkpointer = Checkpointer(directory) if os.path.isdir(directory) else None
+  loaded = checkpointer and checkpointer.load()
+  return unpack(*loaded, directory) if loaded else None

@@ -1,8 +1,5 @@
-"""Agent plumbing: parameter counts, compiled steps, distribution, errors."""
-import json
+"""Agent plumbing: parameter counts, policy, train interface, errors, state."""
 import os
-import subprocess
-import sys
 
 import gin
 import numpy as np
@@ -60,37 +57,6 @@ def test_same_seed_same_weights_other_seed_different():
       a.trainable_variables, c.trainable_variables))
 
 
-@pytest.mark.parametrize('obs, act, context', [
-    ('64x64x3', 'discrete:5', 1),
-    ('image:64x64x3,state:7', 'continuous:2', 0),
-])
-def test_train_step_updates_everything(obs, act, context):
-  agent = build(obs, act, *TINY, 'Agent.batch_size = 2',
-                'Agent.batch_length = 5', f'Agent.replay_context = {context}',
-                'LaProp.warmup = 0',
-                # Free bits zero the prior's gradient while KL < 1 nat.
-                'RSSM.free_nats = 0.0')
-  before = [v.numpy().copy() for v in agent.trainable_variables]
-  slow_before = [v.numpy().copy() for v in agent.slow_critic.weights]
-  metrics, updates = agent.train(make_batch(agent))
-  assert float(metrics['opt/updates']) == 1.0
-  # Zero-initialised reward/value outputs pass no gradient to their hidden
-  # layers on the first update; after the second everything has moved.
-  metrics, updates = agent.train(make_batch(agent))
-  assert updates['deter'].shape == (2, 5, agent.wm.rssm.deter_size)
-  assert updates['stoch'].shape == (2, 5, agent.wm.rssm.stoch_size,
-                                    agent.wm.rssm.classes)
-  expected = {f'loss/{k}' for k in agent.loss_scales}
-  assert expected <= set(metrics)
-  assert all(np.isfinite(float(v)) for v in metrics.values())
-  changed = [not np.array_equal(b, v.numpy())
-             for b, v in zip(before, agent.trainable_variables)]
-  assert all(changed), 'every trainable tensor receives a gradient'
-  assert any(not np.array_equal(b, v.numpy())
-             for b, v in zip(slow_before, agent.slow_critic.weights))
-  assert float(agent.retnorm.hi) != 0.0
-
-
 def test_policy_step_shapes_determinism_and_reset():
   agent = build('64x64x3', 'discrete:5', *TINY)
   obs = {k: v for k, v in agent.dummy_obs(3).items()}
@@ -120,6 +86,29 @@ def test_continuous_policy_mode_is_the_tanh_mean_of_the_latent():
   assert np.all(np.abs(act['action'].numpy()) <= 1.0)
   sampled, _, _ = agent.policy(obs, agent.initial_carry(2), [1, 1])
   assert not np.allclose(sampled['action'], act['action'])
+
+
+def test_train_returns_self_describing_replay_updates():
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 4', 'Agent.replay_context = 1')
+  assert agent.sequence_length == 5
+  data = make_batch(agent)
+  stepid = np.stack(np.broadcast_arrays(
+      np.arange(2)[:, None] + 7, np.arange(5)[None]), -1).astype(np.int64)
+  _, updates = agent.train(dict(data, stepid=stepid))
+  assert list(updates) == ['stepid', 'deter', 'stoch']
+  assert all(isinstance(v, np.ndarray) for v in updates.values())
+  assert updates['stepid'].dtype == np.int64
+  np.testing.assert_array_equal(updates['stepid'], stepid[:, 1:])
+  assert updates['deter'].shape == (2, 4, agent.wm.rssm.deter_size)
+  assert updates['stoch'].shape == (2, 4, agent.wm.rssm.stoch_size,
+                                    agent.wm.rssm.classes)
+  # Without step ids (tests, benchmark) only the latents come back.
+  _, updates = agent.train(data)
+  assert set(updates) == {'deter', 'stoch'}
+  assert 'stepid' not in data  # the caller's batch is left alone
+  with pytest.raises(ValueError, match='stepid of shape'):
+    agent.train(dict(data, stepid=stepid[:, 1:]))
 
 
 def test_bad_batches_and_configs_fail_clearly():
@@ -153,105 +142,6 @@ def test_bfloat16_without_xla_trains():
   metrics, _ = agent.train(make_batch(agent))
   assert np.isfinite(float(metrics['opt/loss']))
   assert all(v.dtype == 'float32' for v in agent.trainable_variables)
-
-
-def run_mirrored(obs, act, *bindings):
-  proc = subprocess.run(
-      [sys.executable, '-m', 'tests.model.mirrored_update',
-       obs, act, *bindings], capture_output=True, text=True, cwd=ROOT,
-      timeout=900, check=False)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('obs, act', [('24', 'continuous:2'),
-                                      ('64x64x3', 'discrete:3')])
-def test_mirrored_update_equals_single_device_update(obs, act):
-  """Two updates on 2 logical CPUs equal the default-strategy updates.
-
-  Both run without XLA: the single-device step is one fused XLA program
-  while the multi-replica step is split at the collectives, and different
-  fusions round differently; a categorical sample whose Gumbel scores tie
-  to an ulp then flips. Per-op TF kernels give the same samples, so the
-  comparison is exact up to float32 summation order.
-  """
-  result = run_mirrored(obs, act, 'Agent.jit_compile = False')
-  assert result['replicas'] == 2
-  for i in range(2):
-    single, mirrored = result[f'loss_{i}']
-    assert mirrored == pytest.approx(single, rel=1e-5)
-    per_loss = result[f'loss_metrics_{i}']
-    assert {'loss/dyn', 'loss/policy', 'loss/value'} <= set(per_loss)
-    for key, (single, mirrored) in per_loss.items():
-      assert mirrored == pytest.approx(single, rel=1e-5, abs=1e-7), key
-  assert result['iterations'] == [2, 2]
-  for group in ('params', 'slow_critic', 'retnorm'):
-    assert result[group]['changed'], group
-    assert result[group]['max_rel'] < 1e-5, (group, result)
-  # The optimizer moments see the all-reduced sum of partial sums, whose
-  # float32 rounding differs from the one-device sum; LaProp's g/sqrt(nu)
-  # magnifies that for near-zero gradient entries in the momentum.
-  assert result['optimizer_nu']['max_rel'] < 1e-4, result
-  assert result['optimizer_mu']['max_rel'] < 1e-3, result
-
-
-@pytest.mark.slow
-def test_mirrored_update_runs_with_xla_loss_and_gradients():
-  """The multi-replica XLA path (collectives outside XLA) trains too."""
-  result = run_mirrored('24', 'continuous:2', 'Agent.jit_compile = True')
-  single, mirrored = result['loss_0']
-  assert mirrored == pytest.approx(single, rel=1e-4)  # before any update
-  assert result['params']['changed'] and result['params']['max_rel'] < 1e-2
-
-
-def bandit_batch(rng, b, t, good=2, actions=4):
-  """Two-step episodes: act at the first step, rewarded 1 iff action==good."""
-  act = rng.integers(0, actions, (b, t)).astype(np.int32)
-  first = np.zeros((b, t), bool)
-  first[:, 0::2] = True
-  reward = np.zeros((b, t), np.float32)
-  reward[:, 1::2] = (act[:, 0::2] == good).astype(np.float32)
-  vector = first[..., None].astype(np.float32)
-  return dict(vector=vector, reward=reward, is_first=first,
-              is_last=~first, is_terminal=~first, action=act)
-
-
-@pytest.mark.slow
-def test_actor_learns_a_one_step_bandit_in_imagination():
-  agent = build('1', 'discrete:4', *TINY, 'Agent.batch_size = 8',
-                'Agent.batch_length = 16', 'Agent.replay_context = 0',
-                'LaProp.lr = 1e-3', 'LaProp.warmup = 0')
-  rng = np.random.default_rng(0)
-  obs = dict(vector=np.ones((500, 1), np.float32),
-             reward=np.zeros(500, np.float32), is_first=np.ones(500, bool),
-             is_last=np.zeros(500, bool), is_terminal=np.zeros(500, bool))
-
-  def good_rate(seed):
-    actions, _, _ = agent.policy(obs, agent.initial_carry(500), [seed, 0])
-    return float(np.mean(actions['action'].numpy() == 2))
-  before = good_rate(1)
-  for _ in range(300):
-    metrics, _ = agent.train(bandit_batch(rng, 8, 16))
-  after = good_rate(2)
-  assert before < 0.4
-  assert after > 0.8, (before, after, {k: float(v) for k, v in metrics.items()})
-
-
-def test_non_finite_loss_skips_the_update():
-  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
-                'Agent.batch_length = 4', 'LaProp.warmup = 0')
-  data = make_batch(agent)
-  agent.train(data)
-  before = agent.get_state()
-  bad = dict(data, reward=np.full_like(data['reward'], np.nan))
-  metrics, _ = agent.train(bad)
-  assert float(metrics['opt/skipped']) == 1.0
-  for old, new in zip(before, agent.get_state()):
-    np.testing.assert_array_equal(old, new)  # params, optimizer, retnorm
-  metrics, _ = agent.train(data)
-  assert float(metrics['opt/skipped']) == 0.0
-  assert int(agent.optimizer.iterations) == 2
 
 
 def test_state_round_trip_and_mismatch_error():

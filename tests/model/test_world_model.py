@@ -79,6 +79,34 @@ def test_continue_target_includes_discount():
   del logits
 
 
+@pytest.mark.parametrize('reward_grad', [True, False])
+def test_reward_grad_false_keeps_the_reward_loss_out_of_the_rssm(
+    reward_grad):
+  obs_space = spaces.parse_obs_space('3')
+  wm = make(obs_space)
+  b, t = 2, 3
+  rng = np.random.default_rng(0)
+  obs = dict(vector=rng.normal(size=(b, t, 3)).astype(np.float32),
+             reward=rng.normal(size=(b, t)).astype(np.float32),
+             is_first=np.eye(t, dtype=bool)[[0] * b],
+             is_last=np.zeros((b, t), bool),
+             is_terminal=np.zeros((b, t), bool))
+  run_loss(wm, obs, b, t)  # Creates the variables.
+  # The zero-initialised reward output passes no gradient; perturb it.
+  out = wm.reward_head.out.kernel
+  out.assign(tf.random.stateless_normal(out.shape, [0, 1]))
+  representation = wm.encoder.trainable_weights + wm.rssm.trainable_weights
+  with tf.GradientTape() as tape:
+    losses, _, _, _ = wm.loss(obs, tf.zeros([b, t, 2]), wm.rssm.initial(b),
+                              tf.constant([0, 0]), reward_grad=reward_grad)
+    reward_loss = tf.reduce_mean(losses['reward'])
+  grads = tape.gradient(reward_loss, representation)
+  assert representation and len(grads) == len(representation)
+  norm = float(tf.linalg.global_norm(
+      [g for g in grads if g is not None] or [tf.zeros(())]))
+  assert (norm > 0) == reward_grad, norm
+
+
 @pytest.mark.slow
 def test_world_model_fits_a_synthetic_sequence_task():
   """Vector observations of a noisy rotation driven by the actions."""

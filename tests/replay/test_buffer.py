@@ -1,7 +1,8 @@
 """Chunked replay (spec §1.7, §4.2, §4.3): storage, sampling, write-back.
 
 Save/restore is tested here as behaviour (sampling continues identically);
-the on-disk format, atomicity and corruption checks in test_replay_io.py.
+the on-disk format, atomicity and corruption checks in test_disk.py, the
+selectors on their own in test_selectors.py.
 
 Steps carry a `count` key (the step's position in its worker stream, plus
 1000 * worker) so every test can check which stored steps a batch holds.
@@ -42,29 +43,30 @@ def starts(batch):
 
 
 def _assert_same(a, b):
-  """Equal (batch, keys) pairs."""
-  assert a[0].keys() == b[0].keys()
-  for key in a[0]:
-    np.testing.assert_array_equal(a[0][key], b[0][key], err_msg=key)
-  np.testing.assert_array_equal(a[1], b[1])
+  """Equal batches (step ids included)."""
+  assert a.keys() == b.keys()
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 def test_add_sample_shapes_and_dtypes():
   replay = Replay(capacity=1000, chunk_size=16, length=10, online=False)
   fill(replay, 40, size=64)
   assert len(replay) == 40 - 10 + 1
-  batch, keys = replay.sample(5)
+  batch = replay.sample(5)
+  keys = batch['stepid'][:, 0]  # [B, 2] first steps.
   assert keys.shape == (5, 2) and keys.dtype == np.int64
   expected = dict(
       image=((64, 64, 3), np.uint8), vector=((3,), np.float32),
       count=((), np.int64), reward=((), np.float32), is_first=((), bool),
       is_last=((), bool), is_terminal=((), bool), action=((), np.int32),
-      deter=((4,), np.float32), stoch=((2, 3), np.float32))
+      deter=((4,), np.float32), stoch=((2, 3), np.float32),
+      stepid=((2,), np.int64))
   assert set(batch) == set(expected)
   for key, (shape, dtype) in expected.items():
     assert batch[key].shape == (5, 10, *shape), key
     assert batch[key].dtype == dtype, key
-  prefix, _ = replay.sample(3, length=4)
+  prefix = replay.sample(3, length=4)
   assert prefix['image'].shape == (3, 4, 64, 64, 3)
 
 
@@ -91,7 +93,7 @@ def test_sequences_cross_chunks_with_consecutive_steps():
   replay = Replay(capacity=1000, chunk_size=8, length=20, online=False)
   fill(replay, 200)
   for _ in range(10):
-    batch, keys = replay.sample(8)
+    batch = replay.sample(8)
     np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
     np.testing.assert_array_equal(batch['image'][..., 0, 0, 0],
                                   batch['count'] % 256)
@@ -106,7 +108,7 @@ def test_first_and_last_annotation_leaves_storage_unchanged():
   # 160 rows over 89 items: later batches reread steps whose copies were
   # annotated before, so any write to the storage would show up.
   for _ in range(10):
-    batch, _ = replay.sample(16)
+    batch = replay.sample(16)
     stored_first = batch['count'] % 7 == 0
     assert batch['is_first'][:, 0].all()
     np.testing.assert_array_equal(batch['is_first'][:, 1:],
@@ -123,7 +125,7 @@ def test_capacity_evicts_oldest_items_and_frees_chunks():
   assert len(replay) == 20
   seen = set()
   for _ in range(30):
-    batch, _ = replay.sample(16)
+    batch = replay.sample(16)
     seen |= set(starts(batch).tolist())
   # Items are starts 0..96; the 20 newest are 77..96.
   assert seen == set(range(77, 97))
@@ -135,17 +137,17 @@ def test_capacity_evicts_oldest_items_and_frees_chunks():
 def test_online_queue_gives_fresh_non_overlapping_sequences_first():
   replay = Replay(capacity=1000, chunk_size=8, length=5, online=True, seed=1)
   fill(replay, 22)  # Items start at 0..17; queued starts 0, 5, 10, 15.
-  batch, _ = replay.sample(3)
+  batch = replay.sample(3)
   np.testing.assert_array_equal(starts(batch), [0, 5, 10])
-  batch, _ = replay.sample(3)
+  batch = replay.sample(3)
   assert starts(batch)[0] == 15
   fill(replay, 10, start=22)  # New queued starts 20, 25.
-  batch, _ = replay.sample(2)
+  batch = replay.sample(2)
   np.testing.assert_array_equal(starts(batch), [20, 25])
   # Report batches leave the queue alone.
   fill(replay, 5, start=32)
   replay.sample(2, online=False)
-  assert starts(replay.sample(1)[0])[0] == 30
+  assert starts(replay.sample(1))[0] == 30
   assert Replay(capacity=100, chunk_size=8, length=5, online=False).stats()[
       'queue'] == 0
 
@@ -154,7 +156,7 @@ def test_online_queue_skips_evicted_items():
   replay = Replay(capacity=6, chunk_size=8, length=3, online=True)
   fill(replay, 30)  # Items 0..27, live 22..27; queued 0, 3, ..., 27.
   assert replay.stats()['queue'] == 2  # Evicted entries are dropped.
-  batch, _ = replay.sample(3)
+  batch = replay.sample(3)
   assert starts(batch)[0] == 24 and starts(batch)[1] == 27
   assert replay.stats()['queue'] == 0
 
@@ -166,7 +168,7 @@ def test_recency_prefers_recent_items():
   fill(recent, 1001)
   fill(uniform, 1001)
   ages = lambda r: 999 - np.concatenate([
-      starts(r.sample(100)[0]) for _ in range(20)])
+      starts(r.sample(100)) for _ in range(20)])
   recent_ages, uniform_ages = ages(recent), ages(uniform)
   # p(age) ∝ 1 / (age + 1): P(age < 100) = H_100 / H_1000 = 0.69.
   assert 0.63 < np.mean(recent_ages < 100) < 0.75
@@ -180,10 +182,10 @@ def test_prioritized_sampling_follows_priorities():
       fracs=dict(priority=1.0), prio_exponent=1.0, prio_maxfrac=0.0,
       prio_zero_on_sample=False)
   fill(replay, 4)
-  keys = np.array([[0, 0], [0, 1], [0, 2], [0, 3]])
-  replay.update_priorities(keys, [[1.0], [2.0], [3.0], [4.0]], offset=0)
+  stepid = np.array([[[0, 0]], [[0, 1]], [[0, 2]], [[0, 3]]])  # [4, 1, 2]
+  replay.update(dict(stepid=stepid, priority=[[1.0], [2.0], [3.0], [4.0]]))
   counts = np.bincount(np.concatenate([
-      starts(replay.sample(100)[0]) for _ in range(40)]), minlength=4)
+      starts(replay.sample(100)) for _ in range(40)]), minlength=4)
   np.testing.assert_allclose(counts / 4000, [0.1, 0.2, 0.3, 0.4], atol=0.03)
 
 
@@ -192,17 +194,18 @@ def test_prioritized_new_items_first_and_zero_on_sample():
       capacity=100, chunk_size=8, length=3, online=False, seed=5,
       fracs=dict(priority=1.0))
   fill(replay, 12)  # Items 0..9, all with infinite (new) priority.
-  batch, keys = replay.sample(4)
+  batch = replay.sample(4)
   assert len(set(starts(batch).tolist())) == 4  # Zeroed once sampled.
   # Train everything to a small priority; a new item then comes first.
-  all_keys = np.array([[c, i] for c in (0, 1) for i in range(8)])[:10]
-  replay.update_priorities(all_keys, np.full((10, 3), 0.01), offset=0)
+  all_steps = np.array([[[s // 8, s % 8] for s in range(12)]])  # [1, 12, 2]
+  replay.update(dict(stepid=all_steps, priority=np.full((1, 12), 0.01)))
   fill(replay, 1, start=12)
-  assert starts(replay.sample(1)[0])[0] == 10
+  assert starts(replay.sample(1))[0] == 10
   # One large trained step lifts every item whose window holds it.
-  replay.update_priorities(keys[:1], [[0.0, 100.0]])  # Step start + 2.
+  replay.update(dict(stepid=batch['stepid'][:1, 1:],
+                     priority=[[0.0, 100.0]]))  # Step start + 2.
   step = starts(batch)[0] + 2
-  drawn = starts(replay.sample(1)[0])[0]
+  drawn = starts(replay.sample(1))[0]
   assert step - 2 <= drawn <= step
 
 
@@ -214,49 +217,54 @@ def test_item_priorities_match_their_steps_after_eviction():
   for t in range(120):
     replay.add(make_step(t, t % 2), t % 2)
     if t % 10 == 9 and t > 20:
-      _, keys = replay.sample(4)
-      replay.update_priorities(keys, rng.random((4, 5)) * 10)
-  items = replay._items
+      batch = replay.sample(4)  # Zeroed when drawn, refreshed by training.
+      replay.update(dict(stepid=batch['stepid'][:, 1:],
+                         priority=rng.random((4, 5)) * 10))
+  items, selector = replay._items, replay._mixture.prioritized
   for item, (chunk_id, index) in zip(range(items.first, items.next),
                                      zip(*items.table())):
     chunk = replay._chunks[int(chunk_id)]
     prios = replay._read(chunk, int(index), 0, 6, lambda c: c.prio, np.nan)
     prios = prios.astype(np.float64)
     expected = 0.5 * (prios ** 0.8).max() + 0.5 * (prios ** 0.8).mean()
-    np.testing.assert_allclose(items.tree[items.slots(item)], expected,
+    np.testing.assert_allclose(selector.priorities([item]), expected,
                                rtol=1e-12)
 
 
 def test_latent_write_back_lands_on_trained_steps_across_chunks():
   replay = Replay(capacity=1000, chunk_size=8, length=6, online=False, seed=6)
   fill(replay, 40)
-  batch, keys = replay.sample(12)
+  batch = replay.sample(12)
+  keys = batch['stepid'][:, 0]  # [B, 2] first steps.
   assert (keys[:, 1] > 8 - 6).any(), 'no sequence crosses a chunk boundary'
   counts = batch['count'][:, 1:]  # [B, 5] trained steps.
   deter = np.repeat(counts[..., None], 4, -1).astype(np.float32) + 0.5
   stoch = np.repeat(deter[..., :3, None], 2, -1).transpose(0, 1, 3, 2)
-  replay.update(keys, dict(deter=deter, stoch=stoch), offset=1)
+  replay.update(dict(stepid=batch['stepid'][:, 1:], deter=deter,
+                     stoch=stoch))
   written = set(counts.ravel().tolist())
   for _ in range(10):
-    new, _ = replay.sample(16)
+    new = replay.sample(16)
     expected = np.where(np.isin(new['count'], list(written)),
                         new['count'] + 0.5, 0.0)
     np.testing.assert_array_equal(new['deter'][..., 0], expected)
     np.testing.assert_array_equal(new['stoch'][..., 1, 2], expected)
   with pytest.raises(ValueError, match='deter'):
-    replay.update(keys, dict(deter=np.zeros((12, 6, 4), np.float32)))
+    replay.update(dict(stepid=batch['stepid'][:, 1:],
+                       deter=np.zeros((12, 6, 4), np.float32)))
   assert replay.stats()['updates'] == 12
 
 
 def test_write_back_to_evicted_chunk_is_dropped():
   replay = Replay(capacity=5, chunk_size=4, length=3, online=False)
   fill(replay, 8)
-  _, keys = replay.sample(2)
+  stepid = replay.sample(2)['stepid'][:, 1:]  # [2, 2, 2]
   fill(replay, 30, start=8)
-  replay.update(keys, dict(deter=np.ones((2, 2, 4), np.float32)))
-  replay.update_priorities(keys, [1.0, 2.0])
-  batch, _ = replay.sample(8)
+  replay.update(dict(stepid=stepid, deter=np.ones((2, 2, 4), np.float32)))
+  replay.update(dict(stepid=stepid, priority=[[1.0, 1.0], [2.0, 2.0]]))
+  batch = replay.sample(8)
   assert (batch['deter'] == 0).all()
+  assert replay.stats()['update_skipped'] == 2 * 4
 
 
 def test_multiple_workers_interleaved():
@@ -265,11 +273,11 @@ def test_multiple_workers_interleaved():
     for worker in range(3):
       replay.add(make_step(t, worker), worker)
   assert len(replay) == 3 * 25 and replay.stats()['streams'] == 3
-  batch, _ = replay.sample(6)  # Queued starts 0 (x3 workers), 6 (x3), ...
+  batch = replay.sample(6)  # Queued starts 0 (x3 workers), 6 (x3), ...
   np.testing.assert_array_equal(batch['count'][:, 0],
                                 [0, 1000, 2000, 6, 1006, 2006])
   for _ in range(5):
-    batch, _ = replay.sample(16)
+    batch = replay.sample(16)
     np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
   assert len(set((batch['count'][:, 0] // 1000).tolist())) == 3
 
@@ -293,13 +301,14 @@ def test_random_interleaving_keeps_sequences_and_frees_memory(
     if added[worker] >= length:
       inserted.append(1000 * worker + added[worker] - length)
     if op % 10 == 9 and inserted:
-      batch, keys = replay.sample(8)
+      batch = replay.sample(8)
       np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
       # Only the newest `capacity` items (over all workers) can be drawn.
       assert set(batch['count'][:, 0].tolist()) <= set(inserted[-capacity:])
-      _assert_same((batch, keys), twin.sample(8))
+      _assert_same(batch, twin.sample(8))
       for r in (replay, twin):
-        r.update_priorities(keys, np.full(8, 0.5), offset=0)
+        r.update(dict(stepid=batch['stepid'],
+                      priority=np.full((8, length), 0.5)))
     if op % 100 == 99:
       replay.save()
       replay = Replay(directory=str(tmp_path), **kwargs)
@@ -345,12 +354,13 @@ def _run(replay, round_, rng):
   Worker 1 adds after the batch, so saves see a non-empty online queue.
   """
   fill(replay, 23, worker=0, start=23 * round_)
-  batch, keys = replay.sample(16)  # ~6 online rows, ~10 from the mixture.
+  batch = replay.sample(16)  # ~6 online rows, ~10 from the mixture.
+  trained = batch['stepid'][:, 1:]  # [16, 4, 2]
   deter = rng.random((16, 4, 4)).astype(np.float32)
-  replay.update(keys, dict(deter=deter))
-  replay.update_priorities(keys, rng.random((16, 4)))
+  replay.update(dict(stepid=trained, deter=deter))
+  replay.update(dict(stepid=trained, priority=rng.random((16, 4))))
   fill(replay, 11, worker=1, start=11 * round_)
-  return batch, keys
+  return batch
 
 
 def test_save_restore_continues_identically(tmp_path):
@@ -367,7 +377,7 @@ def test_save_restore_continues_identically(tmp_path):
   # Steps added before the save but not yet part of any item (the last
   # length - 1 of each stream) survive: sequences across the save point are
   # consecutive.
-  batch, _ = restored.sample(40, online=False)
+  batch = restored.sample(40, online=False)
   np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
   files = sorted(os.listdir(tmp_path))
   assert files.count('index.json') == 1
@@ -383,6 +393,159 @@ def test_restored_pending_steps_become_items(tmp_path):
                     length=5, online=False)
   fill(restored, 1, start=10)
   assert len(restored) == 7
-  batch, _ = restored.sample(50)
+  batch = restored.sample(50)
   assert 6 in starts(batch)
   np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+
+
+# --- Step ids, write-back by step id, zero-on-sample ------------------------
+
+
+def _stored(replay, key):
+  """{(chunk id, index): value} of every stored step."""
+  return {(chunk.id, i): chunk.data[key][i]
+          for chunk in replay._chunks.values() for i in range(chunk.length)}
+
+
+def test_mixture_draws_match_the_previous_implementation():
+  """Seeded draws of the string-dispatch replay (before the selector
+  protocol), recorded with zero_on_sample off: same mixture, same trees."""
+  replay = Replay(capacity=40, chunk_size=4, length=3, online=False, seed=13,
+                  fracs=dict(uniform=0.3, recency=0.3, priority=0.4),
+                  prio_zero_on_sample=False)
+  rng, drawn = np.random.default_rng(0), []
+  for t in range(60):
+    for worker in range(2):
+      replay.add(make_step(t, worker, size=1), worker)
+    if t % 6 == 5:
+      batch = replay.sample(7)
+      replay.update(dict(stepid=batch['stepid'][:, 1:],
+                         priority=rng.random((7, 2)) * 3))
+      drawn += batch['count'][:, 0].tolist()
+  assert drawn == [
+      3, 0, 3, 1003, 1000, 1003, 3, 1002, 9, 1008, 8, 1009, 1005, 1003,
+      1015, 1015, 0, 1008, 1010, 1014, 1008, 20, 1011, 15, 20, 15, 1021, 19,
+      1012, 16, 1025, 25, 10, 1013, 1027, 19, 1020, 18, 1033, 1025, 1031,
+      1023, 1030, 24, 30, 1039, 37, 1034, 1038, 1045, 1038, 1039, 44, 35,
+      1040, 1028, 1048, 48, 1051, 44, 1050, 1048, 1046, 51, 1055, 57, 45,
+      1045, 53, 46]
+
+
+def test_stepids_name_the_stored_steps():
+  replay = Replay(capacity=200, chunk_size=4, length=7, online=True, seed=2,
+                  fracs=dict(uniform=0.5, recency=0.25, priority=0.25))
+  for t in range(40):
+    for worker in range(3):
+      replay.add(make_step(t, worker, size=2), worker)
+  counts = _stored(replay, 'count')
+  batches = [replay.sample(16) for _ in range(5)]
+  batches.append(replay.peek(16, 5, np.random.default_rng(0)))
+  for batch in batches:
+    stepid = batch['stepid']
+    assert stepid.dtype == np.int64
+    assert stepid.shape == batch['count'].shape + (2,)
+    for row, t in np.ndindex(stepid.shape[:2]):
+      assert counts[tuple(stepid[row, t])] == batch['count'][row, t]
+    chunks = stepid[..., 0]
+    assert (chunks[:, -1] != chunks[:, 0]).any()  # Rows span chunks.
+    # Within a row: consecutive indices, or index 0 of the next chunk.
+    same = chunks[:, 1:] == chunks[:, :-1]
+    step = np.diff(stepid[..., 1], axis=1)
+    assert ((same & (step == 1)) | (~same & (stepid[:, 1:, 1] == 0))).all()
+
+
+def test_update_by_stepid_writes_exactly_those_steps():
+  replay = Replay(capacity=12, chunk_size=4, length=6, online=False, seed=3)
+  fill(replay, 12)
+  old = replay.sample(3)['stepid'][:, 1:]  # [3, 5, 2]
+  fill(replay, 30, start=12)  # Frees every chunk `old` names.
+  assert not set(old[..., 0].ravel().tolist()) & set(replay._chunks)
+  batch = replay.sample(4)
+  spans = batch['stepid'][:, 1, 0] != batch['stepid'][:, -1, 0]
+  assert spans.any(), 'no trained steps in two chunks'
+  stepid = np.concatenate([old, batch['stepid'][:, 1:]])  # [7, 5, 2]
+  value = np.concatenate([np.full((3, 5), -1.0), batch['count'][:, 1:]])
+  deter = np.repeat(value[..., None], 4, -1).astype(np.float32) + 0.5
+  replay.update(dict(stepid=stepid, deter=deter))
+  trained = set(batch['count'][:, 1:].ravel().tolist())
+  counts, written = _stored(replay, 'count'), _stored(replay, 'deter')
+  for step, count in counts.items():
+    expected = count + 0.5 if count in trained else 0.0
+    np.testing.assert_array_equal(written[step], expected, err_msg=step)
+  stats = replay.stats()
+  assert stats['update_skipped'] == 3 * 5 and stats['updates'] == 4
+  # A step named twice takes its last value (row-major).
+  twice = np.repeat(batch['stepid'][:1, 1:2], 2, axis=1)  # [1, 2, 2]
+  replay.update(dict(stepid=twice, deter=np.float32(
+      [[[1, 1, 1, 1], [2, 2, 2, 2]]])))
+  chunk, index = twice[0, 0]
+  np.testing.assert_array_equal(replay._chunks[chunk].data['deter'][index],
+                                2.0)
+
+
+def test_update_errors_name_the_fix():
+  replay = Replay(capacity=100, chunk_size=8, length=5, online=False,
+                  fracs=dict(priority=1.0))
+  fill(replay, 12)
+  stepid = replay.sample(2)['stepid'][:, 1:]  # [2, 4, 2]
+  deter = np.zeros((2, 4, 4), np.float32)
+  with pytest.raises(KeyError, match="needs 'stepid'"):
+    replay.update(dict(deter=deter))
+  with pytest.raises(ValueError, match=r"'stepid' is \(2, 4\)"):
+    replay.update(dict(stepid=stepid[..., 0], deter=deter))
+  with pytest.raises(ValueError, match='never stored'):
+    replay.update(dict(stepid=stepid + [0, 7], deter=deter))  # Index >= 4.
+  with pytest.raises(ValueError, match='never stored'):
+    replay.update(dict(stepid=stepid + [5, 0], deter=deter))  # No chunk 5.
+  with pytest.raises(KeyError, match="no key 'latent'"):
+    replay.update(dict(stepid=stepid, latent=deter))
+  with pytest.raises(ValueError, match=r"'priority' is \(2,\)"):
+    replay.update(dict(stepid=stepid, priority=np.ones(2)))
+  for bad in (np.nan, np.inf, -1.0, 1e39):
+    prios = np.ones((2, 4))
+    prios[1, 2] = bad
+    with pytest.raises(ValueError, match=r'finite and >= 0.*\[\[1, 2\]\]'):
+      replay.update(dict(stepid=stepid, priority=prios))
+  assert replay.stats()['updates'] == 0  # Failed calls write nothing.
+  with pytest.raises(ValueError, match='reserved'):
+    Replay().add(dict(stepid=np.zeros(2, np.int64)))
+
+
+def test_zero_on_sample_lives_only_in_the_selector(tmp_path):
+  kwargs = dict(capacity=100, chunk_size=8, length=4, online=False, seed=4,
+                fracs=dict(priority=1.0), prio_initial=1.0)
+  replay = Replay(directory=str(tmp_path), **kwargs)
+  fill(replay, 30)  # Items 0..26, all at priority 1 (finite).
+  replay.save()
+  prios = {c: chunk.prio.copy() for c, chunk in replay._chunks.items()}
+  selector = replay._mixture.prioritized
+  batch = replay.sample(5)
+  drawn = starts(batch)
+  assert len(set(drawn.tolist())) == 5  # Zeroed items are not redrawn.
+  assert replay.stats()['prio_zeroed'] == 5
+  np.testing.assert_array_equal(selector.priorities(drawn), 0.0)
+  for c, chunk in replay._chunks.items():  # Stored priorities untouched.
+    np.testing.assert_array_equal(chunk.prio, prios[c])
+  # Overlapping items keep their priority (the official code lowers them).
+  others = sorted(set(range(27)) - set(drawn.tolist()))
+  np.testing.assert_array_equal(selector.priorities(others), 1.0)
+  # Sampling changes no chunk file: the zeros are saved as selector state.
+  files = {n for n in os.listdir(tmp_path) if n.startswith('chunk-')}
+  replay.save()
+  assert {n for n in os.listdir(tmp_path) if n.startswith('chunk-')} == files
+  restored = Replay(directory=str(tmp_path), **kwargs)
+  np.testing.assert_array_equal(
+      restored._mixture.prioritized.priorities(drawn), 0.0)
+  assert restored.stats()['prio_zeroed'] == 5
+  # Training one step of the first drawn item gives it (and only the items
+  # holding that step) a fresh priority.
+  restored.update(dict(stepid=batch['stepid'][:1, 2:3], priority=[[3.0]]))
+  step = drawn[0] + 2
+  fresh = 0.5 * 3.0 ** 0.8 + 0.5 * (3.0 ** 0.8 + 3) / 4
+  selector = restored._mixture.prioritized
+  for item in range(27):
+    if step - 3 <= item <= step:
+      np.testing.assert_allclose(selector.priorities([item]), fresh)
+    else:
+      expected = 0.0 if item in drawn else 1.0
+      np.testing.assert_array_equal(selector.priorities([item]), expected)

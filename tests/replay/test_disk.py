@@ -1,7 +1,7 @@
 """On-disk replay format (spec §1.7, §4.3): files, atomicity, corruption.
 
 Replay.save/load behaviour (sampling continues identically) is tested in
-test_replay.py; here: which files a save writes, the commit point, and that
+test_buffer.py; here: which files a save writes, the commit point, and that
 damaged files raise ReplayCorruptError naming them.
 """
 import json
@@ -29,11 +29,11 @@ def _chunk_id(name):
   return int(name.split('-')[1])
 
 
-def _write_back(replay, keys, batch):
+def _write_back(replay, batch):
   """Writes deter = stoch = count + 0.5 of the trained steps 1..4."""
   value = batch['count'][:, 1:].astype(np.float32) + 0.5  # [B, 4]
-  replay.update(keys, dict(
-      deter=np.repeat(value[..., None], 4, -1),
+  replay.update(dict(
+      stepid=batch['stepid'][:, 1:], deter=np.repeat(value[..., None], 4, -1),
       stoch=np.broadcast_to(value[..., None, None], (*value.shape, 2, 3))))
   return set(batch['count'][:, 1:].ravel().tolist())
 
@@ -41,7 +41,7 @@ def _write_back(replay, keys, batch):
 def _check_latents(replay, written):
   """Every sampled step holds count + 0.5 if written back, else 0."""
   for _ in range(5):
-    batch, _ = replay.sample(16)
+    batch = replay.sample(16)
     expected = np.where(np.isin(batch['count'], list(written)),
                         batch['count'] + 0.5, 0.0)
     np.testing.assert_array_equal(batch['deter'][..., 3], expected)
@@ -54,8 +54,9 @@ def test_write_back_rewrites_only_latents_files(tmp_path):
   replay.save()
   steps, latents = _files(tmp_path, 'steps'), _files(tmp_path, 'latents')
   assert len(steps) == len(latents) == 4
-  batch, keys = replay.sample(3)
-  written = _write_back(replay, keys, batch)
+  batch = replay.sample(3)
+  keys = batch['stepid'][:, 0]  # [B, 2] first steps.
+  written = _write_back(replay, batch)
   touched = {int(c) + (int(i) + j) // 8 for c, i in keys for j in (1, 4)}
   replay.save()
   # The observations stay where they are, as the same files.
@@ -72,8 +73,8 @@ def test_write_back_rewrites_only_latents_files(tmp_path):
   # only the latents after write-back.
   with np.load(tmp_path / sorted(steps)[0]) as data:
     assert 'deter' in data.files and not data['deter'].any()
-  batch, keys = restored.sample(4)
-  written |= _write_back(restored, keys, batch)
+  batch = restored.sample(4)
+  written |= _write_back(restored, batch)
   restored.save()
   assert _files(tmp_path, 'steps') == steps
   _check_latents(Replay(directory=str(tmp_path), **KWARGS), written)
@@ -86,8 +87,8 @@ def test_write_back_rewrites_only_latents_files(tmp_path):
 def test_appends_rewrite_both_files_of_the_open_chunk(tmp_path):
   replay = Replay(directory=str(tmp_path), **KWARGS)
   fill(replay, 12)  # Chunk 0 full, chunk 1 holds 4 steps.
-  _, keys = replay.sample(2)
-  replay.update(keys, dict(deter=np.ones((2, 4, 4), np.float32)))
+  stepid = replay.sample(2)['stepid'][:, 1:]
+  replay.update(dict(stepid=stepid, deter=np.ones((2, 4, 4), np.float32)))
   replay.save()
   before = _files(tmp_path)
   fill(replay, 1, start=12)
@@ -106,7 +107,8 @@ def test_priority_updates_rewrite_only_latents_files(tmp_path):
   fill(replay, 24)
   replay.save()
   steps = _files(tmp_path, 'steps')
-  replay.update_priorities(np.array([[0, 0]]), [[1.0, 2.0, 3.0, 4.0]])
+  replay.update(dict(stepid=np.array([[[0, 1], [0, 2], [0, 3], [0, 4]]]),
+                     priority=[[1.0, 2.0, 3.0, 4.0]]))
   replay.save()
   assert _files(tmp_path, 'steps') == steps
   restored = Replay(directory=str(tmp_path), **KWARGS)
@@ -117,11 +119,11 @@ def test_priority_updates_rewrite_only_latents_files(tmp_path):
 def test_index_lists_files_and_latent_keys(tmp_path):
   replay = Replay(directory=str(tmp_path), **KWARGS)
   fill(replay, 10)
-  _, keys = replay.sample(1)
-  replay.update(keys, dict(stoch=np.ones((1, 4, 2, 3), np.float32)))
+  stepid = replay.sample(1)['stepid'][:, 1:]
+  replay.update(dict(stepid=stepid, stoch=np.ones((1, 4, 2, 3), np.float32)))
   replay.save()
   index = json.loads((tmp_path / 'index.json').read_text())
-  assert index['format'] == replay_io.FORMAT == 2
+  assert index['format'] == replay_io.FORMAT == 3
   assert index['latent_keys'] == ['stoch']
   assert index['spec']['image'] == ['|u1', [8, 8, 3]]
   names = {n for c in index['chunks'] for n in c[6:]} | {
@@ -134,8 +136,7 @@ def test_index_lists_files_and_latent_keys(tmp_path):
 def test_corrupt_latents_file_raises_naming_it(tmp_path):
   replay = Replay(directory=str(tmp_path), **KWARGS)
   fill(replay, 20)
-  batch, keys = replay.sample(4)
-  _write_back(replay, keys, batch)
+  _write_back(replay, replay.sample(4))
   replay.save()
   name = sorted(_files(tmp_path, 'latents'))[1]
   path = tmp_path / name
@@ -170,11 +171,11 @@ def test_corrupt_latents_file_raises_naming_it(tmp_path):
 def test_failed_latents_write_keeps_previous_save(tmp_path, monkeypatch):
   replay = Replay(directory=str(tmp_path), **KWARGS)
   fill(replay, 16)
-  batch, keys = replay.sample(4)
-  first = _write_back(replay, keys, batch)
+  first = _write_back(replay, replay.sample(4))
   replay.save()
-  batch, keys = replay.sample(4)
-  replay.update(keys, dict(deter=np.full((4, 4, 4), 9, np.float32)))
+  batch = replay.sample(4)
+  replay.update(dict(stepid=batch['stepid'][:, 1:],
+                     deter=np.full((4, 4, 4), 9, np.float32)))
   second = set(batch['count'][:, 1:].ravel().tolist())
   real_replace = os.replace
 
@@ -189,7 +190,7 @@ def test_failed_latents_write_keeps_previous_save(tmp_path, monkeypatch):
   monkeypatch.undo()
   _check_latents(Replay(directory=str(tmp_path), **KWARGS), first)
   replay.save()  # A fresh generation: no committed file is overwritten.
-  batch, _ = Replay(directory=str(tmp_path), **KWARGS).sample(40)
+  batch = Replay(directory=str(tmp_path), **KWARGS).sample(40)
   rewritten = np.isin(batch['count'], list(second))
   assert rewritten.any() and (batch['deter'][rewritten] == 9).all()
 
@@ -201,8 +202,8 @@ def test_failed_save_keeps_previous_save_valid(tmp_path, monkeypatch):
   replay.save()
   before = sorted(os.listdir(tmp_path))
   fill(replay, 20, start=20)
-  _, keys = replay.sample(4)
-  replay.update(keys, dict(deter=np.ones((4, 4, 4), np.float32)))
+  stepid = replay.sample(4)['stepid'][:, 1:]
+  replay.update(dict(stepid=stepid, deter=np.ones((4, 4, 4), np.float32)))
   real_replace = os.replace
 
   def failing_replace(src, dst):
@@ -217,7 +218,7 @@ def test_failed_save_keeps_previous_save_valid(tmp_path, monkeypatch):
   restored = Replay(directory=str(tmp_path), **kwargs)
   assert len(restored) == 16 and restored.stats()['steps'] == 20
   assert set(before) <= set(os.listdir(tmp_path))
-  batch, _ = restored.sample(20)
+  batch = restored.sample(20)
   assert (batch['deter'] == 0).all() and batch['count'].max() <= 19
   # The next successful save commits everything and removes orphans.
   replay.save()
@@ -292,7 +293,7 @@ def test_unreadable_or_old_index(tmp_path):
   with pytest.raises(replay_lib.ReplayCorruptError, match='index.json'):
     Replay(directory=str(tmp_path), **KWARGS)
   (tmp_path / 'index.json').write_text(json.dumps(dict(index, format=1)))
-  with pytest.raises(ValueError, match=r'\(format 1\).*\(format 2\)'):
+  with pytest.raises(ValueError, match=r'\(format 1\).*\(format 3;'):
     Replay(directory=str(tmp_path), **KWARGS)
   del index['latent_keys']
   (tmp_path / 'index.json').write_text(json.dumps(index))
@@ -331,3 +332,76 @@ def test_write_is_atomic(tmp_path, monkeypatch):
   disk.write('a.npz', dict(x=np.arange(3)), True)
   np.testing.assert_array_equal(disk.load_npz('a.npz')['x'], range(3))
   assert disk.load_npz('a.npz', skip={'x'}) == {}
+
+
+PRIO = dict(KWARGS, fracs=dict(uniform=0.5, priority=0.5), seed=3)
+
+
+def _as_format_2(path):
+  """Rewrites a save as format 2 wrote it: no selector states."""
+  index = json.loads((path / 'index.json').read_text())
+  name = index['items']['file']
+  disk = replay_io.Directory(str(path))
+  table = disk.load_npz(name)
+  disk.write(name, {k: table[k] for k in ('chunk', 'index', 'queue')}, True)
+  del index['selectors'], index['counts']['update_skipped']
+  (path / 'index.json').write_text(json.dumps(dict(index, format=2)))
+
+
+def test_selector_state_is_saved_with_the_item_table(tmp_path):
+  replay = Replay(directory=str(tmp_path), **PRIO)
+  fill(replay, 30)
+  replay.sample(8)
+  replay.save()
+  index = json.loads((tmp_path / 'index.json').read_text())
+  assert index['selectors']['priority']['leaves'] == {
+      'npz': 'selectors.priority.leaves'}
+  assert index['selectors']['uniform'] == dict(first=0, next=26)
+  name = index['items']['file']
+  with np.load(tmp_path / name) as data:
+    assert data['selectors.priority.leaves'].shape == (26,)
+  # A damaged selector state names the files.
+  disk = replay_io.Directory(str(tmp_path))
+  table = disk.load_npz(name)
+  disk.write(name, dict(table, **{
+      'selectors.priority.leaves': np.zeros(3)}), True)
+  with pytest.raises(replay_lib.ReplayCorruptError, match=f'{name}.*26'):
+    Replay(directory=str(tmp_path), **PRIO)
+  del table['selectors.priority.leaves']
+  disk.write(name, table, True)
+  with pytest.raises(replay_lib.ReplayCorruptError,
+                     match=f'{name} lacks the selector array'):
+    Replay(directory=str(tmp_path), **PRIO)
+
+
+def test_format_2_save_is_migrated(tmp_path):
+  replay = Replay(directory=str(tmp_path), **PRIO)
+  fill(replay, 30)
+  batch = replay.sample(8)
+  replay.update(dict(stepid=batch['stepid'][:, 1:],
+                     priority=np.arange(32.0).reshape(8, 4)))
+  replay.sample(6)  # Zeroes the items the priority selector draws.
+  replay.save()
+  files = set(os.listdir(tmp_path))
+  _as_format_2(tmp_path)
+  migrated = Replay(directory=str(tmp_path), **PRIO)
+  assert len(migrated) == 26 and migrated.stats()['update_skipped'] == 0
+  # The item priorities are recomputed from the stored step priorities, so
+  # items zeroed by sampling come back.
+  zeroed = replay._mixture.prioritized.priorities(np.arange(26)) == 0
+  assert zeroed.any()
+  again = migrated._mixture.prioritized.priorities(np.arange(26))
+  for item in range(26):
+    chunk_id, index = migrated._items.get(item)
+    prios = migrated._read(migrated._chunks[chunk_id], index, 0, 5,
+                           lambda c: c.prio, np.nan).astype(np.float64)
+    expected = 0.5 * (prios ** 0.8).max() + 0.5 * (prios ** 0.8).mean()
+    np.testing.assert_allclose(again[item], expected, rtol=1e-12)
+  batch = migrated.sample(8)  # Sampling and saving work as before.
+  np.testing.assert_array_equal(np.diff(batch['count'], axis=1), 1)
+  migrated.save()
+  index = json.loads((tmp_path / 'index.json').read_text())
+  assert index['format'] == 3 and 'selectors' in index
+  # The chunk files of the format 2 save are kept as they are.
+  chunks = {n for n in files if n.startswith('chunk-')}
+  assert chunks <= set(os.listdir(tmp_path))

@@ -1,7 +1,14 @@
-"""Replay selectors (spec §1.7): sum tree, recency ages, priority aggregate."""
+"""Replay selectors (spec §1.7): the protocol, each selector against its
+exact distribution, the mixture, state round trips; sum tree, recency ages,
+priority aggregate."""
+import collections
+import json
+
 import numpy as np
 import pytest
+from scipy import stats
 
+from dreamer_tf.replay import disk
 from dreamer_tf.replay import selectors as selectors
 
 
@@ -83,3 +90,199 @@ def test_aggregate_mixes_max_and_mean():
   assert got[2] == np.inf
   np.testing.assert_allclose(selectors.aggregate(prios[:1], 1.0, 0.0), [14 / 3])
   np.testing.assert_allclose(selectors.aggregate(prios[:1], 1.0, 1.0), [9.0])
+
+
+# --- The selector protocol ---------------------------------------------------
+
+
+def _filled(selector, first=5, next_=45):
+  """The selector holding the live items [first, next_)."""
+  for item in range(next_):
+    selector.insert(item)
+  for item in range(first):
+    selector.remove(item)
+  return selector
+
+
+def _check_draws(selector, probs, draws=20000, seed=0):
+  """Chi-square test of `draws` samples against {item: probability}."""
+  rng = np.random.default_rng(seed)
+  items = sorted(probs)
+  counts = collections.Counter(selector.sample(rng) for _ in range(draws))
+  assert set(counts) <= set(items)
+  observed = [counts[i] for i in items]
+  expected = np.array([probs[i] for i in items]) * draws
+  assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_uniform_matches_its_distribution():
+  uniform = _filled(selectors.Uniform())
+  assert len(uniform) == 40
+  _check_draws(uniform, {i: 1 / 40 for i in range(5, 45)})
+
+
+def test_recency_matches_the_truncated_power_law():
+  recency = _filled(selectors.Recency(exponent=0.7))
+  weights = {i: (44 - i + 1) ** -0.7 for i in range(5, 45)}
+  total = sum(weights.values())
+  _check_draws(recency, {i: w / total for i, w in weights.items()})
+
+
+def _prioritized(**kwargs):
+  kwargs = dict(dict(capacity=50, exponent=0.8, maxfrac=0.3,
+                     zero_on_sample=False), **kwargs)
+  return _filled(selectors.Prioritized(**kwargs))
+
+
+def test_prioritized_matches_brute_force_priorities():
+  prio = _prioritized()
+  rng = np.random.default_rng(1)
+  windows = rng.random((40, 4)) * 5
+  windows[::7] = 0.0  # Items that are never drawn.
+  prio.prioritize(np.arange(5, 45), windows)
+  powered = windows ** 0.8
+  brute = np.array([0.3 * w.max() + 0.7 * w.mean() for w in powered])
+  np.testing.assert_allclose(prio.priorities(np.arange(5, 45)), brute,
+                             rtol=1e-12)
+  exact = prio.tree.probabilities(np.arange(5, 45) % prio.slots)
+  np.testing.assert_allclose(exact, brute / brute.sum(), rtol=1e-12)
+  probs = {i: p for i, p in zip(range(5, 45), brute / brute.sum())}
+  _check_draws(prio, {i: p for i, p in probs.items() if p > 0})
+
+
+def test_prioritized_new_items_first_then_uniform_when_all_zero():
+  prio = _prioritized()  # New items start at `initial` = inf.
+  prio.prioritize(np.arange(5, 40), np.ones((35, 3)))
+  _check_draws(prio, {i: 1 / 5 for i in range(40, 45)}, draws=2000)
+  prio.prioritize(np.arange(5, 45), np.zeros((40, 3)))
+  assert prio.tree.sample(np.random.default_rng(0)) is None
+  _check_draws(prio, {i: 1 / 40 for i in range(5, 45)})
+
+
+def test_prioritized_zero_on_sample_is_its_own_state():
+  prio = _prioritized(zero_on_sample=True)
+  prio.prioritize(np.arange(5, 45), np.ones((40, 2)))
+  rng = np.random.default_rng(2)
+  drawn = [prio.sample(rng) for _ in range(40)]
+  assert sorted(drawn) == list(range(5, 45)) and prio.zeroed == 40
+  np.testing.assert_array_equal(prio.priorities(np.arange(5, 45)), 0)
+  # All zero: uniform draws, nothing more to zero.
+  drawn = prio.sample(rng)
+  assert prio.zeroed == 40 and prio.priorities([drawn]) == 0
+  prio.prioritize([7], [[4.0, 4.0]])  # A fresh value after training.
+  assert prio.priorities([7]) == 4.0 ** 0.8
+  assert prio.sample(rng) == 7 and prio.priorities([7]) == 0
+
+
+def test_mixture_fractions():
+  class Fixed:  # Always draws `item`; a protocol stub.
+    def __init__(self, item):
+      self.item = item
+
+    def sample(self, rng):
+      return self.item
+
+  fracs = dict(uniform=0.5, recency=0.2, priority=0.3)
+  mixture = selectors.Mixture(fracs, dict(
+      uniform=Fixed(0), recency=Fixed(1), priority=Fixed(2)))
+  counts = np.bincount(mixture.sample(np.random.default_rng(3), 20000))
+  assert stats.chisquare(counts, np.array([0.5, 0.2, 0.3]) * 20000
+                         ).pvalue > 1e-3
+  only = selectors.Mixture(dict(recency=1.0), dict(recency=Fixed(1)))
+  assert only.sample(np.random.default_rng(0), 3) == [1, 1, 1]
+  assert only.prioritized is None and only.stats() == {}
+
+
+def test_mixture_validates_loudly():
+  with pytest.raises(ValueError, match='sum to 1'):
+    selectors.Mixture(dict(uniform=0.5), dict(uniform=selectors.Uniform()))
+  with pytest.raises(ValueError, match='Unknown replay selectors'):
+    selectors.Mixture(dict(fifo=1.0), {})
+  with pytest.raises(ValueError, match=r"need the selectors \['uniform'\]"):
+    selectors.Mixture(dict(uniform=1.0), dict(recency=selectors.Recency()))
+
+
+def test_fifo_protocol_errors():
+  for selector in (selectors.Uniform(), selectors.Recency(),
+                   selectors.Prioritized(10)):
+    selector.insert(0)
+    with pytest.raises(ValueError, match='in order'):
+      selector.insert(2)
+    selector.insert(1)
+    with pytest.raises(ValueError, match='first-in first-out'):
+      selector.remove(1)
+    selector.remove(0)
+    selector.remove(1)
+    with pytest.raises(RuntimeError, match='no item'):
+      selector.sample(np.random.default_rng(0))
+  with pytest.raises(ValueError, match='outside the live range'):
+    _prioritized().prioritize([3], [[1.0]])
+
+
+def _mixture(seed_items=60):
+  mixture = selectors.Mixture(
+      dict(uniform=0.3, recency=0.3, priority=0.4), dict(
+          uniform=selectors.Uniform(), recency=selectors.Recency(1.0),
+          priority=selectors.Prioritized(40, zero_on_sample=True)))
+  rng = np.random.default_rng(4)
+  for item in range(seed_items):
+    if item >= 40:
+      mixture.remove(item - 40)
+    mixture.insert(item)
+    if item % 5 == 4:
+      mixture.sample(rng, 3)
+      live = np.arange(max(0, item - 39), item + 1)
+      mixture.prioritize(live[::3], rng.random((len(live[::3]), 4)))
+  return mixture, rng
+
+
+def _continue(mixture, rng, start=60):
+  """Draws and protocol calls after a point; returns the draws."""
+  drawn = []
+  for item in range(start, start + 30):
+    mixture.remove(item - 40)
+    mixture.insert(item)
+    drawn += mixture.sample(rng, 4)
+    mixture.prioritize([item - 1, item], rng.random((2, 4)))
+  return drawn, mixture.get_state()
+
+
+def test_state_round_trip_gives_identical_next_draws():
+  mixture, rng = _mixture()
+  state = mixture.get_state()
+  # Plain data: JSON plus numpy arrays (as the replay saves it).
+  packed, arrays = disk.pack_state(state)
+  restored_state = disk.unpack_state(json.loads(json.dumps(packed)), arrays)
+  restored, _ = _mixture(seed_items=0)
+  assert restored.set_state(restored_state, 20, 60) == []
+  assert restored.prioritized.zeroed == mixture.prioritized.zeroed > 0
+  twin_rng = np.random.default_rng()
+  twin_rng.bit_generator.state = rng.bit_generator.state
+  drawn, final = _continue(mixture, rng)
+  twin_drawn, twin_final = _continue(restored, twin_rng)
+  assert drawn == twin_drawn
+  for name in final:
+    for key, value in final[name].items():
+      np.testing.assert_array_equal(value, twin_final[name][key])
+  with pytest.raises(ValueError, match=r'holds items \[20, 60\)'):
+    restored.set_state(state, 21, 60)
+
+
+def test_missing_selector_state_starts_from_the_live_items():
+  mixture, _ = _mixture(seed_items=0)
+  state = dict(uniform=dict(first=3, next=9))
+  assert mixture.set_state(state, 3, 9) == ['recency', 'priority']
+  assert len(mixture.selectors['recency']) == 6
+  assert (mixture.prioritized.priorities(np.arange(3, 9)) == 0).all()
+
+
+def test_prioritized_ring_follows_the_item_table():
+  table, prio = selectors.ItemTable(100), selectors.Prioritized(100)
+  for item in range(150):
+    if item >= 100:
+      table.popleft()
+      prio.remove(item - 100)
+    table.append(0, 0)
+    prio.insert(item)
+    assert prio.slots == len(table.chunk)
+  assert prio.slots == 100

@@ -12,6 +12,7 @@ import pytest
 
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import config
+from dreamer_tf import envs
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import train as train_lib
 from tests.conftest import ROOT, TINY
@@ -20,26 +21,13 @@ RUN = TINY + ['Agent.batch_size = 4', 'Agent.batch_length = 8',
               'train.log_every = 0', 'train.save_every = 1e9']
 
 
-def test_train_ratio_counts_replayed_steps_per_policy_step():
-  ratio = train_lib.TrainRatio(64, batch_steps=16 * 64)
-  assert ratio.due(1000) == 0  # Training starts here: no catch-up burst.
-  assert ratio.due(1000 + 15) == 0
-  assert ratio.due(1000 + 16) == 1
-  ratio.updates += 1
-  assert ratio.due(1000 + 160) == 9
-  ratio.updates += 9
-  restored = train_lib.TrainRatio(64, 16 * 64)
-  restored.restore(ratio.state())
-  assert restored.due(1000 + 320) == 10
-
-
 def test_frames_per_step_follows_the_action_repeat():
-  frames = train_lib.env_frames_per_step
-  assert frames('dmc', {}) == 2 and frames('atari', {}) == 4
-  assert frames('dmc', {'repeat': 1}) == 1  # HEAD's DMC setting.
-  assert frames('gym', {}, 3) == 3
+  frames = envs.frames_per_step
+  assert frames('dmc:x', {}) == 2 and frames('atari:x', {}) == 4
+  assert frames('dmc:x', {'repeat': 1}) == 1  # HEAD's DMC setting.
+  assert frames('gym:x', {}, 3) == 3
   with pytest.raises(ValueError, match='contradicts'):
-    frames('dmc', {'repeat': 1}, 2)
+    frames('dmc:x', {'repeat': 1}, 2)
 
 
 def run(logdir, steps, *bindings, seed=0):
@@ -49,13 +37,13 @@ def run(logdir, steps, *bindings, seed=0):
 
 
 @pytest.mark.slow
-def test_end_to_end_cartpole_run_then_resume(tmp_path):
+def test_end_to_end_cartpole_run_then_resume(tmp_path, capsys):
   result = run(tmp_path, 120, 'train.train_ratio = 16',
                'train.report_every = 1e-6', 'train.eval_every = 60',
                'train.eval_episodes = 3')
   assert result['policy_steps'] == 120
   assert json.load(open(tmp_path / train_lib.DONE_FILE)) == result
-  _, state = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load()
+  state = ckpt_lib.read(str(tmp_path / 'ckpt'))['counters']
   # Training starts once B*T = 32 sequences of length C+T = 9 are stored.
   assert state['ratio']['start'] == 32 + 8
   expected = int((120 - 40) * 16 / 32)
@@ -76,8 +64,12 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path):
   assert len(reports) == 120 - 42 + 1 and all(
       np.isfinite(m['report/openloop/vector_observed']) for m in reports)
   assert os.path.exists(tmp_path / 'ckpt' / 'latest')
-  # Rerunning the same command with a larger budget resumes.
+  # Rerunning the same command with a larger budget resumes, and says so.
+  capsys.readouterr()
   again = run(tmp_path, 200, 'train.train_ratio = 16')
+  out = capsys.readouterr().out
+  assert f'Resuming from {tmp_path}/ckpt/ckpt-' in out
+  assert f'120 frames (120 policy steps), {expected} updates' in out
   assert again['policy_steps'] == 200
   assert again['updates'] == expected + int(80 * 16 / 32)
   assert again['episodes'] > result['episodes']
@@ -104,8 +96,8 @@ def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
   skipped = [m for m in metrics if 'train/nonfinite_loss' in m]
   assert len(skipped) == 3
   # Skipped updates leave the parameters alone: the agent is still finite.
-  tensors, _ = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).load() or (
-      None, None)
+  states = ckpt_lib.read(str(tmp_path / 'ckpt'))
+  tensors = states and states['agent']['variables']
   assert tensors is None or all(
       np.isfinite(t).all() for t in tensors if t.dtype.kind == 'f')
 
@@ -189,33 +181,34 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
     # exactly those counters, and no process of the run left behind.
     assert proc.returncode == 0, err[-3000:]
     printed = json.loads(out.strip().splitlines()[-1])
-    _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+    state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
     assert state['policy_steps'] == printed['policy_steps']
     assert state['ratio']['updates'] == printed['updates']
     deadline = time.time() + 10  # (multiprocessing's tracker exits last)
     while _alive_in_group(proc.pid) and time.time() < deadline:
       time.sleep(0.1)
     assert not _alive_in_group(proc.pid)
-  _, state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
   assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
   items_at_stop = replay_lib.Replay(
       str(stopped / 'replay'), length=9).stats()['inserts']
   subprocess.run(_launch(stopped, STEPS, EVERY), cwd=ROOT, env=QUIET,
                  check=True, capture_output=True, timeout=600)
-  a_tensors, a_state = ckpt_lib.Checkpointer(
+  a_tensors, a_meta = ckpt_lib.Checkpointer(
       str(straight_run / 'ckpt')).load()
-  b_tensors, b_state = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  b_tensors, b_meta = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
+  a_state, b_state = a_meta['parts']['counters'], b_meta['parts']['counters']
   assert a_state['policy_steps'] == b_state['policy_steps'] == STEPS
   assert a_state['ratio'] == b_state['ratio']
   assert a_state['ratio']['updates'] > 0
   # Agent (params, slow critic, return stats, optimizer) and the live loop
   # state are identical; pickled env bytes (of training and evaluation
   # envs) may differ in layout only.
-  names = ['agent'] * a_state['agent_tensors'] + a_state['loop_arrays']
-  assert names == ['agent'] * b_state['agent_tensors'] + b_state['loop_arrays']
-  assert 'eval_env_state/0' in names
+  names = a_meta['tensor_names']
+  assert names == b_meta['tensor_names']
+  assert 'eval_envs/env/0' in names
   for name, x, y in zip(names, a_tensors, b_tensors):
-    if not name.split('/')[0].endswith('env_state'):
+    if not name.split('/')[1] == 'env':
       np.testing.assert_array_equal(x, y, err_msg=name)
   replay_a = replay_lib.Replay(str(straight_run / 'replay'), length=9).stats()
   replay_b = replay_lib.Replay(str(stopped / 'replay'), length=9).stats()

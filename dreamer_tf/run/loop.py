@@ -1,0 +1,314 @@
+"""The training loop: collect, train by ratio, evaluate, report, log.
+
+Spec §4.1-§4.2, §8.13. Every iteration the env driver steps each worker
+once with the compiled policy (its `on_step` stores the transition in
+replay, its `on_episode` logs the score), then the loop runs the updates the
+train ratio asks for and writes each update's self-describing replay values
+(recomputed latents, by step id) back. Evaluation, reports, console lines
+and checkpoints run on their own clocks. The train ratio is defined once,
+in `TrainRatio`; the loop's settings come in one `Settings` object.
+
+`Loop` holds no files: the caller (`run/train.py`) builds the parts and the
+checkpoint of named parts (`Loop.parts()` + agent, replay, envs, logger).
+"""
+import dataclasses
+import signal
+import time
+
+import numpy as np
+
+from dreamer_tf.run import driver as driver_lib
+from dreamer_tf.run import report as report_lib
+
+# Open-loop reports (§4.4): sequences shown, steps observed before imagining.
+REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
+EVAL_STREAM = 1  # First word of evaluation's RNG key (reports use 2 words).
+
+
+class TrainRatio:
+  """Replayed steps per policy step (spec §1.1, §4.2; issue #154).
+
+  One update replays B*T steps, so after `policy_steps` new policy steps
+  `policy_steps * ratio / (B*T)` updates are due. Counting starts when
+  training starts (no burst of catch-up updates for the prefill).
+  """
+
+  def __init__(self, ratio, batch_steps):
+    self.ratio, self.batch_steps = float(ratio), int(batch_steps)
+    self.start = None  # Policy step at which training started.
+    self.updates = 0
+
+  def due(self, policy_steps):
+    """Updates to run now so that updates = (steps - start) ratio / (B*T)."""
+    if self.start is None:
+      self.start = policy_steps
+    target = int((policy_steps - self.start) * self.ratio / self.batch_steps)
+    return max(0, target - self.updates)
+
+  def state(self):
+    return dict(start=self.start, updates=self.updates)
+
+  def restore(self, state):
+    self.start, self.updates = state['start'], state['updates']
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How long and how often (the `train` gin parameters of the same names).
+
+  steps: policy steps over all envs; frames_per_step: env frames per policy
+  step; log_every / save_every / report_every: seconds (report 0: never);
+  save_every_steps: policy steps (0: off); eval_every: policy steps between
+  evaluations (0: none) of eval_episodes episodes (policy mode if
+  eval_mode); max_nonfinite: skipped updates before the run stops.
+  """
+  steps: int
+  train_ratio: float = 512.0
+  frames_per_step: int = 1
+  log_every: float = 60.0
+  save_every: float = 600.0
+  save_every_steps: int = 0
+  report_every: float = 300.0
+  eval_every: int = 0
+  eval_episodes: int = 1
+  eval_mode: bool = False
+  max_nonfinite: int = 100
+
+
+class Counters:
+  """Checkpoint part: the run's counters, its seed and the loop's RNG.
+
+  Restoring refuses a checkpoint of a run with another seed (before any
+  other part changes anything, see `checkpoint.Checkpoint`).
+  """
+
+  def __init__(self, seed, env, ratio, directory):
+    self.seed, self.env, self.ratio = seed, env, ratio
+    self.directory = directory
+    self.rng = np.random.default_rng(seed)
+    self.policy_steps = self.episodes = self.nonfinite = 0
+    self.last_score = None
+
+  def get_state(self):
+    return dict(
+        policy_steps=self.policy_steps, episodes=self.episodes,
+        last_score=self.last_score, nonfinite=self.nonfinite,
+        ratio=self.ratio.state(), rng=self.rng.bit_generator.state,
+        env=self.env, seed=self.seed)
+
+  def set_state(self, state):
+    # pylint: disable-next=import-outside-toplevel
+    from dreamer_tf.run import checkpoint as ckpt_lib
+    if state['seed'] != self.seed:
+      raise ckpt_lib.CheckpointError(
+          f'The checkpoint in {self.directory} belongs to a run with seed '
+          f"{state['seed']}, not {self.seed}: pass --seed={state['seed']} "
+          f"(or bind train.seed = {state['seed']}) to resume it, or use a "
+          'new --logdir.')
+    self.policy_steps, self.episodes = state['policy_steps'], state[
+        'episodes']
+    self.last_score, self.nonfinite = state['last_score'], state[
+        'nonfinite']
+    self.ratio.restore(state['ratio'])
+    self.rng.bit_generator.state = state['rng']
+
+
+class Loop:
+  """One run's loop over its parts; `run()` until the budget or a stop.
+
+  agent: model.agent.Agent; replay: replay.Replay; logger: run.logger.
+  Logger; driver: run.driver.Driver over the training envs; eval_pool: a
+  ParallelEnvs of evaluation envs or None; counters: Counters; settings:
+  Settings; save: called to write a checkpoint.
+  """
+
+  def __init__(self, agent, replay, logger, driver, eval_pool, counters,
+               settings, save):
+    self.agent, self.replay, self.logger = agent, replay, logger
+    self.driver, self.eval_pool = driver, eval_pool
+    self.counters, self.settings, self.save = counters, settings, save
+    self.ratio = counters.ratio
+    self.lost_logged = 0  # Entries of pool.lost_episodes already logged.
+    self.openloop = report_lib.OpenLoop(
+        agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
+    driver.on_step(self._store)
+    driver.on_episode(self._log_episode)
+
+  @property
+  def frames(self):
+    return self.counters.policy_steps * self.settings.frames_per_step
+
+  def run(self):
+    """Collects and trains until the budget is spent or a stop (SIGINT,
+    SIGTERM) is requested; always ends with a checkpoint. Returns the
+    counters."""
+    with _StopFlag() as stop:
+      self._collect_and_train(stop)
+    c = self.counters
+    return dict(policy_steps=c.policy_steps, frames=self.frames,
+                updates=self.ratio.updates, episodes=c.episodes,
+                last_score=c.last_score)
+
+  def _collect_and_train(self, stop):
+    """The loop body until the budget is spent or a stop is requested."""
+    s, c, n = self.settings, self.counters, len(self.driver)
+    min_items = self.agent.batch_size * self.agent.batch_length
+    last_log = last_save = last_report = time.time()
+    window = dict(start=time.time(), steps=c.policy_steps, updates=0)
+    metrics = {}
+    while c.policy_steps < s.steps and not stop.requested:
+      self.driver.step(c.rng.integers(0, 2**31 - 1, 2).astype(np.int32))
+      c.policy_steps += n
+      self._log_lost_episodes()
+      if len(self.replay) >= min_items:
+        for _ in range(self.ratio.due(c.policy_steps)):
+          metrics = self._update()
+          window['updates'] += 1
+      if s.eval_every and c.policy_steps % s.eval_every < n:
+        self._evaluate()
+      now = time.time()
+      if now - last_log >= s.log_every:
+        self._log(metrics, window, now)
+        window = dict(start=now, steps=c.policy_steps, updates=0)
+        last_log = now
+      if (s.report_every and now - last_report >= s.report_every
+          and self.ratio.updates):
+        self._report()
+        last_report = now
+      by_steps = (s.save_every_steps and
+                  c.policy_steps % s.save_every_steps < n)
+      if now - last_save >= s.save_every or by_steps:
+        self.save()
+        last_save = now
+    self.save()
+
+  # --- Driver callbacks ----------------------------------------------------
+
+  def _store(self, transition):
+    """Adds every env's transition to its replay stream."""
+    for i in range(len(self.driver)):
+      self.replay.add({k: v[i] for k, v in transition.items()}, worker=i)
+
+  def _log_episode(self, worker, episode):
+    del worker
+    self.counters.episodes += 1
+    self.counters.last_score = episode.score
+    self.logger.score(episode.score, episode.length, self.frames,
+                      **episode.logs)
+
+  def _log_lost_episodes(self):
+    """Logs the episodes of crashed env workers since the last call (the
+    pool restarted them and warned on the console), as they happen: a
+    killed run must not lose them."""
+    lost = self.driver.pool.lost_episodes
+    for episode in lost[self.lost_logged:]:
+      self.logger.scalars({'env/lost_episode_steps': episode.steps,
+                           'env/lost_episode_worker': episode.worker},
+                          self.frames)
+    self.lost_logged = len(lost)
+
+  # --- Training ----------------------------------------------------------------
+
+  def _update(self):
+    """One update; writes its replay values back unless it was skipped."""
+    batch = self.replay.sample(self.agent.batch_size)
+    metrics, updates = self.agent.train(batch)
+    if float(metrics['opt/skipped']):
+      # The agent skipped the update; its latents are not written back.
+      c = self.counters
+      c.nonfinite += 1
+      self.logger.scalars({'train/nonfinite_loss': float(
+          metrics['opt/loss'])}, self.frames)
+      if c.nonfinite >= self.settings.max_nonfinite:
+        raise FloatingPointError(
+            f'{c.nonfinite} updates had a non-finite loss or gradient '
+            'and were skipped; stopping. Check the inputs (rewards, '
+            'observations) or lower LaProp.lr.')
+    else:
+      self.replay.update(updates)
+    self.ratio.updates += 1
+    return metrics
+
+  def _evaluate(self):
+    """Runs eval_episodes episodes on the eval envs; logs them as 'eval'.
+
+    Its own RNG, keyed by the step: evaluating leaves the training
+    trajectory alone, and a resumed run evaluates exactly as before.
+    """
+    s = self.settings
+    quotas = driver_lib.episode_quotas(s.eval_episodes, len(self.eval_pool))
+    rng = np.random.default_rng(
+        [EVAL_STREAM, self.counters.seed, self.counters.policy_steps])
+    results, _ = driver_lib.run_episodes(
+        self.agent, self.eval_pool, quotas, s.eval_mode, rng)
+    for episode in results:
+      self.logger.score(episode.score, episode.length, self.frames,
+                        kind='eval', **episode.logs)
+
+  def _report(self):
+    """Open-loop predictions on a few replayed sequences (§4.4).
+
+    Reads replay with its own RNG and changes no agent state, so reports
+    cannot alter the run (exact resume does not depend on their timing).
+    """
+    agent, observe = self.agent, self.openloop.observe
+    length = min(agent.batch_length, 2 * observe)
+    key = [self.counters.seed, self.ratio.updates]
+    data = self.replay.peek(REPORT_SEQUENCES, agent.replay_context + length,
+                            np.random.default_rng(key))
+    data.pop('stepid', None)
+    preds = self.openloop(data, np.array(key, np.int32))
+    discrete = [k for k in preds if agent.obs_space[k].discrete]
+    self.logger.scalars({f'report/openloop/{k}': v for k, v in
+                         report_lib.errors(preds, observe, discrete).items()},
+                        self.frames)
+    for name in report_lib.image_keys(agent.obs_space):
+      self.logger.video(f'report/openloop/{name}',
+                        report_lib.video_grid(*preds[name], observe),
+                        self.frames)
+
+  def _log(self, metrics, window, now):
+    c, s = self.counters, self.settings
+    seconds = max(now - window['start'], 1e-9)
+    fps = (c.policy_steps - window['steps']) * s.frames_per_step
+    replayed = self.agent.batch_size * self.agent.batch_length
+    values = {f'train/{k}': v for k, v in metrics.items()}
+    values.update({
+        'fps/policy': fps / seconds,
+        'fps/train': window['updates'] * replayed / seconds,
+        'counters/policy_steps': c.policy_steps,
+        'counters/frames': self.frames,
+        'counters/updates': self.ratio.updates,
+        'counters/replay_ratio': (
+            self.ratio.updates * replayed / max(c.policy_steps, 1)),
+        'counters/nonfinite_updates': c.nonfinite,
+    })
+    values.update({f'replay/{k}': v for k, v in self.replay.stats().items()})
+    self.logger.scalars(values, self.frames)
+    self.logger.progress(self.frames, s.steps * s.frames_per_step,
+                         fps / seconds, c.last_score, self.ratio.updates,
+                         now=now)
+
+
+class _StopFlag:
+  """While active, SIGINT/SIGTERM request a clean stop (a final checkpoint
+  is written); the previous handlers come back afterwards."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # Not the main thread.
+        pass
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def _handle(self, *unused):
+    self.requested = True

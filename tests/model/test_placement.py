@@ -1,0 +1,102 @@
+"""Placement of the update: the finiteness skip, the two-phase split and
+the multi-replica update against the single-device one."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dreamer_tf.model import placement
+from dreamer_tf.model import update
+from tests.conftest import ROOT, TINY, make_batch
+from tests.model.test_agent import build
+
+
+def test_two_phases_give_the_one_phase_gradients():
+  """Returns first, then the loss given their scale (the multi-replica
+  split) differentiates to exactly the single-phase gradients."""
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 3', "Agent.precision = 'float32'")
+  data = make_batch(agent)
+  seed = tf.constant([0, 3])
+  one = placement.gradients(agent, data, seed)
+  ret = update.imagine(agent, data, seed).ret
+  scale = update.return_scale(agent.retnorm, ret).scale
+  two = placement.gradients(agent, data, seed, scale)
+  assert two.retnorm is None
+  assert float(one.retnorm.scale) == float(scale)
+  for a, b in zip(one.grads, two.grads):
+    np.testing.assert_array_equal(a, b)
+  for key, value in one.metrics.items():
+    np.testing.assert_array_equal(value, two.metrics[key], err_msg=key)
+
+
+def test_non_finite_loss_skips_the_update():
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 4', 'LaProp.warmup = 0')
+  data = make_batch(agent)
+  agent.train(data)
+  before = agent.get_state()
+  bad = dict(data, reward=np.full_like(data['reward'], np.nan))
+  metrics, _ = agent.train(bad)
+  assert float(metrics['opt/skipped']) == 1.0
+  for old, new in zip(before, agent.get_state()):
+    np.testing.assert_array_equal(old, new)  # params, optimizer, retnorm
+  metrics, _ = agent.train(data)
+  assert float(metrics['opt/skipped']) == 0.0
+  assert int(agent.optimizer.iterations) == 2
+
+
+def run_mirrored(obs, act, *bindings):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'tests.model.mirrored_update',
+       obs, act, *bindings], capture_output=True, text=True, cwd=ROOT,
+      timeout=900, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('obs, act', [('24', 'continuous:2'),
+                                      ('64x64x3', 'discrete:3')])
+def test_mirrored_update_equals_single_device_update(obs, act):
+  """Two updates on 2 logical CPUs equal the default-strategy updates.
+
+  Both run without XLA: the single-device step is one fused XLA program
+  while the multi-replica step is split at the collectives, and different
+  fusions round differently; a categorical sample whose Gumbel scores tie
+  to an ulp then flips. Per-op TF kernels give the same samples, so the
+  comparison is exact up to float32 summation order.
+  """
+  result = run_mirrored(obs, act, 'Agent.jit_compile = False')
+  assert result['replicas'] == 2
+  for i in range(2):
+    single, mirrored = result[f'loss_{i}']
+    assert mirrored == pytest.approx(single, rel=1e-5)
+    per_loss = result[f'loss_metrics_{i}']
+    assert {'loss/dyn', 'loss/policy', 'loss/value'} <= set(per_loss)
+    for key, (single, mirrored) in per_loss.items():
+      assert mirrored == pytest.approx(single, rel=1e-5, abs=1e-7), key
+  assert result['iterations'] == [2, 2]
+  # The replay updates name the trained steps, rows in batch order.
+  assert result['stepid_0'] == result['stepid_1'] == [True, True]
+  assert result['latents_max_abs_diff_0'] < 1e-5, result
+  for group in ('params', 'slow_critic', 'retnorm'):
+    assert result[group]['changed'], group
+    assert result[group]['max_rel'] < 1e-5, (group, result)
+  # The optimizer moments see the all-reduced sum of partial sums, whose
+  # float32 rounding differs from the one-device sum; LaProp's g/sqrt(nu)
+  # magnifies that for near-zero gradient entries in the momentum.
+  assert result['optimizer_nu']['max_rel'] < 1e-4, result
+  assert result['optimizer_mu']['max_rel'] < 1e-3, result
+
+
+@pytest.mark.slow
+def test_mirrored_update_runs_with_xla_loss_and_gradients():
+  """The multi-replica XLA path (collectives outside XLA) trains too."""
+  result = run_mirrored('24', 'continuous:2', 'Agent.jit_compile = True')
+  single, mirrored = result['loss_0']
+  assert mirrored == pytest.approx(single, rel=1e-4)  # before any update
+  assert result['params']['changed'] and result['params']['max_rel'] < 1e-2
