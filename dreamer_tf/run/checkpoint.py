@@ -146,6 +146,7 @@ def signature_diff(saved, current):
 # --- A checkpoint of named parts -------------------------------------------
 
 FORMAT = 2  # 1: dreamer_tf < 0.2, one flat tensor list decoded by the loop.
+LISTS = '__lists__'  # Metadata key: {key: length} of a part's array lists.
 
 
 class Checkpoint:
@@ -153,8 +154,9 @@ class Checkpoint:
 
   parts: {name: object with get_state() and set_state(state)}. A part's
   state is a dict whose values are numpy arrays, lists of numpy arrays or
-  JSON values; arrays go to tensors.npz (as `<part>/<key>` or
-  `<part>/<key>/<i>`), the rest to state.json. Parts are restored in the
+  JSON values; arrays go to tensors.npz (as `<part>/<key>`, list items as
+  `<part>/<key>/<i>` with the list lengths under `LISTS` in state.json), the
+  rest to state.json. Parts are restored in the
   order given, so parts that validate (the agent's model signature, the
   run's seed) come before parts that change files (the logger).
   """
@@ -168,18 +170,21 @@ class Checkpoint:
     """Collects every part's state and writes a checkpoint atomically."""
     tensors, names, meta = [], [], {}
     for part, obj in self.parts.items():
-      meta[part] = {}
+      meta[part], lists = {}, {}
       for key, value in obj.get_state().items():
         if isinstance(value, np.ndarray):
           names.append(f'{part}/{key}')
           tensors.append(value)
         elif (isinstance(value, list) and value
               and all(isinstance(v, np.ndarray) for v in value)):
+          lists[key] = len(value)
           for i, item in enumerate(value):
-            names.append(f'{part}/{key}/{i:05d}')
+            names.append(f'{part}/{key}/{i}')
             tensors.append(item)
         else:
           meta[part][key] = value
+      if lists:
+        meta[part][LISTS] = lists
     return self.checkpointer.save(tensors, dict(
         format=FORMAT, parts=meta, tensor_names=names))
 
@@ -214,16 +219,14 @@ def unpack(tensors, state, directory):
         'it with the commit that wrote it (git checkout 5258955) or start '
         'a new --logdir.')
   states = {part: dict(meta) for part, meta in state['parts'].items()}
-  lists = {}
-  for name, value in zip(state['tensor_names'], tensors):
+  tensors = dict(zip(state['tensor_names'], tensors))
+  for part, meta in states.items():
+    lists = meta.pop(LISTS, {})
+    for key, length in lists.items():
+      meta[key] = [tensors.pop(f'{part}/{key}/{i}') for i in range(length)]
+  for name, value in tensors.items():
     part, key = name.split('/', 1)
-    head, _, index = key.rpartition('/')
-    if head and len(index) == 5 and index.isdigit():
-      lists.setdefault((part, head), []).append(value)
-    else:
-      states.setdefault(part, {})[key] = value
-  for (part, key), values in lists.items():
-    states.setdefault(part, {})[key] = values
+    states.setdefault(part, {})[key] = value
   return states
 
 

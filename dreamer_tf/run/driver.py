@@ -159,16 +159,18 @@ def restore_env_states(pool, state):
 class EnvPoolState:
   """Checkpoint part of a pool whose episodes restart at every use (the
   in-training evaluation envs): only the envs' states, so evaluations after
-  a resume replay the same episodes."""
+  a resume replay the same episodes. `pool` None (no evaluation) saves
+  nothing; a pool restored from a state without envs starts fresh."""
 
   def __init__(self, pool):
     self.pool = pool
 
   def get_state(self):
-    return env_states(self.pool)
+    return env_states(self.pool) if self.pool else {}
 
   def set_state(self, state):
-    restore_env_states(self.pool, state)
+    if self.pool:
+      restore_env_states(self.pool, state)
 
 
 def run_episodes(agent, pool, quotas, mode, rng, frame_key=None):

@@ -61,13 +61,10 @@ def path(logdir):
   return os.path.join(logdir, FILE)
 
 
-def write(logdir, record):
-  """Writes `record` as the run's record (atomic); returns it.
-
-  If the logdir already has one (a resume), the identity fields must match
-  (RunRecordError naming them otherwise); its creation time is kept and the
-  budget updated.
-  """
+def check(logdir, record):
+  """Raises RunRecordError when the logdir's run.json (if any) names
+  another env, env kwargs, frames per step or seed than `record`; returns
+  the saved record or None. Call it before a resume touches anything."""
   old = load(logdir) if os.path.exists(path(logdir)) else None
   if old is not None:
     diff = [f'{k}: run.json {getattr(old, k)!r} vs now {getattr(record, k)!r}'
@@ -78,6 +75,17 @@ def write(logdir, record):
           f'{path(logdir)} describes another experiment than this resume:\n  '
           + '\n  '.join(diff) + '\nUse the original settings or a new '
           '--logdir.')
+  return old
+
+
+def write(logdir, record):
+  """Writes `record` as the run's record (atomic); returns it.
+
+  If the logdir already has one (a resume), the identity fields must match
+  (`check`); its creation time is kept and the budget updated.
+  """
+  old = check(logdir, record)
+  if old is not None:
     record = dataclasses.replace(record, created=old.created,
                                  version=old.version)
   elif not record.created:
@@ -129,10 +137,14 @@ def legacy_record(logdir):
   seed = gin_value(text, 'train.seed')
   if seed is None:
     seed = _legacy_seed(logdir)
+  try:
+    frames_per_step = envs_lib.frames_per_step(
+        env, kwargs, gin_value(text, 'train.frames_per_step'))
+  except ValueError as e:
+    raise RunRecordError(f'{config}: {e}') from None
   return RunRecord(
       env=env, env_kwargs=kwargs, seed=seed,
-      frames_per_step=envs_lib.frames_per_step(
-          env, kwargs, gin_value(text, 'train.frames_per_step')),
+      frames_per_step=frames_per_step,
       num_envs=gin_value(text, 'train.num_envs') or 1,
       steps=gin_value(text, 'train.steps') or 0,
       train_ratio=gin_value(text, 'train.train_ratio') or 0.0,

@@ -17,6 +17,7 @@ to the loop (`run/loop.py`) and keeps them in one checkpoint of named parts
 and writes the run record `<logdir>/run.json` (`run/record.py`) and the
 resolved gin config `<logdir>/config.gin` once the checkpoint accepted them.
 """
+import contextlib
 import functools
 import os
 
@@ -69,33 +70,32 @@ def train(
       report_every=report_every, eval_every=eval_every,
       eval_episodes=eval_episodes, eval_mode=eval_mode,
       max_nonfinite=max_nonfinite)
-  pools = []
-  try:
-    pool = _pool(env, env_kwargs, [seed * 1000 + i for i in range(num_envs)])
-    pools.append(pool)
-    eval_pool = _pool(env, env_kwargs, [
+  # Refused before anything is started or changed: another experiment.
+  record_lib.check(logdir, record)
+  with contextlib.ExitStack() as stack:  # Closes whatever was opened.
+    pool = stack.enter_context(_pool(
+        env, env_kwargs, [seed * 1000 + i for i in range(num_envs)]))
+    eval_pool = stack.enter_context(_pool(env, env_kwargs, [
         10**6 + seed * 1000 + i for i in range(min(eval_episodes, 4))]
-                      ) if eval_every else None
-    pools.append(eval_pool)
+                                          )) if eval_every else None
     logger = log_lib.Logger(logdir)
-    pools.append(logger)
+    stack.callback(logger.close)
     agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed)
     replay = Replay(os.path.join(logdir, 'replay'), capacity=replay_capacity,
                     length=agent.sequence_length, seed=seed)
     ckpt_dir = os.path.join(logdir, 'ckpt')
-    counters = loop_lib.Counters(
-        seed, env, loop_lib.TrainRatio(train_ratio,
-                              agent.batch_size * agent.batch_length),
-        ckpt_dir)
+    ratio = loop_lib.TrainRatio(train_ratio,
+                                agent.batch_size * agent.batch_length)
+    counters = loop_lib.Counters(seed, env, ratio, ckpt_dir)
     driver = driver_lib.Driver(agent, pool)
     parts = dict(
         agent=ckpt_lib.AgentPart(
             agent, ckpt_dir, 'Use the original gin bindings or a new '
             '--logdir.'),
-        counters=counters, replay=_ReplayPart(replay), driver=driver)
-    if eval_pool:
-      parts['eval_envs'] = driver_lib.EnvPoolState(eval_pool)
-    parts['logger'] = _LoggerPart(logger)
+        counters=counters, replay=_ReplayPart(replay), driver=driver,
+        # Also without evaluation: it may be turned on or off on a resume.
+        eval_envs=driver_lib.EnvPoolState(eval_pool),
+        logger=_LoggerPart(logger))
     checkpoint = ckpt_lib.Checkpoint(ckpt_dir, parts)
     if checkpoint.load() is None:
       driver.reset()
@@ -111,10 +111,6 @@ def train(
     if result['policy_steps'] >= steps:
       _write_done(logdir, result)
     return result
-  finally:
-    for closable in pools:
-      if closable:
-        closable.close()
 
 
 def _pool(env, env_kwargs, seeds):

@@ -86,7 +86,7 @@ def test_named_parts_round_trip_arrays_lists_and_json(tmp_path):
       a=_Part(dict(x=np.arange(3), values=[np.ones(2), np.zeros((2, 2))],
                    count=5, nested={'k': [1, 2]})),
       b=_Part({'obs/image': np.full((2, 4), 7, np.uint8), 'env/0': np.ones(
-          3, np.uint8)}))
+          3, np.uint8), 'env/12345': np.zeros(1)}))
   ckpt_lib.Checkpoint(str(tmp_path), saved).save()
   restored = dict(a=_Part(), b=_Part())
   state = ckpt_lib.Checkpoint(str(tmp_path), restored).load()
@@ -96,6 +96,7 @@ def test_named_parts_round_trip_arrays_lists_and_json(tmp_path):
   assert [v.shape for v in a['values']] == [(2,), (2, 2)]
   assert a['count'] == 5 and a['nested'] == {'k': [1, 2]}
   assert b['obs/image'].dtype == np.uint8 and b['env/0'].shape == (3,)
+  assert b['env/12345'].shape == (1,)  # Not mistaken for a list item.
   assert ckpt_lib.read(str(tmp_path))['a']['count'] == 5
 
 

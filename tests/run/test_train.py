@@ -14,6 +14,7 @@ from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import config
 from dreamer_tf import envs
 from dreamer_tf import replay as replay_lib
+from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import train as train_lib
 from tests.conftest import ROOT, TINY
 
@@ -86,6 +87,13 @@ def test_resume_with_a_different_model_names_the_bindings(tmp_path):
   # A refused resume leaves the run's config.gin as the run wrote it.
   written = (tmp_path / 'config.gin').read_text()
   assert 'RSSM.deter = 64' in written and 'RSSM.deter = 128' not in written
+  # Another experiment per run.json is refused before anything is touched.
+  scores = (tmp_path / 'scores.jsonl').read_text()
+  with pytest.raises(record_lib.RunRecordError, match='frames_per_step'):
+    run(tmp_path, 96, 'train.frames_per_step = 3')
+  assert (tmp_path / 'scores.jsonl').read_text() == scores
+  # Evaluation may be turned on for a run that saved without it.
+  assert run(tmp_path, 96, 'train.eval_every = 48')['policy_steps'] == 96
 
 
 def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
