@@ -61,14 +61,14 @@ def path(logdir):
   return os.path.join(logdir, FILE)
 
 
-def check(logdir, record):
+def check(logdir, record, fields=IDENTITY):
   """Raises RunRecordError when the logdir's run.json (if any) names
   another env, env kwargs, frames per step or seed than `record`; returns
   the saved record or None. Call it before a resume touches anything."""
   old = load(logdir) if os.path.exists(path(logdir)) else None
   if old is not None:
     diff = [f'{k}: run.json {getattr(old, k)!r} vs now {getattr(record, k)!r}'
-            for k in IDENTITY
+            for k in fields
             if _jsonable(getattr(old, k)) != _jsonable(getattr(record, k))]
     if diff:
       raise RunRecordError(

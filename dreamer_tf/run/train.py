@@ -70,8 +70,9 @@ def train(
       report_every=report_every, eval_every=eval_every,
       eval_episodes=eval_episodes, eval_mode=eval_mode,
       max_nonfinite=max_nonfinite)
-  # Refused before anything is started or changed: another experiment.
-  record_lib.check(logdir, record)
+  # Refused before anything is started or changed: another experiment (a
+  # seed change is refused by the counters part, naming --seed).
+  record_lib.check(logdir, record, ('env', 'env_kwargs', 'frames_per_step'))
   with contextlib.ExitStack() as stack:  # Closes whatever was opened.
     pool = stack.enter_context(_pool(
         env, env_kwargs, [seed * 1000 + i for i in range(num_envs)]))
