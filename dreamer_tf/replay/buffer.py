@@ -57,8 +57,8 @@ import types
 import gin
 import numpy as np
 
-from dreamer_tf.replay import disk
-from dreamer_tf.replay import selectors
+import dreamer_tf.replay.disk as disk
+import dreamer_tf.replay.selectors as selectors
 
 ReplayCorruptError = disk.ReplayCorruptError
 _PARTS, _LATENTS = disk.PARTS, disk.LATENTS
