@@ -29,8 +29,13 @@ EXTRAS = {
     'render': ['pygame-ce==2.5.8'],
     'plots': ['matplotlib>=3.8'],
     'test': ['pytest>=8'],
+    # bsuite's DeepSea, the reference tests/envs/test_deepsea.py compares
+    # envs/deepsea.py with step by step (dreamer_tf runs without it). Not
+    # in 'all': it pulls in pandas, plotnine, statsmodels, scikit-image.
+    'bsuite': ['bsuite==0.3.6'],
 }
-EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
+EXTRAS['all'] = sorted({p for name, deps in EXTRAS.items()
+                        if name != 'bsuite' for p in deps})
 
 setuptools.setup(
     name='dreamer_tf',

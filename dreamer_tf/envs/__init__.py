@@ -7,6 +7,7 @@ Ids (spec §5.1, §5.2 and the Decisions table):
   dmc:walker_walk        dm_control proprio vectors, action repeat 2
   dmc_vision:walker_walk dm_control 64x64 image only, action repeat 2
   crafter:reward         Crafter 64x64 RGB with achievement rewards
+  deepsea:10             bsuite's DeepSea exploration chain, 10x10 one-hot
 
 Keyword arguments go to the suite's constructor and override the preset
 (e.g. `make('atari100k:Pong', seed=1, noops=0)`). Suite modules import their
@@ -23,7 +24,7 @@ DEFAULT = 'gym:CartPole-v1'
 
 # Env frames per policy step under each suite's default action repeat.
 FRAMES_PER_STEP = {'gym': 1, 'atari': 4, 'atari100k': 4, 'dmc': 2,
-                   'dmc_vision': 2, 'crafter': 1}
+                   'dmc_vision': 2, 'crafter': 1, 'deepsea': 1}
 
 # suite -> (module, constructor, preset kwargs).
 SUITES = {
@@ -33,6 +34,7 @@ SUITES = {
     'dmc': ('dmc', 'DMC', {'proprio': True, 'image': False}),
     'dmc_vision': ('dmc', 'DMC', {'proprio': False, 'image': True}),
     'crafter': ('crafter', 'Crafter', {}),
+    'deepsea': ('deepsea', 'make_env', {}),
 }
 
 
