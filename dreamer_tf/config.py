@@ -13,10 +13,13 @@ import gin
 
 from dreamer_tf.model import agent
 from dreamer_tf.model import behavior
+from dreamer_tf.model import explore
 from dreamer_tf.model import optim
+from dreamer_tf.model import priority
 from dreamer_tf import replay
 from dreamer_tf.model import rssm
 from dreamer_tf.model import world_model
+from dreamer_tf.run import schedules
 from dreamer_tf.run import train
 
 # Gin files may include others relative to the repository root.
@@ -31,10 +34,15 @@ CONFIGURABLES = {
     'Actor': behavior.ActorConfig,
     'Critic': behavior.CriticConfig,
     'ReturnNormalizer': behavior.ReturnNormalizerConfig,
+    'Exploration': explore.ExplorationConfig,
+    'Priority': priority.PriorityConfig,
     'LaProp': optim.LaProp,
     'Replay': replay.Replay,
     'imagination_losses': behavior.imagination_losses,
     'train': train.train,
+    'Fixed': schedules.Fixed,
+    'ExponentialDecay': schedules.ExponentialDecay,
+    'ReturnProgress': schedules.ReturnProgress,
 }
 
 

@@ -2,7 +2,8 @@
 
 * Assembly: world model, actor, critic, slow critic, return normaliser and
   LaProp optimizer, created under the strategy's scope with deterministic
-  init seeds.
+  init seeds; with exploration (explore.py) also the ensemble and its
+  optimizer, and an intrinsic critic, slow critic and return normaliser.
 * State I/O: `get_state`/`set_state` for exact resumes, `signature` and
   `parameter_counts` describing the model.
 * Acting: `policy`, one compiled posterior + actor step per env step (§4.1).
@@ -17,9 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from dreamer_tf.model import behavior
+from dreamer_tf.model import explore as explore_lib
 from dreamer_tf.model import nets
 from dreamer_tf.model import optim
 from dreamer_tf.model import placement
+from dreamer_tf.model import priority as priority_lib
 from dreamer_tf import spaces as spaces_lib
 from dreamer_tf.model import world_model
 
@@ -27,6 +30,10 @@ DEFAULT_LOSS_SCALES = dict(
     rec=1.0, reward=1.0, cont=1.0, dyn=1.0, rep=0.1, policy=1.0, value=1.0,
     repval=0.3)
 PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
+EXTRINSIC, INTRINSIC = behavior.EXTRINSIC, explore_lib.INTRINSIC
+# Init seeds of the exploration modules: their own stream, so that turning
+# exploration on leaves every other module's initial weights unchanged.
+EXPLORE_SEED_OFFSET = 1_000_003
 
 
 @gin.configurable
@@ -42,6 +49,9 @@ class Agent:
   `reward_grad=False` stops the reward loss's gradient at the reward head's
   input features (official `reward_grad`); `repval_loss` and `repval_grad`
   switch the replay-value loss and its gradient into the world model (§3.7).
+  `exploration` (gin `Exploration`, explore.py) adds the ensemble and the
+  intrinsic reward stream; `priority` (gin `Priority`, priority.py) says
+  how `train` turns an update's signals into replay priorities.
   """
 
   def __init__(
@@ -49,7 +59,8 @@ class Agent:
       replay_context=1, imag_length=15, horizon=333, lam=0.95,
       contdisc=True, loss_scales=None, slow_rate=0.02, reward_grad=True,
       repval_loss=True, repval_grad=True, precision='auto',
-      jit_compile='auto', seed=0, strategy=None):
+      jit_compile='auto', seed=0, strategy=None, exploration=None,
+      priority=None):
     spaces_lib.check_obs_space(obs_space)
     spaces_lib.check_act_space(act_space)
     obs_space = {k: v for k, v in obs_space.items()
@@ -67,6 +78,10 @@ class Agent:
     self.repval_loss, self.repval_grad = repval_loss, repval_grad
     self.precision, self.jit_compile, self.seed = precision, jit_compile, seed
     self.strategy = strategy or tf.distribute.get_strategy()
+    self.exploration = exploration or explore_lib.ExplorationConfig()
+    self.priority = priority or priority_lib.PriorityConfig()
+    self.priority.check(priority_lib.SIGNALS if self.exploration.enabled
+                        else priority_lib.SIGNALS[:-1])
     self.loss_scales = self._expand_scales(loss_scales)
     dtype = PRECISIONS[precision]
     act_size = sum(s.size for s in act_space.values())
@@ -84,15 +99,61 @@ class Agent:
           critic_config, seeds=nets.InitSeeds(seed), dtype=dtype,
           name='slow_critic', trainable=False)
       self.retnorm = behavior.ReturnNormalizer(name='retnorm')
+      self.critics = {EXTRINSIC: self.critic}
+      self.slow_critics = {EXTRINSIC: self.slow_critic}
+      self.retnorms = {EXTRINSIC: self.retnorm}
+      self.ensemble = self.explore_optimizer = None
+      if self.exploration.enabled:
+        self._add_exploration(critic_config, dtype)
+      self.intrinsic_weight = tf.Variable(
+          0.0, trainable=False, name='intrinsic_weight',
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self._build()
-      for slow, fast in zip(self.slow_critic.weights, self.critic.weights):
-        slow.assign(fast)
+      for stream, critic in self.critics.items():
+        for slow, fast in zip(self.slow_critics[stream].weights,
+                              critic.weights):
+          slow.assign(fast)
       self.optimizer = optim.LaProp()
       self.optimizer.build(self.trainable_variables)
+      if self.ensemble is not None:
+        self.explore_optimizer = optim.LaProp(
+            lr=self.exploration.lr, name='explore_laprop')
+        self.explore_optimizer.build(self.explore_variables)
     self._policy_fn = tf.function(self._policy, jit_compile=jit_compile)
     self._update = None
 
   # --- Construction ---------------------------------------------------------
+
+  def _add_exploration(self, critic_config, dtype):
+    """The ensemble and the intrinsic stream's critics and normaliser."""
+    seeds = nets.InitSeeds(self.seed + EXPLORE_SEED_OFFSET)
+    rssm = self.wm.rssm
+    self.ensemble = explore_lib.Ensemble(
+        self.exploration, rssm.stoch_size, rssm.classes, seeds, dtype=dtype,
+        name='ensemble')
+    self.critics[INTRINSIC] = behavior.Critic(
+        critic_config, seeds=seeds, dtype=dtype, name=f'critic_{INTRINSIC}')
+    self.slow_critics[INTRINSIC] = behavior.Critic(
+        critic_config, seeds=seeds, dtype=dtype,
+        name=f'slow_critic_{INTRINSIC}', trainable=False)
+    self.retnorms[INTRINSIC] = behavior.ReturnNormalizer(
+        name=f'retnorm_{INTRINSIC}')
+
+  def advantage_weights(self):
+    """{stream: weight} of the actor's advantage: the extrinsic weight
+    (Exploration.extrinsic_weight, 1 without exploration) and the
+    intrinsic one (`set_intrinsic_weight`, from the schedule)."""
+    if self.ensemble is None:
+      return {EXTRINSIC: 1.0}
+    return {EXTRINSIC: self.exploration.extrinsic_weight,
+            INTRINSIC: tf.identity(self.intrinsic_weight)}
+
+  def set_intrinsic_weight(self, value):
+    """The intrinsic advantage's weight for the next updates (>= 0)."""
+    value = float(value)
+    if not value >= 0:
+      raise ValueError(f'Intrinsic weight {value} must be >= 0.')
+    self.intrinsic_weight.assign(value)
 
   def _expand_scales(self, scales):
     scales = dict(DEFAULT_LOSS_SCALES if scales is None else scales)
@@ -107,6 +168,8 @@ class Agent:
     scales.update({k: rec for k in spaces_lib.model_keys(self.obs_space)})
     if not self.repval_loss:
       scales.pop('repval')
+    if self.exploration.enabled:  # The intrinsic critic weighs as the other.
+      scales[f'value_{INTRINSIC}'] = scales['value']
     return scales
 
   def _build(self):
@@ -119,8 +182,11 @@ class Agent:
     self.wm.decode(self.wm.rssm.initial(1))
     self.wm.reward(feat)
     self.wm.cont(feat)
-    self.critic(feat)
-    self.slow_critic(feat)
+    for stream in self.critics:
+      self.critics[stream](feat)
+      self.slow_critics[stream](feat)
+    if self.ensemble is not None:
+      self.ensemble(feat, carry['action'])
 
   def dummy_obs(self, batch, length=None):
     """Zero observations [batch(, length), ...] matching the obs space."""
@@ -130,21 +196,38 @@ class Agent:
 
   @property
   def modules(self):
-    """The trained modules by name (the slow critic is not trained)."""
-    return {
+    """The modules the agent's optimizer trains, by name (the slow critics
+    are not trained; the ensemble has its own optimizer)."""
+    modules = {
         'encoder': self.wm.encoder, 'rssm': self.wm.rssm,
         'decoder': self.wm.decoder, 'reward': self.wm.reward_head,
         'cont': self.wm.cont_head, 'actor': self.actor,
         'critic': self.critic}
+    if self.ensemble is not None:
+      modules[f'critic_{INTRINSIC}'] = self.critics[INTRINSIC]
+    return modules
 
   @property
   def trainable_variables(self):
     return [v for m in self.modules.values() for v in m.trainable_weights]
 
+  @property
+  def explore_variables(self):
+    """The ensemble's parameters (empty without exploration)."""
+    return [] if self.ensemble is None else self.ensemble.trainable_weights
+
+  @property
+  def slow_variables(self):
+    """The slow critics' weights, the extrinsic one first."""
+    return [v for c in self.slow_critics.values() for v in c.weights]
+
   def parameter_counts(self):
     """Trainable parameters per module and in total (slow critic excluded)."""
+    modules = dict(self.modules)
+    if self.ensemble is not None:
+      modules['ensemble'] = self.ensemble
     counts = {name: int(sum(np.prod(v.shape) for v in m.trainable_weights))
-              for name, m in self.modules.items()}
+              for name, m in modules.items()}
     counts['total'] = sum(counts.values())
     return counts
 
@@ -153,9 +236,15 @@ class Agent:
   @property
   def state_variables(self):
     """Everything an exact resume needs, in a fixed order: trained
-    parameters, slow critic, return normaliser, optimizer (step, moments)."""
-    return (self.trainable_variables + self.slow_critic.weights +
-            self.retnorm.weights + list(self.optimizer.variables))
+    parameters, slow critic(s), return normaliser(s), optimizer (step,
+    moments); with exploration then the ensemble and its optimizer."""
+    explore = []
+    if self.ensemble is not None:
+      explore = self.explore_variables + list(
+          self.explore_optimizer.variables)
+    return (self.trainable_variables + self.slow_variables +
+            [v for r in self.retnorms.values() for v in r.weights] +
+            list(self.optimizer.variables) + explore)
 
   def get_state(self):
     """The agent's state as a list of numpy arrays (see state_variables)."""
@@ -194,6 +283,9 @@ class Agent:
                         for k, v in sorted(self.act_space.items())}
     out['Agent.precision'] = self.precision
     out['Agent.replay_context'] = self.replay_context
+    if self.exploration.enabled:  # Absent otherwise: older runs match.
+      for field in ('signal', 'members', 'layers', 'units'):
+        out[f'Exploration.{field}'] = getattr(self.exploration, field)
     return out
 
   # --- Actions --------------------------------------------------------------
@@ -264,22 +356,24 @@ class Agent:
     data: {key: [B, C + T, ...]} with the observation keys, reward,
     is_first, is_last, is_terminal, the action keys (env format), when
     replay_context C > 0 the stored latents `deter` [B, C+T, D] and `stoch`
-    [B, C+T, S, K], and optionally the replay's `stepid` [B, C+T, 2].
+    [B, C+T, S, K], optionally the replay's `stepid` [B, C+T, 2] and
+    importance weights `weight` [B] (prioritized replay).
     Returns (metrics {name: scalar tensor}, updates) where updates are the
-    recomputed posteriors of the T trained steps as numpy arrays in batch
-    order, {'deter': [B, T, D], 'stoch': [B, T, S, K]} plus, if the batch
-    had one, 'stepid': stepid[:, C:] (int64 [B, T, 2]) naming their replay
-    steps, ready for `Replay.update`.
+    values to write back to the T trained steps as numpy arrays in batch
+    order: the recomputed posteriors {'deter': [B, T, D], 'stoch': [B, T,
+    S, K]}, their replay priorities 'priority' [B, T] (`Agent.priority`)
+    and, if the batch had one, 'stepid': stepid[:, C:] (int64 [B, T, 2])
+    naming their replay steps, ready for `Replay.update`.
     """
     data = dict(data)
     stepid = data.pop('stepid', None)
     self._check_batch(data, stepid)
     if self._update is None:
       self._update = placement.make_update(self)
-    metrics, latents = self._update(data)
+    metrics, values = self._update(data)
     updates = {} if stepid is None else {
         'stepid': np.asarray(stepid, np.int64)[:, self.replay_context:]}
-    updates.update({k: np.asarray(v) for k, v in latents.items()})
+    updates.update({k: np.asarray(v) for k, v in values.items()})
     return metrics, updates
 
   def _check_batch(self, data, stepid):
@@ -294,6 +388,11 @@ class Agent:
       raise ValueError(
           f'Training batch has length {shape[1]}, expected batch_length + '
           f'replay_context = {self.sequence_length}.')
+    weight = data.get('weight')
+    if weight is not None and tuple(np.shape(weight)) != shape[:1]:
+      raise ValueError(
+          f'Training batch has importance weights of shape '
+          f'{tuple(np.shape(weight))}, expected {shape[:1]} (one per row).')
     if stepid is not None and tuple(np.shape(stepid)) != (*shape[:2], 2):
       raise ValueError(
           f'Training batch has stepid of shape {tuple(np.shape(stepid))}, '

@@ -215,10 +215,54 @@ def imagination_returns(reward, cont, value, lam=0.95, disc=1.0):
   return sg(ret), sg(weight)
 
 
+def advantage(ret, value, scale):
+  """A_τ = (R_τ - v_τ) / S on the first H steps (§3.6), stop-gradient.
+
+  ret R [N, H]; value v [N, H+1] (the fast critic's mean); scale S.
+  """
+  return sg((ret - value[:, :-1]) / scale)
+
+
+def actor_loss(policy, actions, adv, weight, actent=3e-4):
+  """L_π = w_τ (-log π(a_τ) A_τ - η H[π]) on the first H steps (§3.6).
+
+  policy: {key: distribution over [N, H+1]}; actions {key: [N, H+1, .]};
+  adv A [N, H]; weight w [N, H+1]. Returns (loss [N, H], entropies {key:
+  [N, H]}).
+  """
+  logpi = sum(policy[k].log_prob(sg(actions[k]))[:, :-1] for k in policy)
+  ents = {k: policy[k].entropy()[:, :-1] for k in policy}
+  loss = weight[:, :-1] * -(logpi * sg(adv) + actent * sum(ents.values()))
+  return loss, ents
+
+
+def critic_loss(value, ret, slow_value, weight, slowreg=1.0):
+  """L_V = w_τ (CE(V, sg R_τ) + slowreg CE(V, sg v^slow_τ)) (§3.7), [N, H].
+
+  value: fast critic distribution [N, H+1]; ret R [N, H]; slow_value [N,
+  H+1]; weight w [N, H+1].
+  """
+  return weight[:, :-1] * _critic_loss(value, ret, slow_value, slowreg)
+
+
+def return_metrics(ret, val, adv, scale):
+  """Means and spreads of one reward stream's returns and advantages."""
+  normed = ret / scale
+  return dict(
+      adv=tf.reduce_mean(adv), adv_std=tf.math.reduce_std(adv),
+      adv_mag=tf.reduce_mean(tf.abs(adv)), ret=tf.reduce_mean(normed),
+      val=tf.reduce_mean(val), ret_min=tf.reduce_min(normed),
+      ret_max=tf.reduce_max(normed),
+      ret_rate=tf.reduce_mean(tf.cast(tf.abs(normed) >= 1.0, tf.float32)))
+
+
+EXTRINSIC = 'extr'  # The reward stream of the env's rewards (§3.4).
+
+
 @gin.configurable
 def imagination_losses(
     policy, actions, value, slow_value, ret, weight, scale, actent=3e-4,
-    slowreg=1.0):
+    slowreg=1.0, adv_weights=None):
   """Actor (§3.6) and imagination critic (§3.7) losses, [N, H] each.
 
   policy: {key: distribution over [N, H+1]}; actions: {key: [N, H+1, .]}
@@ -227,25 +271,38 @@ def imagination_losses(
   scale S = max(1, P95 - P5). A_τ = (R_τ - v_τ) / S;
   L_π = w_τ (-log π(a_τ) sg(A_τ) - η H[π]);
   L_V = w_τ (CE(V, sg R_τ) + slowreg CE(V, sg v^slow_τ)).
+
+  Several reward streams (exploration, DreamerV3-XP): value, slow_value,
+  ret and scale are dicts {stream: ...} holding `EXTRINSIC`, each stream
+  with its own critic and scale, and A_τ = Σ_k adv_weights[k] A^k_τ (each
+  A^k normalised by its own S^k). The losses are then `policy`, `value`
+  (the extrinsic critic) and `value_<stream>` for the others; metrics of
+  the other streams are prefixed `<stream>/`.
   """
-  val = sg(value.mean())
-  adv = (ret - val[:, :-1]) / scale
-  logpi = sum(policy[k].log_prob(sg(actions[k]))[:, :-1] for k in policy)
-  ents = {k: policy[k].entropy()[:, :-1] for k in policy}
-  policy_loss = weight[:, :-1] * -(
-      logpi * sg(adv) + actent * sum(ents.values()))
-  value_loss = weight[:, :-1] * _critic_loss(value, ret, slow_value, slowreg)
-  normed = ret / scale
-  metrics = dict(
-      adv=tf.reduce_mean(adv), adv_std=tf.math.reduce_std(adv),
-      adv_mag=tf.reduce_mean(tf.abs(adv)), ret=tf.reduce_mean(normed),
-      val=tf.reduce_mean(val), weight=tf.reduce_mean(weight),
-      slowval=tf.reduce_mean(slow_value), ret_min=tf.reduce_min(normed),
-      ret_max=tf.reduce_max(normed),
-      ret_rate=tf.reduce_mean(tf.cast(tf.abs(normed) >= 1.0, tf.float32)))
+  if not isinstance(ret, dict):
+    value, slow_value, ret, scale = (
+        {EXTRINSIC: x} for x in (value, slow_value, ret, scale))
+  adv_weights = adv_weights or {EXTRINSIC: 1.0}
+  if set(adv_weights) != set(ret) or EXTRINSIC not in ret:
+    raise ValueError(f'Advantage weights for {sorted(adv_weights)} but '
+                     f'reward streams {sorted(ret)}; both need {EXTRINSIC!r}.')
+  losses, metrics, total_adv = {}, {}, 0.0
+  for stream in ret:
+    val = sg(value[stream].mean())
+    adv = advantage(ret[stream], val, scale[stream])
+    total_adv += adv_weights[stream] * adv
+    loss_key = 'value' if stream == EXTRINSIC else f'value_{stream}'
+    losses[loss_key] = critic_loss(
+        value[stream], ret[stream], slow_value[stream], weight, slowreg)
+    prefix = '' if stream == EXTRINSIC else f'{stream}/'
+    stats = return_metrics(ret[stream], val, adv, scale[stream])
+    stats['slowval'] = tf.reduce_mean(slow_value[stream])
+    metrics.update({prefix + k: v for k, v in stats.items()})
+  policy_loss, ents = actor_loss(policy, actions, total_adv, weight, actent)
+  metrics['weight'] = tf.reduce_mean(weight)
   for k, ent in ents.items():
     metrics[f'ent/{k}'] = tf.reduce_mean(ent)
-  return dict(policy=policy_loss, value=value_loss), metrics
+  return dict(policy=policy_loss, **losses), metrics
 
 
 def _critic_loss(value, target, slow_target, slowreg):

@@ -1,9 +1,12 @@
 """How one update (update.py) runs on the agent's strategy.
 
 `make_update(agent)` returns the update as a function of a global batch,
-data {key: [B, C + T, ...]} -> (metrics, latents), that applies it: the
-return normaliser, one LaProp + AGC step (§3.8) on the gradient of the
-global batch, and the slow-critic EMA (§3.7).
+data {key: [B, C + T, ...]} -> (metrics, replay values), that applies it:
+the return normaliser(s), one LaProp + AGC step (§3.8) on the gradient of
+the global batch, the slow-critic EMA (§3.7) and, with exploration, one
+step of the ensemble's own optimizer. The replay values are what the
+update writes back per trained step: the posterior latents (§4.3) and the
+priority (`priority.combine` of `update.priority_signals`).
 
 * One replica (the default strategy): the whole update, optimizer and EMA
   included, is one `tf.function` with `jit_compile=Agent.jit_compile`.
@@ -33,62 +36,81 @@ import numpy as np
 import tensorflow as tf
 
 from dreamer_tf.model import behavior
+from dreamer_tf.model import priority as priority_lib
 from dreamer_tf.model import update
 
 
 class Gradients(NamedTuple):
-  """Loss, gradients and latents of this replica's share of the batch."""
+  """Loss, gradients and replay values of this replica's share."""
   metrics: dict  # {name: []} update.Loss metrics and opt/*
   grads: list  # one per trainable variable, summing to the global gradient
-  latents: dict  # {deter [B', T, D], stoch [B', T, S, K]}, B' rows here
-  retnorm: update.ReturnScale  # when computed here (one replica), else None
+  replay: dict  # {deter [B', T, D], stoch [B', T, S, K], priority [B', T]}
+  retnorms: dict  # {stream: ReturnScale} when computed here, else None
+  explore_grads: list  # one per ensemble variable (empty without)
 
 
 def make_update(agent):
-  """The update for `agent.strategy`: data -> (metrics, latents).
+  """The update for `agent.strategy`: data -> (metrics, replay values).
 
   data: the global batch {key: [B, C + T, ...]} (numpy or tensors, no
-  `stepid`). Returns metrics {name: scalar tensor}, the means over replicas
-  of equal batch shares, and the posterior latents {deter [B, T, D], stoch
-  [B, T, S, K]} of the global batch as tensors, rows in batch order.
+  `stepid`; optionally importance weights `weight` [B]). Returns metrics
+  {name: scalar tensor}, the means over replicas of equal batch shares,
+  and the replay values {deter [B, T, D], stoch [B, T, S, K], priority
+  [B, T]} of the global batch as tensors, rows in batch order.
   """
   if agent.strategy.num_replicas_in_sync == 1:
     return _single_replica_update(agent)
   return _multi_replica_update(agent)
 
 
-def gradients(agent, data, seed, scale=None, sources=None):
+def gradients(agent, data, seed, retnorms=None, sources=None):
   """Loss and gradients of this replica's share of the global batch.
 
-  scale: the return scale S of the global batch (several replicas: from the
-  gathered returns); None computes it from this call's returns, which are
-  the global batch's with one replica, and returns the new normaliser
-  statistics (`Gradients.retnorm`) for the caller to assign only if the
-  update is applied. The loss is divided by the replica count so that the
-  all-reduced sum is the global-batch gradient. `sources` replaces the
-  trainable variables as the differentiation targets (the multi-replica
+  retnorms: {stream: ReturnScale} of the global batch (several replicas:
+  from the gathered returns); None computes them from this call's
+  returns, which are the global batch's with one replica, and returns them
+  (`Gradients.retnorms`) for the caller to assign only if the update is
+  applied. The loss is divided by the replica count so that the
+  all-reduced sum is the global-batch gradient. The ensemble's loss
+  (exploration) is added to the differentiated loss: it depends on the
+  ensemble's parameters only and nothing else depends on them, so its
+  gradients are exactly its own. `sources` replaces the trainable and
+  ensemble variables as the differentiation targets (the multi-replica
   StatelessScope path).
   """
   replicas = agent.strategy.num_replicas_in_sync
-  variables = agent.trainable_variables if sources is None else sources
-  retnorm = None
+  trainable = agent.trainable_variables
+  variables = (trainable + agent.explore_variables if sources is None
+               else sources)
+  computed = retnorms is None
   with tf.GradientTape() as tape:
     if sources is not None:
       tape.watch(sources)
     imagination = update.imagine(agent, data, seed)
-    if scale is None:
-      retnorm = update.return_scale(agent.retnorm, imagination.ret)
-      scale = retnorm.scale
-    loss = update.loss(agent, imagination, scale)
+    if computed:
+      retnorms = update.return_scales(agent, {
+          k: s.ret for k, s in imagination.streams.items()})
+    loss = update.loss(agent, imagination,
+                       {k: r.scale for k, r in retnorms.items()})
     replica_loss = loss.total / replicas
+    if loss.explore is not None:
+      replica_loss += loss.explore / replicas
   grads = tape.gradient(replica_loss, variables)
+  grads, explore_grads = grads[:len(trainable)], grads[len(trainable):]
   metrics = dict(loss.metrics)
   metrics['opt/loss'] = loss.total
   metrics['opt/grad_norm'] = tf.linalg.global_norm(grads) * replicas
   metrics['opt/lr'] = agent.optimizer.learning_rate
   metrics['opt/updates'] = tf.cast(agent.optimizer.iterations + 1,
                                    tf.float32)
-  return Gradients(metrics, grads, imagination.world_model.latents, retnorm)
+  if explore_grads:
+    metrics['opt/explore_grad_norm'] = tf.linalg.global_norm(
+        explore_grads) * replicas
+  signals = update.priority_signals(agent, imagination, retnorms)
+  priority = priority_lib.combine(signals, agent.priority.weights)
+  replay = dict(imagination.world_model.latents, priority=priority)
+  return Gradients(metrics, grads, replay, retnorms if computed else None,
+                   explore_grads)
 
 
 def _single_replica_update(agent):
@@ -97,16 +119,14 @@ def _single_replica_update(agent):
     out = gradients(agent, data, _update_seed(agent))
 
     def apply():
-      agent.retnorm.assign(out.retnorm.lo, out.retnorm.hi)
-      _apply(agent, out.grads)
-      behavior.ema_update(agent.slow_critic.weights, agent.critic.weights,
-                          agent.slow_rate)
+      _assign_retnorms(agent, out.retnorms)
+      _apply(agent, out.grads, out.explore_grads)
+      _slow_update(agent)
       return tf.constant(0.0)
     metrics = dict(out.metrics)
-    metrics['opt/skipped'] = tf.cond(
-        _finite(metrics['opt/loss'], metrics['opt/grad_norm']), apply,
-        lambda: tf.constant(1.0))
-    return metrics, out.latents
+    metrics['opt/skipped'] = tf.cond(_finite(metrics), apply,
+                                     lambda: tf.constant(1.0))
+    return metrics, out.replay
   return tf.function(step, jit_compile=agent.jit_compile)
 
 
@@ -123,8 +143,8 @@ def _multi_replica_update(agent):
   check runs between the gradient and the update function.
   """
   strategy = agent.strategy
-  trainable = agent.trainable_variables
-  variables = trainable + agent.slow_critic.weights
+  sources = agent.trainable_variables + agent.explore_variables
+  variables = sources + agent.slow_variables
 
   def stateless(fn):
     def wrapped(values, *args):
@@ -142,13 +162,13 @@ def _multi_replica_update(agent):
       return compiled[replica](*args)
     return call
 
-  returns = stateless(
-      lambda values, data, seed: update.imagine(agent, data, seed).ret)
+  returns = stateless(lambda values, data, seed: {
+      k: s.ret for k, s in update.imagine(agent, data, seed).streams.items()})
 
-  def replica_gradients(values, data, seed, scale):
-    out = gradients(agent, data, seed, scale,
-                    sources=values[:len(trainable)])
-    return out.metrics, out.grads, out.latents
+  def replica_gradients(values, data, seed, retnorms):
+    out = gradients(agent, data, seed, retnorms,
+                    sources=values[:len(sources)])
+    return out.metrics, out.grads, out.explore_grads, out.replay
   replica_gradients = stateless(replica_gradients)
 
   @tf.function
@@ -156,40 +176,42 @@ def _multi_replica_update(agent):
     seed = _update_seed(agent)
     run = strategy.run
     read = lambda: [tf.identity(v.value) for v in variables]
-    ret = strategy.gather(
-        run(lambda d: returns(read(), d, seed), (data,)), axis=0)
-    retnorm = update.return_scale(agent.retnorm, ret)
-    return run(lambda d: replica_gradients(read(), d, seed, retnorm.scale),
-               (data,)), retnorm
+    rets = run(lambda d: returns(read(), d, seed), (data,))
+    retnorms = update.return_scales(agent, {
+        k: strategy.gather(v, axis=0) for k, v in rets.items()})
+    return run(lambda d: replica_gradients(read(), d, seed, retnorms),
+               (data,)), retnorms
 
   @tf.function
-  def apply(grads, retnorm):
-    agent.retnorm.assign(retnorm.lo, retnorm.hi)
-    strategy.run(lambda g: _apply(agent, g), (grads,))  # All-reduce, update.
-    behavior.ema_update(agent.slow_critic.weights, agent.critic.weights,
-                        agent.slow_rate)
+  def apply(grads, explore_grads, retnorms):
+    _assign_retnorms(agent, retnorms)
+    strategy.run(lambda g, e: _apply(agent, g, e),
+                 (grads, explore_grads))  # All-reduce, update.
+    _slow_update(agent)
 
   def distributed_step(data):
-    (metrics, grads, latents), retnorm = global_gradients(data)
-    finite = all(bool(_finite(*m)) for m in zip(
-        strategy.experimental_local_results(metrics['opt/loss']),
-        strategy.experimental_local_results(metrics['opt/grad_norm'])))
+    (metrics, grads, explore_grads, replay), retnorms = global_gradients(
+        data)
+    local = {k: strategy.experimental_local_results(v)
+             for k, v in metrics.items()}
+    finite = all(bool(_finite({k: v[i] for k, v in local.items()}))
+                 for i in range(strategy.num_replicas_in_sync))
     if finite:
-      apply(grads, retnorm)
+      apply(grads, explore_grads, retnorms)
     skipped = tf.constant(0.0 if finite else 1.0)
     metrics['opt/skipped'] = (
         strategy.experimental_distribute_values_from_function(
             lambda ctx: skipped))
-    return metrics, latents
+    return metrics, replay
 
   def step(data):
-    metrics, latents = distributed_step(_distribute(strategy, data))
-    latents = {k: tf.concat(strategy.experimental_local_results(v), 0)
-               for k, v in latents.items()}
+    metrics, replay = distributed_step(_distribute(strategy, data))
+    replay = {k: tf.concat(strategy.experimental_local_results(v), 0)
+              for k, v in replay.items()}
     # Each replica's metrics cover its equal share of the batch.
     metrics = {k: strategy.reduce('MEAN', v, axis=None)
                for k, v in metrics.items()}
-    return metrics, latents
+    return metrics, replay
   return step
 
 
@@ -211,13 +233,29 @@ def _update_seed(agent):
                    tf.cast(agent.optimizer.iterations, tf.int32)])
 
 
-def _apply(agent, grads):
+def _apply(agent, grads, explore_grads):
   agent.optimizer.apply(grads, agent.trainable_variables)
+  if explore_grads:
+    agent.explore_optimizer.apply(explore_grads, agent.explore_variables)
 
 
-def _finite(loss, grad_norm):
-  """True when the loss and the gradient norm are finite."""
-  return tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+def _assign_retnorms(agent, retnorms):
+  for stream, retnorm in retnorms.items():
+    agent.retnorms[stream].assign(retnorm.lo, retnorm.hi)
+
+
+def _slow_update(agent):
+  """The slow critics' EMA towards their critics (§3.7)."""
+  for stream, critic in agent.critics.items():
+    behavior.ema_update(agent.slow_critics[stream].weights, critic.weights,
+                        agent.slow_rate)
+
+
+def _finite(metrics):
+  """True when the loss and the gradient norm(s) are finite."""
+  keys = ('opt/loss', 'opt/grad_norm', 'opt/explore_grad_norm')
+  return tf.reduce_all([tf.math.is_finite(metrics[k]) for k in keys
+                        if k in metrics])
 
 
 def _replica_index():

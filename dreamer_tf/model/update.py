@@ -12,6 +12,14 @@ On a replay batch [B, C + T] (C = replay_context context steps, §4.3):
   replay_value_loss critic on the replayed steps, bootstrapped from the
                     imagined returns (§3.7)
   loss              all of them weighted by the loss scales (§3.2, §3.7)
+  priority          per replayed step, the signals prioritized replay
+                    combines (`model/priority.py`)
+
+With exploration on (`explore.py`) the ensemble learns from the world
+model's posteriors, imagination adds an intrinsic reward stream with its
+own critic and return scale, and the actor's advantage weights the streams
+(`behavior.imagination_losses`). Replay batches drawn by priority carry
+importance weights `weight` [B] that scale the world-model losses.
 
 `imagine` and `loss(imagination, scale)` are the two phases of the update:
 with several replicas the returns of all replicas must be gathered before
@@ -28,6 +36,9 @@ import tensorflow as tf
 
 from dreamer_tf.model import behavior
 from dreamer_tf.model import distributions as dists
+from dreamer_tf.model import explore
+
+EXTRINSIC, INTRINSIC = behavior.EXTRINSIC, explore.INTRINSIC
 
 sg = tf.stop_gradient
 
@@ -38,7 +49,9 @@ class WorldModelOut(NamedTuple):
   metrics: dict  # {dyn_ent, rep_ent: []}
   posterior: dict  # {deter [B, T, D], stoch [B, T, S, K]}, with gradient
   feat: tf.Tensor  # [B, T, F] posterior features f_t, with gradient
-  replay: dict  # {reward, is_last, is_terminal: [B, T]} of the T steps
+  replay: dict  # {reward, is_first, is_last, is_terminal: [B, T]}
+  actions: tf.Tensor  # [B, T, A] a_t taken at each trained step
+  weight: tf.Tensor  # [B] importance weights of the rows, or None
 
   @property
   def latents(self):
@@ -46,8 +59,19 @@ class WorldModelOut(NamedTuple):
     return {k: sg(v) for k, v in self.posterior.items()}
 
 
+class Stream(NamedTuple):
+  """One reward stream of imagination: its rewards, critic and returns."""
+  reward: tf.Tensor  # [N, H+1] r_τ (entry τ rewards reaching state τ)
+  value_logits: tf.Tensor  # [N, H+1, bins] its fast critic, with gradient
+  ret: tf.Tensor  # [N, H] λ-returns R_τ, stop-gradient
+
+
 class Imagination(NamedTuple):
-  """Trajectories imagined from every posterior state (§3.3, §3.4)."""
+  """Trajectories imagined from every posterior state (§3.3, §3.4).
+
+  `reward`, `value_logits` and `ret` are the extrinsic stream's;
+  `intrinsic` is the exploration stream (None without exploration).
+  """
   world_model: WorldModelOut
   feat: tf.Tensor  # [N, H+1, F] imagined features, stop-gradient
   actions: tf.Tensor  # [N, H+1, A] a_τ taken at state τ, stop-gradient
@@ -56,6 +80,16 @@ class Imagination(NamedTuple):
   cont: tf.Tensor  # [N, H+1] predicted ĉ_τ (contains γ)
   ret: tf.Tensor  # [N, H] λ-returns R_τ, stop-gradient
   weight: tf.Tensor  # [N, H+1] w_τ = Π_{k<=τ} ĉ_k, stop-gradient
+  intrinsic: Stream = None  # The intrinsic stream (explore.py) or None.
+  explore_loss: tf.Tensor = None  # [B, T-1] the ensemble's loss or None.
+
+  @property
+  def streams(self):
+    """{stream: Stream}, the extrinsic one first."""
+    out = {EXTRINSIC: Stream(self.reward, self.value_logits, self.ret)}
+    if self.intrinsic is not None:
+      out[INTRINSIC] = self.intrinsic
+    return out
 
 
 class ReturnScale(NamedTuple):
@@ -70,22 +104,28 @@ class Loss(NamedTuple):
   total: tf.Tensor  # [] L = Σ_k scale_k mean(L_k)
   losses: dict  # {name: per-step loss}, one per `Agent.loss_scales` key
   metrics: dict  # {name: []} loss/<name> means, KL, imagination stats
+  explore: tf.Tensor = None  # [] the ensemble's loss (exploration) or None
 
 
 def world_model_loss(agent, data, seed):
   """World-model losses on the T trained steps (§3.2) -> WorldModelOut.
 
-  data: {key: [B, C + T, ...]}; the carry starts from the stored latent of
-  step C-1 (§4.3, `Agent.split_context`). With `agent.reward_grad` False
-  the reward head trains on stop-gradient features.
+  data: {key: [B, C + T, ...]}, optionally `weight` [B] (importance
+  weights of prioritized replay); the carry starts from the stored latent
+  of step C-1 (§4.3, `Agent.split_context`). With `agent.reward_grad`
+  False the reward head trains on stop-gradient features.
   """
-  obs, prev_actions, _, state = agent.split_context(data)
+  obs, prev_actions, actions, state = agent.split_context(data)
   losses, posterior, _, metrics = agent.wm.loss(
       obs, prev_actions, state, seed, reward_grad=agent.reward_grad)
+  weight = data.get('weight')
   return WorldModelOut(
       losses=losses, metrics=metrics, posterior=posterior,
       feat=agent.wm.rssm.feat(posterior),
-      replay={k: obs[k] for k in ('reward', 'is_last', 'is_terminal')})
+      replay={k: obs[k] for k in (
+          'reward', 'is_first', 'is_last', 'is_terminal')},
+      actions=actions,
+      weight=None if weight is None else tf.cast(weight, tf.float32))
 
 
 def imagine(agent, data, seed):
@@ -115,10 +155,23 @@ def imagine(agent, data, seed):
   value = sg(dists.SymexpTwoHot(value_logits).mean())
   ret, weight = behavior.imagination_returns(
       reward, cont * disc, value, agent.lam, disc)
+  intrinsic = explore_loss = None
+  if agent.ensemble is not None:
+    explore_loss = agent.ensemble.loss(
+        sg(model.feat), model.actions, sg(model.posterior['stoch']),
+        model.replay['is_first'])
+    intr_reward = agent.ensemble.intrinsic_reward(
+        feat, sg(actions), states['deter'],
+        lambda f: agent.wm.reward(f).mean())
+    intr_logits = agent.critics[INTRINSIC](feat).logits
+    intr_value = sg(dists.SymexpTwoHot(intr_logits).mean())
+    intr_ret, _ = behavior.imagination_returns(
+        intr_reward, cont * disc, intr_value, agent.lam, disc)
+    intrinsic = Stream(intr_reward, intr_logits, intr_ret)
   return Imagination(
       world_model=model, feat=feat, actions=sg(actions),
       value_logits=value_logits, reward=reward, cont=cont, ret=ret,
-      weight=weight)
+      weight=weight, intrinsic=intrinsic, explore_loss=explore_loss)
 
 
 def return_scale(retnorm, ret):
@@ -130,23 +183,47 @@ def return_scale(retnorm, ret):
   return ReturnScale(lo, hi, retnorm.scale_of(lo, hi))
 
 
+def return_scales(agent, returns):
+  """{stream: ReturnScale} from {stream: returns of the global batch}, each
+  stream with its own normaliser (`agent.retnorms`)."""
+  return {k: return_scale(agent.retnorms[k], ret) for k, ret in
+          returns.items()}
+
+
 def behavior_losses(agent, imagination, scale):
   """Actor (§3.6) and imagination critic (§3.7) losses, [N, H] each.
 
-  scale: the return scale S (`return_scale`). Returns (losses {policy,
-  value}, metrics).
+  scale: the return scale S (`return_scale`), or {stream: S} with
+  exploration. Returns (losses {policy, value[, value_intr]}, metrics).
+  The actor's advantage weights the streams by `agent.advantage_weights()`.
   """
   feat = imagination.feat
   policy = agent.actor(feat)
   actions = agent.actor.split(imagination.actions)
-  value = dists.SymexpTwoHot(imagination.value_logits)
-  slow = sg(agent.slow_critic(feat).mean())
+  scales = _scales(scale)
+  streams = imagination.streams
+  weights = agent.advantage_weights()
+  value = {k: dists.SymexpTwoHot(s.value_logits) for k, s in streams.items()}
+  slow = {k: sg(agent.slow_critics[k](feat).mean()) for k in streams}
+  ret = {k: s.ret for k, s in streams.items()}
   losses, metrics = behavior.imagination_losses(
-      policy, actions, value, slow, imagination.ret, imagination.weight,
-      scale)
+      policy, actions, value, slow, ret, imagination.weight, scales,
+      adv_weights={k: weights[k] for k in streams})
   metrics.update(rew=tf.reduce_mean(imagination.reward),
                  con=tf.reduce_mean(imagination.cont))
+  if imagination.intrinsic is not None:
+    metrics[f'{INTRINSIC}/rew'] = tf.reduce_mean(
+        imagination.intrinsic.reward[:, 1:])
+    metrics[f'{INTRINSIC}/weight'] = weights[INTRINSIC]
+    metrics[f'{EXTRINSIC}/weight'] = weights[EXTRINSIC]
+    metrics[f'{INTRINSIC}/ensemble_loss'] = tf.reduce_mean(
+        imagination.explore_loss)
   return losses, metrics
+
+
+def _scales(scale):
+  """{stream: S} from a dict or the extrinsic stream's bare S."""
+  return dict(scale) if isinstance(scale, dict) else {EXTRINSIC: scale}
 
 
 def replay_value_loss(agent, imagination):
@@ -170,12 +247,17 @@ def replay_value_loss(agent, imagination):
 def loss(agent, imagination, scale):
   """The update's loss given the return scale S -> Loss (second phase).
 
-  L = Σ_k scale_k mean(L_k) over the world-model, actor, critic and (if
+  L = Σ_k scale_k mean(L_k) over the world-model, actor, critic(s) and (if
   `agent.repval_loss`) replay-value losses; `Agent.loss_scales` holds the
-  scales (§3.2, §3.7).
+  scales (§3.2, §3.7). scale: S, or {stream: S} with exploration.
+  Importance weights (`WorldModelOut.weight`) scale each row's world-model
+  losses. The ensemble's loss (exploration) is not part of L: it has its
+  own optimizer (`Loss.explore`).
   """
   model = imagination.world_model
   losses = dict(model.losses)
+  if model.weight is not None:
+    losses = {k: v * model.weight[:, None] for k, v in losses.items()}
   behavior_terms, metrics = behavior_losses(agent, imagination, scale)
   losses.update(behavior_terms)
   if agent.repval_loss:
@@ -187,5 +269,46 @@ def loss(agent, imagination, scale):
               for k, v in losses.items())
   metrics.update({f'loss/{k}': tf.reduce_mean(v) for k, v in losses.items()})
   metrics.update(model.metrics)
-  metrics['retnorm/scale'] = scale
-  return Loss(total=total, losses=losses, metrics=metrics)
+  scales = _scales(scale)
+  metrics['retnorm/scale'] = scales[EXTRINSIC]
+  if INTRINSIC in scales:
+    metrics[f'{INTRINSIC}/retnorm/scale'] = scales[INTRINSIC]
+  explore_loss = (None if imagination.explore_loss is None
+                  else tf.reduce_mean(imagination.explore_loss))
+  return Loss(total=total, losses=losses, metrics=metrics,
+              explore=explore_loss)
+
+
+def priority_signals(agent, imagination, scales):
+  """Per trained step, what prioritized replay can combine, [B, T] each.
+
+  scales: {stream: ReturnScale} of this update. With N = B*T imagined
+  trajectories, trajectory n starting at step (b, t):
+    world_model       Σ_k scale_k L_k over the world-model losses (§3.2),
+                      the official code's priority (its `losses['model']`)
+    reconstruction    Σ_k scale_k L_k over the observation keys only
+    value_error       mean_τ |R_τ - v_τ| / S, the critic's error along it
+    return            max(0, (R_0 - lo) / S), its normalised return
+    intrinsic_return  the same for the intrinsic stream (exploration)
+  Importance weights do not enter; `priority.combine` makes them finite
+  and non-negative.
+  """
+  model = imagination.world_model
+  b, t = model.replay['reward'].shape[:2]
+  keys = set(agent.wm.keys)
+  wm = [k for k in model.losses if k in agent.loss_scales]
+  signals = dict(
+      world_model=sum(model.losses[k] * agent.loss_scales[k] for k in wm),
+      reconstruction=sum(model.losses[k] * agent.loss_scales[k]
+                         for k in wm if k in keys))
+  value = sg(dists.SymexpTwoHot(imagination.value_logits).mean())
+  ext = scales[EXTRINSIC]
+  error = tf.reduce_mean(tf.abs(imagination.ret - value[:, :-1]), 1)
+  signals['value_error'] = tf.reshape(error / ext.scale, [b, t])
+  norm_return = lambda ret, s: tf.reshape(
+      tf.maximum(0.0, (ret[:, 0] - s.lo) / s.scale), [b, t])
+  signals['return'] = norm_return(imagination.ret, ext)
+  if imagination.intrinsic is not None:
+    signals['intrinsic_return'] = norm_return(
+        imagination.intrinsic.ret, scales[INTRINSIC])
+  return {k: sg(v) for k, v in signals.items()}

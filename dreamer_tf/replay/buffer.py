@@ -66,6 +66,7 @@ _DEFAULT_FRACS = types.MappingProxyType(
     dict(uniform=1.0, recency=0.0, priority=0.0))
 STEPID = 'stepid'  # Batch key: [B, L, 2] int64 (chunk id, index).
 PRIORITY = 'priority'  # `update` key: [B, T] step priorities.
+WEIGHT = 'weight'  # Batch key with `importance`: [B] importance weights.
 
 
 def _locked(method):
@@ -126,6 +127,11 @@ class Replay:
   prio_zero_on_sample: the prioritized selector zeroes the priority of an
     item it draws, in its own state, until `update` gives steps of that
     item fresh priorities (stored step priorities are left alone).
+  importance: exponent β of importance weights (0: none). With β > 0 and
+    a priority fraction > 0, `sample` adds `weight` [B]: (N P_b)^-β / max,
+    P_b the chance that row b drew its item (`selectors.Mixture.sample`),
+    N the live items; rows from the online queue count as uniform draws
+    (P = 1/N). The agent scales each row's world-model losses by it.
   compress: zlib-compress chunk files (smaller, slower saves).
   """
 
@@ -133,12 +139,16 @@ class Replay:
       self, directory=None, capacity=5_000_000, chunk_size=1024, length=65,
       online=True, fracs=_DEFAULT_FRACS, recency_exp=1.0, prio_exponent=0.8,
       prio_maxfrac=0.5, seed=0, prio_initial=np.inf,
-      prio_zero_on_sample=True, compress=False):
+      prio_zero_on_sample=True, importance=0.0, compress=False):
     if capacity < 1 or chunk_size < 1 or length < 1:
       raise ValueError(f'Replay needs capacity, chunk_size and length >= 1, '
                        f'got {capacity}, {chunk_size}, {length}.')
     if not 0 <= prio_maxfrac <= 1:
       raise ValueError(f'prio_maxfrac={prio_maxfrac} must be in [0, 1].')
+    if not 0 <= importance <= 1:
+      raise ValueError(f'Replay.importance={importance} must be in [0, 1] '
+                       '(the importance-sampling exponent β; 0 turns the '
+                       'weights off).')
     self.directory, self.capacity = directory, int(capacity)
     self.chunk_size, self.length, self.online = chunk_size, length, online
     self.fracs = selectors.check_fracs(fracs)
@@ -146,6 +156,7 @@ class Replay:
     self.prio_exponent, self.prio_maxfrac = prio_exponent, prio_maxfrac
     self.prio_initial = float(prio_initial)
     self.prio_zero_on_sample, self.compress = prio_zero_on_sample, compress
+    self.importance = float(importance)
     self._lock = threading.RLock()
     self._disk = (disk.Directory(directory, compress) if directory
                   else None)
@@ -178,6 +189,12 @@ class Replay:
 
   def __len__(self):
     return len(self._items)
+
+  @property
+  def prioritized(self):
+    """True when batches draw by priority (`fracs['priority'] > 0`): then
+    training should write step priorities back (`update`)."""
+    return self._mixture.prioritized is not None
 
   @_locked
   def stats(self):
@@ -346,9 +363,21 @@ class Replay:
       item = self._queue.popleft()
       if item >= self._items.first:
         items.append(item)
-    items += self._mixture.sample(self._rng, batch_size - len(items))
+    count = batch_size - len(items)
+    weighted = self.importance > 0 and self._mixture.prioritized
+    if not weighted:
+      items += self._mixture.sample(self._rng, count)
+      self._counts['samples'] += batch_size
+      return self._assemble(items, length)
+    probs = np.full(len(items), 1.0 / len(self._items))  # Queue rows.
+    drawn, drawn_probs = self._mixture.sample(self._rng, count, True)
+    items += drawn
+    probs = np.concatenate([probs, drawn_probs])
+    weight = (len(self._items) * probs) ** -self.importance
     self._counts['samples'] += batch_size
-    return self._assemble(items, length)
+    batch = self._assemble(items, length)
+    batch[WEIGHT] = (weight / weight.max()).astype(np.float32)
+    return batch
 
   @_locked
   def peek(self, batch_size, length, rng):

@@ -7,6 +7,7 @@ evicted first-in first-out, so the live items are always one id range
   insert(item)                 item == next: a new live item
   remove(item)                 item == first: FIFO eviction
   sample(rng) -> item          one live item, drawn with the numpy Generator
+  probability(item) -> float   the chance that `sample` draws it now
   prioritize(items, windows)   items [N] live ids, windows [N, L] the step
                                priorities of each item's sequence (a no-op
                                for uniform and recency)
@@ -66,6 +67,8 @@ class Selector(typing.Protocol):
 
   def sample(self, rng): ...
 
+  def probability(self, item): ...
+
   def prioritize(self, items, windows): ...
 
   def get_state(self): ...
@@ -120,6 +123,10 @@ class Uniform(_Range):
     self._check_live()
     return self.first + uniform(rng, len(self))
 
+  def probability(self, item):
+    del item
+    return 1.0 / len(self)
+
 
 class Recency(_Range):
   """Age distribution p(age) ∝ (age + 1)^-exponent over the live items.
@@ -139,6 +146,13 @@ class Recency(_Range):
   def sample(self, rng):
     self._check_live()
     return self.next - 1 - self.age(rng, len(self))
+
+  def probability(self, item):
+    count = len(self)
+    if len(self._cdf) < count:
+      self._extend(max(count, 2 * len(self._cdf)))
+    age = self.next - 1 - item
+    return (age + 1) ** -self.exponent / self._cdf[count - 1]
 
   def age(self, rng, count):
     """An age in [0, count) drawn from the truncated power law."""
@@ -203,6 +217,7 @@ class Prioritized(_Range):
     self.initial, self.zero_on_sample = float(initial), zero_on_sample
     self.slots, self.zeroed = 0, 0
     self.tree = SumTree(1)
+    self.drawn_probability = None  # Of the last `sample`, before zeroing.
 
   @property
   def nbytes(self):
@@ -220,15 +235,24 @@ class Prioritized(_Range):
     self.tree.set([item % self.slots], [0.0])
 
   def sample(self, rng):
+    """Draws an item; `drawn_probability` is the chance it had."""
     self._check_live()
     slot = self.tree.sample(rng)
     if slot is None:  # All priorities zero.
+      self.drawn_probability = 1.0 / len(self)
       return self.first + uniform(rng, len(self))
     item = self.first + (slot - self.first) % self.slots
+    self.drawn_probability = self.probability(item)
     if self.zero_on_sample:
       self.tree.set([slot], [0.0])
       self.zeroed += 1
     return item
+
+  def probability(self, item):
+    probs = self.tree.probabilities([item % self.slots])
+    if not (self.tree.infs[1] or self.tree.sums[1] > 0):
+      return 1.0 / len(self)  # All zero: uniform (`sample`).
+    return float(probs[0])
 
   def prioritize(self, items, windows):
     """items [N] live ids; windows [N, L] their steps' priorities >= 0."""
@@ -316,12 +340,29 @@ class Mixture:
     for selector in self.selectors.values():
       selector.remove(item)
 
-  def sample(self, rng, count):
-    """[count] items, each from the selector drawn for its row."""
+  def sample(self, rng, count, probabilities=False):
+    """[count] items, each from the selector drawn for its row.
+
+    With `probabilities`, also [count] float64: the chance that the row
+    drew its item, Σ_s fracs[s] P_s(item), with every selector in the
+    state that row was drawn in (before zero-on-sample changed it).
+    """
     names = self.names
     kinds = (rng.choice(len(names), count, p=self._probs)
              if len(names) > 1 else np.zeros(count, int))
-    return [self.selectors[names[kind]].sample(rng) for kind in kinds]
+    items, probs = [], []
+    for kind in kinds:
+      if not probabilities:
+        items.append(self.selectors[names[kind]].sample(rng))
+        continue
+      item = self.selectors[names[kind]].sample(rng)
+      probs.append(sum(self._probs[i] * (
+          self.selectors[name].drawn_probability  # Before its zeroing.
+          if name == 'priority' and i == kind
+          else self.selectors[name].probability(item))
+                       for i, name in enumerate(names)))
+      items.append(item)
+    return (items, np.array(probs)) if probabilities else items
 
   def prioritize(self, items, windows):
     for selector in self.selectors.values():

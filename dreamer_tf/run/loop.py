@@ -76,15 +76,16 @@ class Settings:
 
 
 class Counters:
-  """Checkpoint part: the run's counters, its seed and the loop's RNG.
+  """Checkpoint part: the run's counters, its seed, the loop's RNG and the
+  intrinsic-weight schedule's state (`run/schedules.py`).
 
   Restoring refuses a checkpoint of a run with another seed (before any
   other part changes anything, see `checkpoint.Checkpoint`).
   """
 
-  def __init__(self, seed, env, ratio, directory):
+  def __init__(self, seed, env, ratio, directory, schedule=None):
     self.seed, self.env, self.ratio = seed, env, ratio
-    self.directory = directory
+    self.directory, self.schedule = directory, schedule
     self.rng = np.random.default_rng(seed)
     self.policy_steps = self.episodes = self.nonfinite = 0
     self.last_score = None
@@ -94,7 +95,8 @@ class Counters:
         policy_steps=self.policy_steps, episodes=self.episodes,
         last_score=self.last_score, nonfinite=self.nonfinite,
         ratio=self.ratio.state(), rng=self.rng.bit_generator.state,
-        env=self.env, seed=self.seed)
+        env=self.env, seed=self.seed,
+        schedule=self.schedule.get_state() if self.schedule else None)
 
   def set_state(self, state):
     # pylint: disable-next=import-outside-toplevel
@@ -111,6 +113,8 @@ class Counters:
         'nonfinite']
     self.ratio.restore(state['ratio'])
     self.rng.bit_generator.state = state['rng']
+    if self.schedule and state.get('schedule') is not None:
+      self.schedule.set_state(state['schedule'])
 
 
 class Loop:
@@ -193,6 +197,8 @@ class Loop:
     del worker
     self.counters.episodes += 1
     self.counters.last_score = episode.score
+    if self.counters.schedule:
+      self.counters.schedule.observe(episode.score)
     self.logger.score(episode.score, episode.length, self.frames,
                       **episode.logs)
 
@@ -210,9 +216,21 @@ class Loop:
   # --- Training ----------------------------------------------------------------
 
   def _update(self):
-    """One update; writes its replay values back unless it was skipped."""
+    """One update; writes its replay values back unless it was skipped.
+
+    With exploration the schedule sets the intrinsic weight first (logged
+    as `explore/intrinsic_weight` with every update); priorities are
+    written back only when the replay draws by priority.
+    """
+    schedule = self.counters.schedule
+    if schedule and self.agent.ensemble is not None:
+      weight = schedule.value(self.ratio.updates)
+      self.agent.set_intrinsic_weight(weight)
+      self.logger.scalars({'explore/intrinsic_weight': weight}, self.frames)
     batch = self.replay.sample(self.agent.batch_size)
     metrics, updates = self.agent.train(batch)
+    if not self.replay.prioritized:
+      updates.pop('priority', None)
     if float(metrics['opt/skipped']):
       # The agent skipped the update; its latents are not written back.
       c = self.counters

@@ -33,6 +33,7 @@ from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import loop as loop_lib
 from dreamer_tf.run import record as record_lib
+from dreamer_tf.run import schedules
 
 
 @gin.configurable
@@ -42,7 +43,8 @@ def train(
     train_ratio=512.0, frames_per_step=None, log_every=60.0,
     save_every=600.0, save_every_steps=0, report_every=300.0,
     eval_every=0, eval_episodes=1,
-    eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100):
+    eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100,
+    intrinsic_schedule=None):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
   env: 'suite:task' id (see dreamer_tf.envs), env_kwargs for its
@@ -54,6 +56,8 @@ def train(
   `save_every_steps` policy steps (0: off) and at exit. Every
   `report_every` seconds (0: never) an open-loop report (§4.4) logs the
   prediction errors and, for image observations, a TensorBoard video.
+  intrinsic_schedule: the intrinsic reward's weight over the run when
+  `Exploration.signal` is on (`run/schedules.py`; default `Fixed()`).
   Returns the final counters.
   """
   os.makedirs(logdir, exist_ok=True)
@@ -87,7 +91,10 @@ def train(
     ckpt_dir = os.path.join(logdir, 'ckpt')
     ratio = loop_lib.TrainRatio(train_ratio,
                                 agent.batch_size * agent.batch_length)
-    counters = loop_lib.Counters(seed, env, ratio, ckpt_dir)
+    schedule = None
+    if agent.ensemble is not None:
+      schedule = intrinsic_schedule or schedules.Fixed()
+    counters = loop_lib.Counters(seed, env, ratio, ckpt_dir, schedule)
     driver = driver_lib.Driver(agent, pool)
     parts = dict(
         agent=ckpt_lib.AgentPart(

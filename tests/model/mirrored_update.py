@@ -1,8 +1,10 @@
 """Compares one MirroredStrategy update with the default-strategy update.
 
 Run as a script (it must configure 2 logical CPU devices before TF starts):
-  python -m tests.model.mirrored_update OBS ACT   (from the repository root)
-Prints one JSON line with the max relative/absolute differences per group.
+  python -m tests.model.mirrored_update OBS ACT [+weights] [BINDING ...]
+(from the repository root); `+weights` adds importance weights `weight`
+[B] to the batches. Prints one JSON line with the max relative/absolute
+differences per group.
 """
 import json
 import sys
@@ -23,19 +25,23 @@ from tests import conftest  # noqa: E402
 
 # The tiny model of the test suite,
 # with warm-up off so the compared updates move the parameters.
+WEIGHTS = '+weights' in sys.argv[3:]
 TINY = conftest.TINY + [
     'Agent.batch_size = 4', 'Agent.batch_length = 6', 'LaProp.warmup = 0',
     'LaProp.lr = 1e-4', "Agent.precision = 'float32'",
-] + sys.argv[3:]
+] + [arg for arg in sys.argv[3:] if arg != '+weights']
 
 
 def state(agent):
+  optimizers = [agent.optimizer] + (
+      [agent.explore_optimizer] if agent.explore_optimizer else [])
+  optimizer = [v for o in optimizers for v in o.variables]
   groups = dict(
-      params=agent.trainable_variables,
-      slow_critic=agent.slow_critic.weights,
-      retnorm=agent.retnorm.weights,
-      optimizer_nu=[v for v in agent.optimizer.variables if 'nu' in v.name],
-      optimizer_mu=[v for v in agent.optimizer.variables if 'mu' in v.name])
+      params=agent.trainable_variables + agent.explore_variables,
+      slow_critic=agent.slow_variables,
+      retnorm=[v for r in agent.retnorms.values() for v in r.weights],
+      optimizer_nu=[v for v in optimizer if 'nu' in v.name],
+      optimizer_mu=[v for v in optimizer if 'mu' in v.name])
   return {k: [np.array(v.numpy() if not hasattr(v, 'values') else
                        v.values[0].numpy()) for v in vs]
           for k, vs in groups.items()}
@@ -49,6 +55,8 @@ def main(obs, act, updates=2):
   mirrored = agent_lib.Agent(
       obs_space, act_space,
       strategy=tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))
+  for agent in (single, mirrored):
+    agent.set_intrinsic_weight(0.5)
   rng = np.random.default_rng(1)
   out = {'replicas': mirrored.strategy.num_replicas_in_sync}
   before = state(mirrored)
@@ -69,8 +77,12 @@ def main(obs, act, updates=2):
       for agent in (single, mirrored):
         agent.set_state(initial)
         agent.optimizer.iterations.assign(i)
-        agent.retnorm.assign(tf.constant(-1.0), tf.constant(2.0))
+        for retnorm in agent.retnorms.values():
+          retnorm.assign(tf.constant(-1.0), tf.constant(2.0))
     data = batches.random_batch(single, rng)
+    if WEIGHTS:
+      data['weight'] = rng.uniform(0.2, 1.0, len(data['is_first'])).astype(
+          np.float32)
     # Step ids (chunk id, index) that name every row and step differently.
     rows, length = data['is_first'].shape
     data['stepid'] = np.stack(np.broadcast_arrays(
@@ -84,6 +96,10 @@ def main(obs, act, updates=2):
     # The latents come back in batch row order from both placements.
     out[f'latents_max_abs_diff_{i}'] = float(np.abs(
         u1['deter'] - u2['deter']).max())
+    # Priorities, relative to their scale.
+    out[f'priority_max_rel_diff_{i}'] = float(np.abs(
+        u1['priority'] - u2['priority']).max() / np.abs(
+            u1['priority']).max())
     out[f'loss_{i}'] = [float(m1['opt/loss']), float(m2['opt/loss'])]
     # Every loss metric of the mirrored step is the mean over replicas of
     # equal batch shares, so it equals the single-device value.

@@ -96,16 +96,18 @@ def test_train_returns_self_describing_replay_updates():
   stepid = np.stack(np.broadcast_arrays(
       np.arange(2)[:, None] + 7, np.arange(5)[None]), -1).astype(np.int64)
   _, updates = agent.train(dict(data, stepid=stepid))
-  assert list(updates) == ['stepid', 'deter', 'stoch']
+  assert list(updates) == ['stepid', 'deter', 'stoch', 'priority']
   assert all(isinstance(v, np.ndarray) for v in updates.values())
   assert updates['stepid'].dtype == np.int64
   np.testing.assert_array_equal(updates['stepid'], stepid[:, 1:])
   assert updates['deter'].shape == (2, 4, agent.wm.rssm.deter_size)
   assert updates['stoch'].shape == (2, 4, agent.wm.rssm.stoch_size,
                                     agent.wm.rssm.classes)
-  # Without step ids (tests, benchmark) only the latents come back.
+  assert updates['priority'].shape == (2, 4)  # Priority.weights, >= 0.
+  assert np.all(updates['priority'] >= 0)
+  # Without step ids (tests, benchmark) the values come back unnamed.
   _, updates = agent.train(data)
-  assert set(updates) == {'deter', 'stoch'}
+  assert set(updates) == {'deter', 'stoch', 'priority'}
   assert 'stepid' not in data  # the caller's batch is left alone
   with pytest.raises(ValueError, match='stepid of shape'):
     agent.train(dict(data, stepid=stepid[:, 1:]))

@@ -23,10 +23,10 @@ def test_two_phases_give_the_one_phase_gradients():
   seed = tf.constant([0, 3])
   one = placement.gradients(agent, data, seed)
   ret = update.imagine(agent, data, seed).ret
-  scale = update.return_scale(agent.retnorm, ret).scale
-  two = placement.gradients(agent, data, seed, scale)
-  assert two.retnorm is None
-  assert float(one.retnorm.scale) == float(scale)
+  retnorm = update.return_scale(agent.retnorm, ret)
+  two = placement.gradients(agent, data, seed, {'extr': retnorm})
+  assert two.retnorms is None
+  assert float(one.retnorms['extr'].scale) == float(retnorm.scale)
   for a, b in zip(one.grads, two.grads):
     np.testing.assert_array_equal(a, b)
   for key, value in one.metrics.items():
@@ -89,6 +89,29 @@ def test_mirrored_update_equals_single_device_update(obs, act):
   # The optimizer moments see the all-reduced sum of partial sums, whose
   # float32 rounding differs from the one-device sum; LaProp's g/sqrt(nu)
   # magnifies that for near-zero gradient entries in the momentum.
+  assert result['optimizer_nu']['max_rel'] < 1e-4, result
+  assert result['optimizer_mu']['max_rel'] < 1e-3, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signal', ['latent', 'reward'])
+def test_mirrored_update_with_exploration_equals_single_device(signal):
+  """Ensemble, intrinsic stream, importance weights and priorities: the
+  2-replica update equals the single-device one as without them."""
+  result = run_mirrored(
+      '24', 'continuous:2', '+weights', 'Agent.jit_compile = False',
+      f"Exploration.signal = '{signal}'", 'Exploration.units = 16',
+      "Priority.weights = {'world_model': 1.0, 'value_error': 1.0, "
+      "'intrinsic_return': 1.0}")
+  for i in range(2):
+    per_loss = result[f'loss_metrics_{i}']
+    assert {'loss/value_intr', 'loss/policy', 'loss/dyn'} <= set(per_loss)
+    for key, (single, mirrored) in per_loss.items():
+      assert mirrored == pytest.approx(single, rel=1e-5, abs=1e-7), key
+    assert result[f'priority_max_rel_diff_{i}'] < 1e-5, result
+  for group in ('params', 'slow_critic', 'retnorm'):
+    assert result[group]['changed'], group
+    assert result[group]['max_rel'] < 1e-5, (group, result)
   assert result['optimizer_nu']['max_rel'] < 1e-4, result
   assert result['optimizer_mu']['max_rel'] < 1e-3, result
 

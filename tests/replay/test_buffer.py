@@ -549,3 +549,32 @@ def test_zero_on_sample_lives_only_in_the_selector(tmp_path):
     else:
       expected = 0.0 if item in drawn else 1.0
       np.testing.assert_array_equal(selector.priorities([item]), expected)
+
+
+def test_importance_weights_follow_the_draw_probabilities():
+  """weight_b = (N P_b)^-β / max_b', P_b by brute force; queue rows count
+  as uniform draws; no weights without β or without priority."""
+  replay = Replay(capacity=100, chunk_size=8, length=1, online=True, seed=3,
+                  fracs=dict(uniform=0.5, priority=0.5), prio_exponent=1.0,
+                  prio_maxfrac=0.0, prio_zero_on_sample=False,
+                  importance=0.6)
+  fill(replay, 6)
+  stepid = np.array([[[0, i]] for i in range(6)])  # [6, 1, 2]
+  prios = np.array([[1.0], [2.0], [3.0], [4.0], [0.0], [10.0]])
+  replay.update(dict(stepid=stepid, priority=prios))
+  batch = replay.sample(8)
+  rows = starts(batch)
+  queued = 6  # length 1: every step was queued once, oldest first.
+  assert rows[:queued].tolist() == list(range(6))
+  p = 0.5 / 6 + 0.5 * prios[:, 0] / prios.sum()
+  probs = np.concatenate([np.full(queued, 1 / 6), p[rows[queued:]]])
+  expected = (6 * probs) ** -0.6
+  np.testing.assert_allclose(batch['weight'], expected / expected.max(),
+                             rtol=1e-6)
+  assert batch['weight'].dtype == np.float32 and batch['weight'].max() == 1
+  plain = Replay(capacity=100, chunk_size=8, length=1, seed=3,
+                 fracs=dict(uniform=1.0), importance=0.6)
+  fill(plain, 6)
+  assert 'weight' not in plain.sample(4)
+  with pytest.raises(ValueError, match='importance'):
+    Replay(importance=1.5)

@@ -286,3 +286,75 @@ def test_prioritized_ring_follows_the_item_table():
     prio.insert(item)
     assert prio.slots == len(table.chunk)
   assert prio.slots == 100
+
+
+def _brute_mixture_probabilities(fracs, first, next_, leaves, exponent):
+  """P(item) under the mixture by brute force, every item of [first, next)."""
+  items = np.arange(first, next_)
+  uniform = np.full(len(items), 1 / len(items))
+  ages = next_ - 1 - items
+  recency = (ages + 1.0) ** -exponent
+  recency /= recency.sum()
+  if np.isinf(leaves).any():
+    prio = np.isinf(leaves) / np.isinf(leaves).sum()
+  elif leaves.sum() > 0:
+    prio = leaves / leaves.sum()
+  else:
+    prio = uniform
+  return dict(zip(items.tolist(), fracs['uniform'] * uniform
+                  + fracs['recency'] * recency + fracs['priority'] * prio))
+
+
+@pytest.mark.parametrize('zero_on_sample', [False, True])
+def test_mixture_probabilities_match_brute_force(zero_on_sample):
+  """The chance reported for every drawn row equals the brute-force mixture
+  probability in the state the row was drawn in (before zero-on-sample),
+  and those chances describe the draws (chi-square)."""
+  fracs = dict(uniform=0.2, recency=0.3, priority=0.5)
+  prio = selectors.Prioritized(50, exponent=1.0, maxfrac=0.0,
+                               zero_on_sample=zero_on_sample)
+  mixture = selectors.Mixture(fracs, dict(
+      uniform=selectors.Uniform(), recency=selectors.Recency(0.7),
+      priority=prio))
+  for item in range(30):
+    mixture.insert(item)
+  rng = np.random.default_rng(5)
+  mixture.prioritize(np.arange(30), rng.random((30, 1)) * 3)
+  counts = collections.Counter()
+  draws = 0
+  for _ in range(400 if zero_on_sample else 4000):
+    leaves = prio.priorities(np.arange(30)).copy()
+    brute = _brute_mixture_probabilities(fracs, 0, 30, leaves, 0.7)
+    items, probs = mixture.sample(rng, 5, probabilities=True)
+    assert probs.shape == (5,)
+    # The first row's state is the one before this batch; later rows see
+    # the zeroing of earlier rows.
+    assert probs[0] == pytest.approx(brute[items[0]], rel=1e-12)
+    for item, p in zip(items[1:], probs[1:]):
+      if not zero_on_sample:
+        assert p == pytest.approx(brute[item], rel=1e-12)
+      assert 0 < p <= 1
+    if zero_on_sample:  # Refresh what the batch zeroed, as training would.
+      mixture.prioritize(np.arange(30), np.maximum(leaves, 0)[:, None])
+    counts.update([items[0]])
+    draws += 1
+  if not zero_on_sample:
+    observed = [counts[i] for i in range(30)]
+    expected = np.array([brute[i] for i in range(30)]) * draws
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_mixture_probabilities_with_new_items_and_all_zero():
+  prio = selectors.Prioritized(20, zero_on_sample=False)
+  mixture = selectors.Mixture(dict(uniform=0.5, priority=0.5), dict(
+      uniform=selectors.Uniform(), priority=prio))
+  for item in range(10):
+    mixture.insert(item)  # All new: infinite priority.
+  mixture.prioritize(np.arange(8), np.ones((8, 2)))  # Items 8, 9 stay new.
+  rng = np.random.default_rng(0)
+  items, probs = mixture.sample(rng, 50, probabilities=True)
+  for item, p in zip(items, probs):
+    assert p == pytest.approx(0.5 / 10 + (0.5 / 2 if item >= 8 else 0.0))
+  mixture.prioritize(np.arange(10), np.zeros((10, 2)))
+  _, probs = mixture.sample(rng, 5, probabilities=True)
+  np.testing.assert_allclose(probs, 0.1)  # All zero: uniform.

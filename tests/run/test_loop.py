@@ -1,6 +1,15 @@
 """The training loop's parts (`dreamer_tf/run/loop.py`); the loop itself
 runs end to end in tests/run/test_train.py."""
+import numpy as np
+import pytest
+
+from dreamer_tf import config
+from dreamer_tf import replay as replay_lib
+from dreamer_tf import spaces
+from dreamer_tf.model import agent as agent_lib
+from dreamer_tf.model import batches
 from dreamer_tf.run import loop as loop_lib
+from tests.conftest import TINY
 
 
 def test_train_ratio_counts_replayed_steps_per_policy_step():
@@ -14,3 +23,81 @@ def test_train_ratio_counts_replayed_steps_per_policy_step():
   restored = loop_lib.TrainRatio(64, 16 * 64)
   restored.restore(ratio.state())
   assert restored.due(1000 + 320) == 10
+
+
+class _Driver:
+  """The driver interface the loop registers its callbacks with."""
+
+  def on_step(self, callback):
+    del callback
+
+  def on_episode(self, callback):
+    del callback
+
+
+class _Logger:
+  def __init__(self):
+    self.records = []
+
+  def scalars(self, values, step):
+    self.records.append((step, dict(values)))
+
+
+def _stored_priorities(replay, stepid):
+  """The step priorities replay holds at stepid [B, T, 2]."""
+  # pylint: disable-next=protected-access
+  return np.array([[replay._chunks[c].prio[i] for c, i in row]
+                   for row in stepid.tolist()])
+
+
+@pytest.mark.parametrize('context', [0, 1])
+def test_priorities_written_back_after_applied_updates_only(context):
+  """With prioritized replay every applied update writes its priorities to
+  exactly its trained steps; a skipped update writes nothing; without
+  priority selection nothing is written."""
+  config.parse([], TINY + [
+      'Agent.batch_size = 3', 'Agent.batch_length = 4',
+      f'Agent.replay_context = {context}', 'LaProp.warmup = 0'])
+  agent = agent_lib.Agent(spaces.parse_obs_space('5'),
+                          spaces.parse_act_space('discrete:2'))
+  replay = replay_lib.Replay(
+      capacity=1000, chunk_size=16, length=agent.sequence_length, seed=0,
+      online=False, fracs=dict(uniform=0.5, priority=0.5),
+      prio_initial=1.0, prio_zero_on_sample=False)
+  rng = np.random.default_rng(0)
+  steps = batches.random_batch(agent, rng, batch_size=1)
+  for t in range(40):
+    step = {k: v[0, t % agent.sequence_length] for k, v in steps.items()}
+    step['is_first'] = np.array(t == 0)
+    replay.add(step)
+  counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp')
+  settings = loop_lib.Settings(steps=1)
+  logger = _Logger()
+  loop = loop_lib.Loop(agent, replay, logger, _Driver(), None, counters,
+                       settings, save=lambda: None)
+  results = []
+  train = agent.train
+  agent.train = lambda b: results.append(train(b)) or results[-1]
+  loop._update()  # pylint: disable=protected-access
+  updates = results[-1][1]
+  # The last value written to each step (rows overlap), row-major.
+  expected = {}
+  for ids, prios in zip(updates['stepid'].tolist(),
+                        updates['priority'].tolist()):
+    expected.update(zip(map(tuple, ids), prios))
+  stored = _stored_priorities(replay, updates['stepid'])
+  want = np.array([[expected[tuple(i)] for i in row]
+                   for row in updates['stepid'].tolist()], np.float32)
+  np.testing.assert_array_equal(stored, want)
+  assert np.all(stored != 1.0) and np.all(np.isfinite(stored))
+  untouched = sum(int((ch.prio[:ch.length] == 1.0).sum())
+                  for ch in replay._chunks.values())
+  assert untouched == 40 - len(expected)  # Only the trained steps changed.
+  original = replay.sample
+  before = {c: ch.prio.copy() for c, ch in replay._chunks.items()}
+  replay.sample = lambda b: dict(original(b), reward=np.full(
+      (b, agent.sequence_length), np.nan, np.float32))
+  loop._update()  # Skipped: non-finite loss.
+  assert counters.nonfinite == 1
+  for c, prio in before.items():
+    np.testing.assert_array_equal(replay._chunks[c].prio, prio)

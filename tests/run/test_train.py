@@ -132,7 +132,18 @@ def test_unknown_env_id_suggests_close_names(tmp_path):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
 
 
-def _launch(logdir, steps, every):
+# DreamerV3-XP: prioritized replay with importance weights, priorities
+# from the world model and the intrinsic return, latent disagreement with
+# the return-driven schedule.
+XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
+      'Replay.fracs': "{'uniform': 0.5, 'priority': 0.5}",
+      'Replay.importance': '0.6',
+      'Priority.weights': "{'world_model': 1.0, 'intrinsic_return': 1.0}",
+      'train.intrinsic_schedule': '@ReturnProgress()'}
+VARIANTS = {'baseline': {}, 'xp': XP}
+
+
+def _launch(logdir, steps, every, variant='baseline'):
   return [sys.executable, '-m', 'launch.train', f'--logdir={logdir}',
           '--gin_file=gin_configs/default.gin',
           '--gin_file=gin_configs/suites/debug.gin',
@@ -141,7 +152,8 @@ def _launch(logdir, steps, every):
           f'--gin_param=train.save_every_steps={every}',
           f'--gin_param=train.eval_every={EVAL_EVERY}',
           '--gin_param=train.eval_episodes=2',
-          '--gin_param=train.report_every=0']
+          '--gin_param=train.report_every=0'] + [
+              f'--gin_param={k}={v}' for k, v in VARIANTS[variant].items()]
 
 
 STEPS, EVERY, EVAL_EVERY = 160, 80, 40
@@ -149,23 +161,43 @@ QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
 
 
 @pytest.fixture(scope='module')
-def straight_run(tmp_path_factory):
-  """A run of STEPS policy steps that was never stopped."""
-  logdir = tmp_path_factory.mktemp('straight')
-  subprocess.run(_launch(logdir, STEPS, EVERY), cwd=ROOT, env=QUIET,
-                 check=True, capture_output=True, timeout=600)
-  return logdir
+def straight_runs(tmp_path_factory):
+  """variant -> the logdir of a run of STEPS policy steps that was never
+  stopped (run on first use)."""
+  runs = {}
+
+  def get(variant):
+    if variant not in runs:
+      logdir = tmp_path_factory.mktemp(f'straight_{variant}')
+      subprocess.run(_launch(logdir, STEPS, EVERY, variant), cwd=ROOT,
+                     env=QUIET, check=True, capture_output=True, timeout=900)
+      runs[variant] = logdir
+    return runs[variant]
+  return get
+
+
+def _replay(logdir, variant):
+  """The run's replay as it would be loaded for training."""
+  kwargs = {}
+  if variant == 'xp':
+    kwargs = dict(fracs=dict(uniform=0.5, priority=0.5), importance=0.6)
+  return replay_lib.Replay(str(logdir / 'replay'), length=9, **kwargs)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('stop', ['sigkill', 'ctrl_c'])
-def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
+@pytest.mark.parametrize('stop, variant', [
+    ('sigkill', 'baseline'), ('ctrl_c', 'baseline'), ('sigkill', 'xp')])
+def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
+                                            variant):
   """Stop a run after its first checkpoint, by kill -9 of the trainer or
   by a terminal's Ctrl-C (SIGINT to the whole process group, env workers
   included); rerun the command: same result as never stopping, and no
-  replay step written before the stop is lost."""
+  replay step written before the stop is lost. Once with DreamerV3-XP on:
+  the ensemble, the intrinsic critic, the schedule's state, the step
+  priorities and the prioritized selector resume exactly too."""
+  straight_run = straight_runs(variant)
   stopped = tmp_path / 'stopped'
-  proc = subprocess.Popen(_launch(stopped, STEPS, EVERY), cwd=ROOT,
+  proc = subprocess.Popen(_launch(stopped, STEPS, EVERY, variant), cwd=ROOT,
                           env=QUIET, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
                           start_new_session=True)
@@ -198,10 +230,9 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
     assert not _alive_in_group(proc.pid)
   state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
   assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
-  items_at_stop = replay_lib.Replay(
-      str(stopped / 'replay'), length=9).stats()['inserts']
-  subprocess.run(_launch(stopped, STEPS, EVERY), cwd=ROOT, env=QUIET,
-                 check=True, capture_output=True, timeout=600)
+  items_at_stop = _replay(stopped, variant).stats()['inserts']
+  subprocess.run(_launch(stopped, STEPS, EVERY, variant), cwd=ROOT,
+                 env=QUIET, check=True, capture_output=True, timeout=900)
   a_tensors, a_meta = ckpt_lib.Checkpointer(
       str(straight_run / 'ckpt')).load()
   b_tensors, b_meta = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
@@ -218,9 +249,20 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_run, stop):
   for name, x, y in zip(names, a_tensors, b_tensors):
     if not name.split('/')[1] == 'env':
       np.testing.assert_array_equal(x, y, err_msg=name)
-  replay_a = replay_lib.Replay(str(straight_run / 'replay'), length=9).stats()
-  replay_b = replay_lib.Replay(str(stopped / 'replay'), length=9).stats()
-  assert replay_b['inserts'] == replay_a['inserts'] >= items_at_stop
+  if variant == 'xp':
+    assert a_state['schedule'] == b_state['schedule']
+    assert a_state['schedule']['fast'] is not None  # Saw episodes.
+  replay_a, replay_b = (_replay(d, variant)
+                        for d in (straight_run, stopped))
+  assert replay_b.stats()['inserts'] == replay_a.stats()['inserts'] >= (
+      items_at_stop)
+  # Step priorities, selector state and RNG: the next draws are the same.
+  for _ in range(3):
+    batch_a, batch_b = replay_a.sample(8), replay_b.sample(8)
+    assert set(batch_a) == set(batch_b)
+    assert ('weight' in batch_a) == (variant == 'xp')
+    for key in batch_a:
+      np.testing.assert_array_equal(batch_a[key], batch_b[key], err_msg=key)
   # The logs read as if never stopped: the same training and evaluation
   # episodes (evaluation has its own RNG and its envs are checkpointed),
   # and each metrics step once.

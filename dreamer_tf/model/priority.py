@@ -1,0 +1,69 @@
+"""Replay priorities from the signals of an update (DreamerV3-XP, §1.7).
+
+`update.priority_signals` gives, per trained step, the world-model loss,
+the reconstruction loss, the critic's error and the normalised return of
+the trajectory imagined from the step (and of its intrinsic stream). A
+step's priority is the non-negative combination
+
+  p = Σ_k weights[k] · clean(signal_k),  clean(x) = max(x, 0) if finite else 0
+
+so a negative return or a NaN loss can never give a negative, NaN or
+infinite priority (DreamerV3-XP's priority can be negative, and its
+exponent then gives NaN). The replay's selector raises p to its exponent
+and aggregates the steps of an item (`replay/selectors.py`). The default,
+the world-model loss alone, is the official DreamerV3 priority.
+"""
+import dataclasses
+
+import gin
+import tensorflow as tf
+
+SIGNALS = ('world_model', 'reconstruction', 'value_error', 'return',
+           'intrinsic_return')
+MAX_PRIORITY = 1e30  # Finite in float32 after any exponent <= 1.
+
+
+@gin.configurable('Priority')
+@dataclasses.dataclass(frozen=True)
+class PriorityConfig:
+  """weights: {signal: weight >= 0} over `SIGNALS` (gin dict)."""
+  weights: dict = dataclasses.field(
+      default_factory=lambda: {'world_model': 1.0})
+
+  def __post_init__(self):
+    weights = dict(self.weights)
+    unknown = set(weights) - set(SIGNALS)
+    if unknown:
+      raise ValueError(f'Priority.weights has unknown signals '
+                       f'{sorted(unknown)}; known: {list(SIGNALS)}.')
+    bad = {k: v for k, v in weights.items()
+           if not (isinstance(v, (int, float)) and v >= 0)}
+    if bad or not any(weights.values()):
+      raise ValueError(
+          f'Priority.weights={weights}: every weight must be a number >= 0 '
+          'and at least one > 0.')
+
+  def check(self, signals):
+    """Raises if a weighted signal is not produced (e.g. intrinsic_return
+    without exploration)."""
+    missing = {k for k, v in self.weights.items() if v} - set(signals)
+    if missing:
+      raise ValueError(
+          f'Priority.weights uses {sorted(missing)}, which this agent does '
+          f'not compute (it has {sorted(signals)}); intrinsic_return needs '
+          "Exploration.signal = 'latent' or 'reward'.")
+
+
+def clean(signal):
+  """max(x, 0) where x is finite, else 0, as float32."""
+  signal = tf.cast(signal, tf.float32)
+  return tf.where(tf.math.is_finite(signal), tf.maximum(signal, 0.0), 0.0)
+
+
+def combine(signals, weights):
+  """p = Σ_k weights[k] clean(signals[k]), clipped to MAX_PRIORITY; [B, T].
+
+  signals: {name: [B, T]}; weights: {name: float}, zero weights skipped.
+  """
+  terms = [w * clean(signals[k]) for k, w in sorted(weights.items()) if w]
+  return tf.minimum(tf.add_n(terms), MAX_PRIORITY)

@@ -1,0 +1,131 @@
+"""Schedules of the intrinsic reward's weight (DreamerV3-XP exploration).
+
+The actor's advantage is A = w_ext A_ext + w_int A_int (each stream
+normalised by its own return scale, `behavior.imagination_losses`); a
+schedule gives w_int before every update. Every schedule has
+
+  value(updates) -> w_int >= 0   the weight for the next update
+  observe(score)                 a finished training episode's return
+  get_state() / set_state(s)     JSON values, kept by the loop's counters
+
+and is a gin configurable, bound as `train.intrinsic_schedule =
+@ExponentialDecay()` (default: `Fixed()`).
+
+DreamerV3-XP's schedules differ: its weight λ multiplies the intrinsic
+term but is clipped to [0.1, 1] (10% intrinsic at least, 100% at the
+start), and its adaptive schedule follows the slope of the mean imagined
+reward; ours follow episode returns, the quantity exploration is for.
+"""
+import math
+
+import gin
+
+
+def _check_weight(name, value):
+  if not (isinstance(value, (int, float)) and math.isfinite(value)
+          and value >= 0):
+    raise ValueError(f'{name}={value!r} must be a finite number >= 0.')
+  return float(value)
+
+
+class _Stateless:
+  """A schedule of the update count alone: episodes change nothing."""
+
+  def observe(self, score):
+    del score
+
+  def get_state(self):
+    return {}
+
+  def set_state(self, state):
+    del state
+
+
+@gin.configurable
+class Fixed(_Stateless):
+  """w_int = weight, always."""
+
+  def __init__(self, weight=1.0):
+    self.weight = _check_weight('Fixed.weight', weight)
+
+  def value(self, updates):
+    del updates
+    return self.weight
+
+
+@gin.configurable
+class ExponentialDecay(_Stateless):
+  """w_int = end + (start - end) 2^(-updates / half_life): decreases
+  from `start` towards `end`, halving the distance every `half_life`
+  updates (DreamerV3-XP's exp(-2.5 u / 45000) is half_life ≈ 12,477)."""
+
+  def __init__(self, start=1.0, end=0.0, half_life=10_000):
+    self.start = _check_weight('ExponentialDecay.start', start)
+    self.end = _check_weight('ExponentialDecay.end', end)
+    if not half_life > 0:
+      raise ValueError(f'ExponentialDecay.half_life={half_life!r} must be '
+                       '> 0 updates.')
+    self.half_life = float(half_life)
+
+  def value(self, updates):
+    return self.end + (self.start - self.end) * 2.0 ** (
+        -updates / self.half_life)
+
+
+@gin.configurable
+class ReturnProgress:
+  """More exploration while episode returns stagnate, less while they rise.
+
+  Over the returns R of finished training episodes it keeps a fast and a
+  slow EMA (rates `fast`, `slow`) and the EMA `spread` of |R - slow|:
+    progress = (fast - slow) / spread    (0 when spread is 0)
+    w_int = low + (high - low) exp(-max(progress, 0) / tolerance)
+  So w_int = high before the first episode, while returns are flat and
+  while they fall; it drops towards `low` as the recent returns rise above
+  the long-run average by more than `tolerance` spreads, and comes back
+  once they level off again.
+  """
+
+  def __init__(self, high=1.0, low=0.0, fast=0.1, slow=0.01,
+               tolerance=0.5):
+    self.high = _check_weight('ReturnProgress.high', high)
+    self.low = _check_weight('ReturnProgress.low', low)
+    if not 0 < slow < fast <= 1:
+      raise ValueError(f'ReturnProgress needs 0 < slow < fast <= 1, got '
+                       f'slow={slow!r}, fast={fast!r}.')
+    if not tolerance > 0:
+      raise ValueError(f'ReturnProgress.tolerance={tolerance!r} must be > 0.')
+    self.fast_rate, self.slow_rate = float(fast), float(slow)
+    self.tolerance = float(tolerance)
+    self.fast = self.slow = None
+    self.spread = 0.0
+
+  @property
+  def progress(self):
+    """(fast - slow) / spread of the returns seen so far (0 before any)."""
+    if self.fast is None or self.spread <= 0:
+      return 0.0
+    return (self.fast - self.slow) / self.spread
+
+  def value(self, updates):
+    del updates
+    return self.low + (self.high - self.low) * math.exp(
+        -max(self.progress, 0.0) / self.tolerance)
+
+  def observe(self, score):
+    score = float(score)
+    if not math.isfinite(score):
+      return  # The loop refuses non-finite rewards elsewhere.
+    if self.fast is None:
+      self.fast = self.slow = score
+      return
+    self.fast += self.fast_rate * (score - self.fast)
+    self.slow += self.slow_rate * (score - self.slow)
+    self.spread += self.slow_rate * (abs(score - self.slow) - self.spread)
+
+  def get_state(self):
+    return dict(fast=self.fast, slow=self.slow, spread=self.spread)
+
+  def set_state(self, state):
+    self.fast, self.slow = state['fast'], state['slow']
+    self.spread = state['spread']

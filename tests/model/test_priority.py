@@ -1,0 +1,83 @@
+"""Replay priorities from the update's signals (model/priority.py and
+update.priority_signals)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dreamer_tf.model import priority
+from dreamer_tf.model import update
+from tests.conftest import TINY, make_batch
+from tests.model.test_agent import build
+
+SMALL = TINY + ['Agent.batch_size = 2', 'Agent.batch_length = 4',
+                "Agent.precision = 'float32'"]
+
+
+def test_priorities_are_finite_and_non_negative_for_any_signal():
+  signals = dict(
+      world_model=np.array([[1.0, np.nan, 2.0, -3.0]], np.float32),
+      value_error=np.array([[0.5, 0.5, np.inf, 0.5]], np.float32),
+      **{'return': np.array([[-1.0, 4.0, -np.inf, 1e38]], np.float32)})
+  weights = {'world_model': 1.0, 'value_error': 2.0, 'return': 0.5}
+  got = priority.combine(signals, weights).numpy()
+  np.testing.assert_allclose(
+      got, [[2.0, 3.0, 2.0, min(1.0 + 0.5e38, priority.MAX_PRIORITY)]])
+  assert np.all(np.isfinite(got)) and np.all(got >= 0)
+  assert np.isfinite(got.astype(np.float64) ** 0.8).all()
+  # Zero weights skip their signal, even a missing one.
+  np.testing.assert_allclose(
+      priority.combine(signals, {'world_model': 1.0, 'intrinsic_return': 0}),
+      [[1.0, 0.0, 2.0, 0.0]])
+
+
+def test_config_errors_name_the_problem():
+  with pytest.raises(ValueError, match='unknown signals'):
+    priority.PriorityConfig(weights={'recon': 1.0})
+  with pytest.raises(ValueError, match='>= 0'):
+    priority.PriorityConfig(weights={'world_model': -1.0})
+  with pytest.raises(ValueError, match='at least one'):
+    priority.PriorityConfig(weights={'world_model': 0.0})
+  with pytest.raises(ValueError, match="Exploration.signal"):
+    build('5', 'discrete:3', *SMALL,
+          "Priority.weights = {'intrinsic_return': 1.0}")
+
+
+def test_signals_by_hand():
+  agent = build('5', 'discrete:3', *SMALL)
+  data = make_batch(agent)
+  imagination = update.imagine(agent, data, tf.constant([0, 1]))
+  ret = imagination.ret
+  scales = update.return_scales(agent, {'extr': ret + 3.0})
+  signals = update.priority_signals(agent, imagination, scales)
+  b, t = 2, 4
+  assert all(v.shape == (b, t) for v in signals.values())
+  assert set(signals) == set(priority.SIGNALS[:-1])
+  losses = imagination.world_model.losses
+  scale = agent.loss_scales
+  np.testing.assert_allclose(signals['world_model'], sum(
+      losses[k] * scale[k] for k in ('dyn', 'rep', 'vector', 'reward',
+                                     'cont')), rtol=1e-6)
+  np.testing.assert_allclose(signals['reconstruction'],
+                             losses['vector'] * scale['vector'], rtol=1e-6)
+  s = scales['extr']
+  value = imagination.value_logits  # Critic at init: value 0 everywhere.
+  assert value.shape[:2] == ret.shape[:1] + (ret.shape[1] + 1,)
+  np.testing.assert_allclose(
+      signals['value_error'],
+      np.abs(ret.numpy()).mean(1).reshape(b, t) / float(s.scale), rtol=1e-5)
+  np.testing.assert_allclose(
+      signals['return'], np.maximum(0, (ret.numpy()[:, 0] - float(s.lo))
+                                    / float(s.scale)).reshape(b, t),
+      rtol=1e-5)
+
+
+def test_train_returns_the_combined_priority_of_every_trained_step():
+  weights = "{'world_model': 1.0, 'value_error': 3.0}"
+  agent = build('5', 'discrete:3', *SMALL, f'Priority.weights = {weights}')
+  data = make_batch(agent)
+  data['stepid'] = np.zeros((2, agent.sequence_length, 2), np.int64)
+  metrics, updates = agent.train(data)
+  assert float(metrics['opt/skipped']) == 0.0
+  assert updates['priority'].shape == (2, 4)
+  assert np.all(updates['priority'] > 0)
+  assert np.all(np.isfinite(updates['priority']))
