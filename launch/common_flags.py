@@ -13,6 +13,8 @@ flags.DEFINE_multi_string(
 flags.DEFINE_multi_string('gin_param', [],
                           'Gin binding(s), e.g. RSSM.deter=512.')
 flags.DEFINE_string('logdir', None, 'Run directory.')
+flags.DEFINE_string('root', None, 'Sweep directory (launch.sweep: where the '
+                    'runs go; launch.results: where they are read).')
 flags.DEFINE_integer('seed', 0, 'Seed (of the run, the eval envs, or the '
                      'bootstrap).')
 flags.DEFINE_list('tasks', [], 'Env ids / task keys, comma-separated.')

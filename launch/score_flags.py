@@ -1,6 +1,7 @@
-"""Flags shared by launch/plot.py and launch/tables.py, defined once.
+"""Flags shared by launch/plot.py, launch/tables.py and launch/results.py,
+defined once.
 
-Both launchers import this module, so they can also be imported together
+The launchers import this module, so they can also be imported together
 (the tests do) without absl's DuplicateFlagError.
 """
 from absl import flags
@@ -8,10 +9,43 @@ from absl import flags
 from dreamer_tf.analysis import scores
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 
-flags.DEFINE_multi_string('runs', [], 'Glob(s) of run directories.')
+flags.DEFINE_multi_string('runs', [], 'Glob(s) of run directories (a '
+                          'directory of runs, e.g. a sweep root, stands for '
+                          'every run below it).')
 flags.DEFINE_multi_string('reference', [], 'Official score file(s).')
 flags.DEFINE_string('kind', 'train',
                     "Episodes of --runs: 'train', 'eval' or 'all'.")
 flags.DEFINE_multi_string('label', [scores.METHOD],
-                          'Method name of --runs, or one per --runs glob (e.g. grid points).')
+                          'Method name of --runs, or one per --runs glob (e.g. '
+                          'grid points). Runs of an experiment sweep are named '
+                          'by their experiment unless --label is given.')
 flags.DEFINE_integer('reps', 2000, 'Bootstrap resamples.')
+flags.DEFINE_list('metrics', [],
+                  'Logged metrics (metrics.jsonl keys, or their tails after a '
+                  "'/': loss/policy names train/loss/policy).")
+flags.DEFINE_list('methods', [], 'Only these methods (default: all).')
+flags.DEFINE_integer('final_episodes', 10,
+                     'Episodes of a final score (mean of the last K) and of '
+                     'a best score (best mean of K consecutive ones).',
+                     lower_bound=1)
+
+
+def kind():
+  """--kind as the analysis functions take it (None: all episodes)."""
+  return None if flags.FLAGS.kind == 'all' else flags.FLAGS.kind
+
+
+def collect():
+  """scores.collect of --runs, --reference, --tasks, --kind and --label:
+  {task: {method: [Run]}} (all methods; see `select`)."""
+  flag_values = flags.FLAGS
+  _, table = scores.collect(
+      flag_values.runs, flag_values.reference, flag_values.tasks, kind(),
+      flag_values.label, by_experiment=not flag_values['label'].present)
+  return table
+
+
+def select(table):
+  """The table restricted to --methods (all without it)."""
+  methods = flags.FLAGS.methods
+  return scores.select_methods(table, methods) if methods else table

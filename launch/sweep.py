@@ -1,4 +1,5 @@
-"""Runs a sweep: every task x grid point x seed as one `launch.train` run.
+"""Runs a sweep: every task x experiment x grid point x seed as one
+`launch.train` run.
 
   # 2 tasks x 2 train ratios x 3 seeds = 12 runs, 2 at a time on this machine:
   python -m launch.sweep --root=runs/sweep1 \
@@ -15,11 +16,27 @@
   # done / running / partial / failed / pending, read from disk:
   python -m launch.sweep --root=runs/sweep1 --mode=status
 
-Run directories are <root>/<task>/<grid point>/seed<k>, e.g.
-runs/sweep1/dmc_walker_walk/train_ratio=256/seed0 (no grid level without
---grid). Rerunning a sweep skips finished runs (<logdir>/done.json), resumes
-started ones from their checkpoint (the same command resumes) and starts the
-rest. The gin config of every run is validated before anything starts.
+  # Named experiments (gin_configs/xp/<name>.gin, or paths of .gin files)
+  # over tasks x seeds: runs/xp1/deepsea_10/baseline/seed0, ...
+  python -m launch.sweep --root=runs/xp1 --experiments=baseline,prioritized \
+      --tasks=deepsea:10 --seeds=0-2
+
+Run directories are <root>/<task>/<experiment>/<grid point>/seed<k>, e.g.
+runs/sweep1/dmc_walker_walk/train_ratio=256/seed0 (no experiment level
+without --experiments, no grid level without --grid). An experiment's gin
+file comes after the base files (--gin_file, default gin_configs/default.gin)
+and before the --gin_param bindings; with --grid too, every experiment runs
+every grid point. Each run's sweep.json records its experiment, the
+experiment's description (the first paragraph of the file's leading
+comment) and its method name (the experiment, `/<grid point>` with a grid),
+which `launch.results`, `launch.tables` and `launch.plot` read (runs
+started from --mode=print lines have no sweep.json: those read the
+experiment from the directory layout instead).
+
+Rerunning a sweep skips finished runs (<logdir>/done.json), resumes started
+ones from their checkpoint (the same command resumes) and starts the rest.
+Every experiment name and the gin config of every run are checked before
+anything starts (an unknown experiment fails listing the known ones).
 
 Each run's output goes to <logdir>/sweep.log (appended on every attempt) and
 its last attempt to <logdir>/sweep.json; <root>/index.json and index.md list
@@ -32,9 +49,10 @@ import sys
 from absl import app
 from absl import flags
 
+from dreamer_tf.sweep import experiments as sweep_experiments
 from dreamer_tf.sweep import local as sweep_local
 from dreamer_tf.sweep import plan as sweep_plan
-from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from launch import common_flags  # noqa: F401  (--gin_file, --root, ...)
 
 flags.DEFINE_string('seeds', '0', 'Seeds: 0,1,2 or an inclusive range 0-4 '
                     '(or both: 0-2,7).')
@@ -43,7 +61,9 @@ flags.DEFINE_multi_string('grid', [],
                           'flags sweep their cartesian product. Example: '
                           "--grid=train.train_ratio=256,512 --grid=\"Agent."
                           "precision='float32','bfloat16'\".")
-flags.DEFINE_string('root', None, 'Sweep directory.')
+flags.DEFINE_list('experiments', [],
+                  'Named experiments: gin files of gin_configs/xp/ by name '
+                  '(e.g. baseline,prioritized) or paths of .gin files.')
 flags.DEFINE_integer('parallel', 1, 'Local runs at once.', lower_bound=1)
 flags.DEFINE_enum('mode', 'local', ['local', 'print', 'status'],
                   'local: run; print: one launch.train command per run; '
@@ -58,11 +78,14 @@ FLAGS = flags.FLAGS
 
 
 def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
-          parallel=1, array_index=None, stop_timeout=120.0, out=None):
+          parallel=1, array_index=None, stop_timeout=120.0, out=None,
+          experiments=(), experiments_dir=sweep_experiments.DIRECTORY):
   """Expands, validates and runs (or prints) a sweep; returns exit status.
 
-  tasks, seeds and grid as the flags (strings, or parsed lists). Nothing is
-  written or started before every run's config is valid.
+  tasks, seeds, grid and experiments as the flags (strings, or parsed
+  lists); experiment names are looked up in `experiments_dir`. Nothing is
+  written or started before every experiment is found and every run's
+  config is valid.
   """
   out = out or sys.stdout
   if mode not in ('local', 'print', 'status'):
@@ -77,9 +100,12 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
     if isinstance(grid, (list, tuple)) and all(isinstance(g, str)
                                                for g in grid):
       grid = sweep_plan.parse_grid(grid)
+    if experiments:
+      experiments = sweep_experiments.resolve(experiments, experiments_dir)
     runs = sweep_plan.expand(
         tasks, seeds, grid, gin_files, gin_params, root,
-        python=sys.executable if mode == 'local' else 'python')
+        python=sys.executable if mode == 'local' else 'python',
+        experiments=experiments)
     if mode != 'status':
       sweep_plan.validate(runs)
   selected = runs
@@ -108,7 +134,8 @@ def main(argv):
   try:
     return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file or [],
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
-                 FLAGS.array_index, FLAGS.stop_timeout)
+                 FLAGS.array_index, FLAGS.stop_timeout,
+                 experiments=FLAGS.experiments)
   except (ValueError, FileNotFoundError) as e:
     sys.exit(f'launch.sweep: {e}')
 

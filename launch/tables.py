@@ -3,23 +3,34 @@
   python -m launch.tables --runs='runs/atari100k_*' \
       --reference=../shared/reference/scores/atari100k-dreamerv3.json.gz \
       --window=390000,400000 --out=results/atari100k
+  # An experiment sweep, by experiment x task, with logged metrics:
+  python -m launch.tables --runs=runs/xp1 --window=90000,100000 \
+      --metrics=loss/policy,loss/dyn --out=results/xp1_table
 
 Per task and method: the mean over seeds of each seed's mean episode score
-with frames in the window (spec §5.6), its 95% bootstrap CI over seeds and
-the seed count; reference runs use the same window. Atari tasks are also
+with frames in the window (spec §5.6), the standard deviation over seeds
+(n - 1; none for one seed), its 95% bootstrap CI over seeds and the seed
+count; reference runs use the same window. Atari tasks are also
 human-normalised (random / human gamer scores, or --baselines); each
 suite gets mean, median and IQM over its tasks with stratified bootstrap
 CIs (Atari human-normalised, other suites raw). Prints Markdown and writes
 <out>.md and <out>.csv.
+
+Runs of an experiment sweep are grouped by experiment (their method)
+unless --label is given; --methods keeps only the named methods. Each
+--metrics name gets a table of the same statistics over seeds of every
+run's last logged value of it (section 'metric' in the CSV; a metric no
+run logs is an error naming the closest logged ones).
 """
-import csv
-import io
 import os
+import sys
 
 from absl import app
 from absl import flags
 import numpy as np
 
+from dreamer_tf.analysis import metrics as metrics_lib
+from dreamer_tf.analysis import results
 from dreamer_tf.analysis import scores
 from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
@@ -28,13 +39,23 @@ flags.DEFINE_string('baselines', None,
                     'baselines.yaml for Atari bounds (default: built in).')
 FLAGS = flags.FLAGS
 
-COLUMNS = ['section', 'name', 'method', 'value', 'ci_low', 'ci_high',
-           'count', 'normalised']
+COLUMNS = ['section', 'name', 'method', 'metric', 'value', 'std', 'ci_low',
+           'ci_high', 'count', 'normalised']
 
 
 def suite(task):
   """'atari_pong' -> 'atari'."""
   return task.split('_')[0]
+
+
+def seed_stats(values, reps=2000, seed=0):
+  """Statistics over seeds of per-seed `values`: mean (`value`), std (n - 1;
+  NaN for one seed), 95% bootstrap CI of the mean and `count`."""
+  values = np.asarray(values, np.float64)
+  value, low, high = scores.bootstrap_ci(values, reps=reps, seed=seed)
+  std = float(values.std(ddof=1)) if values.size > 1 else np.nan
+  return dict(value=value, std=std, ci_low=low, ci_high=high,
+              count=values.size)
 
 
 def build(table, lo, hi, baselines=None, reps=2000, seed=0):
@@ -50,16 +71,13 @@ def build(table, lo, hi, baselines=None, reps=2000, seed=0):
   rows, per_suite = [], {}
   for task, methods in table.items():
     for method, runs in methods.items():
-      row = dict(section='task', name=task, method=method, value=np.nan,
-                 ci_low=np.nan, ci_high=np.nan, count=0, normalised=np.nan)
+      row = _empty_row('task', task, method)
       rows.append(row)
       try:
         _, values = scores.budget_score(runs, lo, hi)
       except scores.EmptyWindowError:
         continue
-      row['value'], row['ci_low'], row['ci_high'] = scores.bootstrap_ci(
-          values, reps=reps, seed=seed)
-      row['count'] = values.size
+      row.update(seed_stats(values, reps, seed))
       name = suite(task)
       if name == 'atari' and task not in baselines:
         raise ValueError(
@@ -88,37 +106,78 @@ def build(table, lo, hi, baselines=None, reps=2000, seed=0):
     kind = 'human_norm' if name == 'atari' else 'raw'
     for stat in ('mean', 'median', 'iqm'):
       value, low, high = stats[stat]
-      rows.append(dict(section='aggregate', name=f'{name}/{kind}_{stat}',
-                       method=method, value=value, ci_low=low,
-                       ci_high=high, count=stats['tasks'],
-                       normalised=np.nan))
+      rows.append(dict(_empty_row('aggregate', f'{name}/{kind}_{stat}',
+                                  method), value=value, ci_low=low,
+                       ci_high=high, count=stats['tasks']))
   return rows
 
 
-def _cell(row, percent=False):
+def metric_rows(table, metrics, reps=2000, seed=0):
+  """Rows (COLUMNS, section 'metric') of the last logged value of each of
+  `metrics` per task and method: statistics over the seeds that log it.
+
+  table: {task: {method: [Run]}} (scores.collect); only our runs (run
+  directories) count. Raises MissingMetricError when no run logs a metric.
+  """
+  rows, logdirs = [], []
+  for name in metrics:
+    for task, methods in table.items():
+      for method, runs in methods.items():
+        ours = [r.source for r in runs if os.path.isdir(r.source)]
+        if not ours:
+          continue
+        logdirs += ours
+        values = [metrics_lib.last_values(metrics_lib.read(d), [name]).get(
+            name) for d in ours]
+        values = [v for v in values if v is not None]
+        row = dict(_empty_row('metric', task, method), metric=name)
+        rows.append(row)
+        if values:
+          row.update(seed_stats(values, reps, seed))
+  metrics_lib.check_found(
+      metrics, {r['metric'] for r in rows if r['count']}, logdirs)
+  return rows
+
+
+def _empty_row(section, name, method):
+  return dict(section=section, name=name, method=method, metric='',
+              value=np.nan, std=np.nan, ci_low=np.nan, ci_high=np.nan,
+              count=0, normalised=np.nan)
+
+
+def _cell(row, percent=False, fmt='.1f'):
+  """'value ± std [low, high] (count)' (no ± part without a std)."""
   if not row or not np.isfinite(row['value']):
     return 'n/a'
   scale, unit = (100, '%') if percent else (1, '')
-  value, low, high = (scale * row[k] for k in ('value', 'ci_low', 'ci_high'))
-  return f"{value:.1f}{unit} [{low:.1f}, {high:.1f}] ({row['count']})"
+  value, std, low, high = (scale * row[k] for k in (
+      'value', 'std', 'ci_low', 'ci_high'))
+  spread = f' ± {std:{fmt}}{unit}' if np.isfinite(std) else ''
+  return (f"{value:{fmt}}{unit}{spread} [{low:{fmt}}, {high:{fmt}}] "
+          f"({row['count']})")
 
 
 def markdown(rows, lo, hi):
-  """Two Markdown tables: tasks x methods, and aggregates x methods."""
-  methods = list(dict.fromkeys(r['method'] for r in rows))
-  index = {(r['section'], r['name'], r['method']): r for r in rows}
+  """Markdown tables: tasks x methods, aggregates x methods, and a tasks x
+  methods table per metric of the 'metric' rows."""
+  metric_names = list(dict.fromkeys(r['metric'] for r in rows
+                                    if r['section'] == 'metric'))
+  methods = list(dict.fromkeys(r['method'] for r in rows
+                               if r['section'] != 'metric'))
+  index = {(r['section'], r['name'], r['method'], r['metric']): r
+           for r in rows}
   norm_methods = [m for m in methods if any(
       r['method'] == m and np.isfinite(r['normalised']) for r in rows)]
-  lines = [f'Scores at frames [{lo:g}, {hi:g}]: mean over seeds '
+  lines = [f'Scores at frames [{lo:g}, {hi:g}]: mean ± std over seeds '
            '[95% bootstrap CI] (seeds); human-normalised in %.', '',
            '| Task | ' + ' | '.join(
                methods + [f'{m} (norm.)' for m in norm_methods]) + ' |',
            '|---' * (1 + len(methods) + len(norm_methods)) + '|']
   for task in dict.fromkeys(r['name'] for r in rows
                             if r['section'] == 'task'):
-    cells = [_cell(index.get(('task', task, m))) for m in methods]
+    cells = [_cell(index.get(('task', task, m, ''))) for m in methods]
     for m in norm_methods:
-      row = index.get(('task', task, m))
+      row = index.get(('task', task, m, ''))
       norm = row['normalised'] if row else np.nan
       cells.append(f'{100 * norm:.1f}%' if np.isfinite(norm) else '—')
     lines.append(f'| {task} | ' + ' | '.join(cells) + ' |')
@@ -129,21 +188,26 @@ def markdown(rows, lo, hi):
             '|---' * (1 + len(methods)) + '|']
   for name in names:
     percent = 'human_norm' in name
-    cells = [_cell(index.get(('aggregate', name, m)), percent)
+    cells = [_cell(index.get(('aggregate', name, m, '')), percent)
              for m in methods]
     lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  for metric in metric_names:
+    own = [r for r in rows if r['metric'] == metric]
+    own_methods = list(dict.fromkeys(r['method'] for r in own))
+    lines += ['', f'Last logged value of `{metric}`: mean ± std over seeds '
+              '[95% bootstrap CI] (seeds that log it).', '',
+              '| Task | ' + ' | '.join(own_methods) + ' |',
+              '|---' * (1 + len(own_methods)) + '|']
+    for task in dict.fromkeys(r['name'] for r in own):
+      cells = [_cell(index.get(('metric', task, m, metric)), fmt='.4g')
+               for m in own_methods]
+      lines.append(f'| {task} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
 def to_csv(rows):
   """CSV text with the COLUMNS header (NaN written as empty)."""
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, COLUMNS, lineterminator='\n')
-  writer.writeheader()
-  for row in rows:
-    writer.writerow({k: ('' if isinstance(v, float) and not np.isfinite(v)
-                         else v) for k, v in row.items()})
-  return buffer.getvalue()
+  return results.to_csv(rows, COLUMNS)
 
 
 def parse_window(values):
@@ -158,13 +222,10 @@ def parse_window(values):
 
 def main(argv):
   del argv
-  lo, hi = parse_window(FLAGS.window)
-  _, table = scores.collect(
-      FLAGS.runs, FLAGS.reference, FLAGS.tasks,
-      None if FLAGS.kind == 'all' else FLAGS.kind, FLAGS.label)
-  baselines = FLAGS.baselines and scores.load_baselines(FLAGS.baselines)
-  rows = build(table, lo, hi, baselines or None, FLAGS.reps, FLAGS.seed)
-  text = markdown(rows, lo, hi)
+  try:
+    rows, text = make_tables(FLAGS.window)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f'launch.tables: {e}')
   print(text)
   if FLAGS.out:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
@@ -173,6 +234,16 @@ def main(argv):
     with open(FLAGS.out + '.csv', 'w') as f:
       f.write(to_csv(rows))
 
+
+def make_tables(window):
+  """(rows, Markdown) of the tables the flags ask for."""
+  lo, hi = parse_window(window)
+  table = score_flags.select(score_flags.collect())
+  baselines = FLAGS.baselines and scores.load_baselines(FLAGS.baselines)
+  rows = build(table, lo, hi, baselines or None, FLAGS.reps, FLAGS.seed)
+  rows += metric_rows(table, metrics_lib.parse_names(FLAGS.metrics),
+                      FLAGS.reps, FLAGS.seed)
+  return rows, markdown(rows, lo, hi)
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('window')

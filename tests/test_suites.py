@@ -58,3 +58,39 @@ def _query(name):
     return gin.query_parameter(name)
   except ValueError:
     return None
+
+
+XP_PRESETS = sorted(n[:-4] for n in os.listdir(
+    os.path.join(ROOT, 'gin_configs', 'xp')) if n.endswith('.gin'))
+
+
+def test_all_xp_presets_exist():
+  assert set(XP_PRESETS) == {
+      'baseline', 'prioritized', 'prioritized_latent'} | {
+          f'{s}_{k}' for s in ('latent', 'reward')
+          for k in ('fixed', 'decay', 'returns')}
+
+
+@pytest.mark.parametrize('preset', XP_PRESETS)
+def test_xp_preset_composes_on_deepsea_and_says_what_it_is(preset):
+  """Each DreamerV3-XP preset parses on top of a suite, builds its agent
+  and schedule, and opens with a description (its experiment's)."""
+  # pylint: disable-next=import-outside-toplevel
+  from dreamer_tf.sweep import experiments
+  from dreamer_tf import spaces
+  path = os.path.join(ROOT, 'gin_configs', 'xp', f'{preset}.gin')
+  assert len(experiments.describe(path)) > 40
+  gin.clear_config()
+  config.parse([os.path.join(ROOT, 'gin_configs', 'suites', 'deepsea.gin'),
+                os.path.join(ROOT, 'gin_configs', 'suites', 'debug.gin'),
+                path])
+  agent = agent_lib.Agent(spaces.parse_obs_space('100'),
+                          spaces.parse_act_space('discrete:2'))
+  exploring = preset.startswith(('latent', 'reward', 'prioritized_latent'))
+  assert (agent.ensemble is not None) == exploring
+  schedule = _query('train.intrinsic_schedule')
+  assert (schedule is not None) == exploring
+  if schedule is not None:  # A reference `@Schedule()`: build it.
+    assert schedule.scoped_configurable_fn().value(0) >= 0
+  fracs = _query('Replay.fracs') or {}
+  assert (fracs.get('priority', 0) > 0) == preset.startswith('prioritized')

@@ -8,11 +8,16 @@ Two sources of episode scores become the same `Run` records:
     xs = env frames, ys = episode returns or binned means, some null).
 Task keys follow the score files: 'atari_pong', 'dmc_walker_walk'.
 
+Our runs are named by `collect`'s label, or by their experiment when an
+experiment sweep made them (dreamer_tf/sweep/experiments.py).
+
 Statistics: curves binned on a common frame grid with the mean and a
 bootstrap band over seeds; the score at a budget (mean of each seed's
 episodes with frames in [lo, hi], then mean over the seeds that have one);
-Atari human-normalised scores and mean / median / IQM over tasks with
-stratified bootstrap confidence intervals. Random numbers come from a
+the final and best score of a run (means of K consecutive episodes);
+scores relative to a baseline method; Atari human-normalised scores and
+mean / median / IQM over tasks with stratified bootstrap confidence
+intervals. Random numbers come from a
 seeded generator, so every figure is reproducible.
 """
 import ast
@@ -29,6 +34,7 @@ import numpy as np
 from dreamer_tf.envs.base import suggest
 from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import record as record_lib
+from dreamer_tf.sweep import experiments as sweep_experiments
 
 METHOD = 'dreamer_tf'
 
@@ -180,27 +186,40 @@ def load_run(path, kind='train', method=METHOD):
              ys[order], path)
 
 
-def find_runs(patterns):
-  """Run directories (holding scores.jsonl) matched by glob `patterns`; a
-  matched directory without one contributes its run subdirectories."""
+def find_runs(patterns, markers=('scores.jsonl',)):
+  """Run directories matched by glob `patterns`: a directory holding one of
+  the files `markers` is a run; a matched directory without one
+  contributes the run directories below it, at any depth (a sweep root:
+  <root>/<task>/<experiment>/seed<k>), without searching inside runs."""
   found = []
   for pattern in patterns:
     for path in sorted(glob.glob(os.path.expanduser(pattern))):
-      if os.path.basename(path) == 'scores.jsonl':
+      if os.path.basename(path) in markers:
         path = os.path.dirname(path) or '.'
       if not os.path.isdir(path):
         continue
-      if os.path.exists(os.path.join(path, 'scores.jsonl')):
-        found.append(path)
-      else:
-        found += sorted(os.path.dirname(p) for p in glob.glob(
-            os.path.join(path, '*', 'scores.jsonl')))
+      below = []
+      for folder, subfolders, files in os.walk(path):
+        if any(m in files for m in markers):
+          below.append(folder)
+          subfolders[:] = []  # Not into a run's replay/ or ckpt/.
+      found += sorted(below)
   found = list(dict.fromkeys(os.path.normpath(p) for p in found))
   if not found:
     raise FileNotFoundError(
         f'No run directories match {list(patterns)}: a run directory '
         'holds scores.jsonl and config.gin (launch/train.py --logdir).')
   return found
+
+
+def run_method(path, default=METHOD):
+  """The method name of our run in `path`: its experiment (with its grid
+  point, if any) when an experiment sweep made it, else `default`."""
+  try:
+    env = record_lib.load(path).env
+  except record_lib.RunRecordError:
+    return default
+  return sweep_experiments.of_run(path, env)[2] or default
 
 
 def load_runs(patterns, kind='train', method=METHOD):
@@ -228,6 +247,20 @@ def load_reference(path, method=None):
   return runs
 
 
+def select_methods(table, methods):
+  """The table with only `methods` ({task: {method: [Run]}}); tasks left
+  without any are dropped. Raises ValueError on a method no task has."""
+  available = list(dict.fromkeys(m for t in table.values() for m in t))
+  for method in methods:
+    if method not in available:
+      raise ValueError(
+          f'Unknown method {method!r}{suggest(method, available)}; the runs '
+          f'have: {available}.')
+  selected = {task: {m: r for m, r in per.items() if m in methods}
+              for task, per in table.items()}
+  return {task: per for task, per in selected.items() if per}
+
+
 def by_task(runs):
   """{task: {method: [Run]}} in first-seen order."""
   table = {}
@@ -237,11 +270,14 @@ def by_task(runs):
 
 
 def collect(run_patterns=(), reference_paths=(), tasks=(), kind='train',
-            label=METHOD):
+            label=METHOD, by_experiment=True):
   """Our runs and reference runs of the selected tasks.
 
   label: the method name of our runs, or one name per run pattern (e.g.
-  to compare grid points of a sweep). Tasks: `tasks` (env ids or keys) if
+  to compare grid points of a sweep). by_experiment: runs that an
+  experiment sweep made are named by their experiment instead (see
+  `run_method`); pass False when the labels should name every run (the
+  launchers do when --label is given). Tasks: `tasks` (env ids or keys) if
   given, else those of our runs, else those of the reference files.
   Reference methods are named by the file's method, or by the file name
   when another file or one of our labels has that name.
@@ -261,7 +297,8 @@ def collect(run_patterns=(), reference_paths=(), tasks=(), kind='train',
     for path in find_runs([pattern]):
       if path not in seen:
         seen.add(path)
-        ours.append(load_run(path, kind, name))
+        ours.append(load_run(path, kind, run_method(path, name)
+                             if by_experiment else name))
   refs = [load_reference(p) for p in reference_paths]
   methods = [{r.method for r in runs} for runs in refs]
   for i, (path, runs) in enumerate(zip(reference_paths, refs)):
@@ -332,6 +369,65 @@ def bootstrap_band(curves, level=0.95, reps=1000, seed=0):
     tail = 100 * (1 - level) / 2
     low, high = np.nanpercentile(means, [tail, 100 - tail], axis=0)
   return mean, low, high
+
+
+# --- Final and best scores of a run ------------------------------------
+
+
+def episode_means(run, count):
+  """Mean score of every `count` consecutive episodes of the run (in frame
+  order): [N - count + 1]; one mean of all N episodes when N < count;
+  empty without episodes."""
+  if count < 1:
+    raise ValueError(f'Need at least one episode per window, got {count}.')
+  if run.ys.size < count:
+    return run.ys[None].mean(1) if run.ys.size else np.zeros(0)
+  return np.lib.stride_tricks.sliding_window_view(run.ys, count).mean(1)
+
+
+def final_score(run, count):
+  """Mean of the run's last `count` episodes (NaN without episodes)."""
+  means = episode_means(run, count)
+  return float(means[-1]) if means.size else float('nan')
+
+
+def best_score(run, count):
+  """Best mean of `count` consecutive episodes (NaN without episodes)."""
+  means = episode_means(run, count)
+  return float(means.max()) if means.size else float('nan')
+
+
+def relative_to(table, baseline, count):
+  """Scores divided by the `baseline` method's final score on their task.
+
+  table: {task: {method: [Run]}}. The baseline's final score on a task is
+  the mean over its seeds of `final_score(run, count)`. A baseline score
+  that is not positive, or is ~0 (below 1e-6 of the largest absolute
+  score of the task), is refused with a ValueError: dividing by it would
+  blow the curves up or flip them. So is a task without baseline runs.
+  Returns a new table (the Runs are copies).
+  """
+  result = {}
+  for task, methods in table.items():
+    if baseline not in methods:
+      raise ValueError(
+          f'Cannot normalise {task!r} by {baseline!r}'
+          f'{suggest(baseline, methods)}: that task has runs of '
+          f'{list(methods)} only.')
+    value = float(np.nanmean([final_score(r, count)
+                              for r in methods[baseline]]))
+    scale = max((float(np.abs(r.ys).max()) for runs in methods.values()
+                 for r in runs if r.ys.size), default=0.0)
+    if not np.isfinite(value) or value <= 1e-6 * max(scale, 1e-12):
+      raise ValueError(
+          f'Cannot normalise {task!r} by {baseline!r}: its final score '
+          f'(mean of the last {count} episodes over its seeds) is '
+          f'{value:g}, not clearly positive. Plot raw scores, or normalise '
+          'by a method that scores above zero on every task.')
+    result[task] = {
+        method: [dataclasses.replace(r, ys=r.ys / value) for r in runs]
+        for method, runs in methods.items()}
+  return result
 
 
 # --- Scores at a budget ------------------------------------------------

@@ -2,7 +2,9 @@
 
 `run_local` starts every unfinished run of a plan (`sweep_plan.Run`) as a
 subprocess, N at once, each with its output in <logdir>/sweep.log and its
-last attempt in <logdir>/sweep.json; finished runs (<logdir>/done.json) are
+last attempt in <logdir>/sweep.json (with the run's task, seed and, for an
+experiment sweep, its experiment, description and method, which
+`launch.results` reads); finished runs (<logdir>/done.json) are
 skipped and started ones resume from their checkpoint. `read_status`,
 `write_index` (<root>/index.json and index.md) and `status_table` report
 done / running / partial / failed / pending from those files. Ctrl-C or
@@ -45,16 +47,21 @@ def read_status(run):
   nonzero. partial: started, not finished (rerunning resumes it). pending:
   no logdir.
   """
-  record = _read_json(os.path.join(run.logdir, RECORD_FILE)) or {}
-  checkpoint = _read_text(os.path.join(run.logdir, 'ckpt', ckpt_lib.LATEST))
-  if os.path.exists(os.path.join(run.logdir, DONE_FILE)):
+  return logdir_status(run.logdir)
+
+
+def logdir_status(logdir):
+  """`read_status` of the run in `logdir`."""
+  record = read_record(logdir)
+  checkpoint = _read_text(os.path.join(logdir, 'ckpt', ckpt_lib.LATEST))
+  if os.path.exists(os.path.join(logdir, DONE_FILE)):
     status = 'done'
   elif record.get('state') == 'running' and _alive(record):
     status = 'running'
   elif (record.get('state') == 'exited' and not record.get('interrupted')
         and record.get('exit_code') != 0):
     status = 'failed'
-  elif os.path.isdir(run.logdir):
+  elif os.path.isdir(logdir):
     status = 'partial'
   else:
     status = 'pending'
@@ -63,10 +70,17 @@ def read_status(run):
               started=record.get('started'), ended=record.get('ended'))
 
 
+def read_record(logdir):
+  """The run's <logdir>/sweep.json as a dict ({} when it has none)."""
+  record = read_json(os.path.join(logdir, RECORD_FILE))
+  return record if isinstance(record, dict) else {}
+
+
 def write_index(root, runs):
   """Writes <root>/index.json and index.md from the runs' status on disk."""
   entries = [dict(index=i, name=run.name, logdir=run.logdir, task=run.task,
-                  seed=run.seed, bindings=dict(run.bindings),
+                  seed=run.seed, experiment=run.experiment,
+                  description=run.description, bindings=dict(run.bindings),
                   command=run.shell, argv=list(run.argv), **read_status(run))
              for i, run in enumerate(runs)]
   counts = collections.Counter(e['status'] for e in entries)
@@ -75,13 +89,14 @@ def write_index(root, runs):
       dict(root=root, updated=_now(), counts=dict(counts), runs=entries),
       indent=1) + '\n')
   lines = [f'# Sweep {root}', '', _count_line(counts), '',
-           '| # | status | exit | checkpoint | task | seed | grid point | '
-           'logdir |', '|---|---|---|---|---|---|---|---|']
+           '| # | status | exit | checkpoint | task | seed | experiment | '
+           'grid point | logdir |', '|---|---|---|---|---|---|---|---|---|']
   for e in entries:
     point = ', '.join(f'{k}={v}' for k, v in e['bindings'].items())
     lines.append(
         f"| {e['index']} | {e['status']} | {_exit_text(e['exit_code'])} | "
-        f"{e['checkpoint'] or ''} | {e['task']} | {e['seed']} | {point} | "
+        f"{e['checkpoint'] or ''} | {e['task']} | {e['seed']} | "
+        f"{e['experiment']} | {point} | "
         f"`{e['logdir']}` |")
   lines += ['', 'Commands:', '', '```']
   lines += [e['command'] for e in entries] + ['```', '']
@@ -92,12 +107,13 @@ def write_index(root, runs):
 def load_index(root):
   """The runs listed in <root>/index.json, located under `root` as given."""
   path = os.path.join(root, INDEX_JSON)
-  index = _read_json(path)
+  index = read_json(path)
   if index is None:
     raise ValueError(f'No sweep index at {path}; pass the sweep flags '
                      '(--tasks, ...) or the --root of a launched sweep.')
   return [Run(e['name'], os.path.join(root, e['name']), e['task'], e['seed'],
-              tuple(e['bindings'].items()), (), (), tuple(e['argv']))
+              tuple(e['bindings'].items()), (), (), tuple(e['argv']),
+              e.get('experiment', ''), e.get('description', ''))
           for e in index['runs']]
 
 
@@ -225,7 +241,7 @@ def _start(run):
 def _finish(run, proc, code, interrupted=False):
   """Records how `run` ended; returns done, failed or partial."""
   proc[1].close()
-  record = _read_json(os.path.join(run.logdir, RECORD_FILE)) or {}
+  record = read_record(run.logdir)
   record.update(state='exited', exit_code=code, ended=_now(),
                 interrupted=interrupted)
   _write_record(run, **record)
@@ -306,9 +322,15 @@ def _summary(out, runs, results, skipped, interrupted, not_started):
 
 
 def _write_record(run, **record):
+  """<logdir>/sweep.json: the attempt (`record`), the command and what the
+  run is (task, seed; experiment, description and method if any)."""
   record.setdefault('host', socket.gethostname())
-  _write_atomic(os.path.join(run.logdir, RECORD_FILE),
-                json.dumps(dict(record, command=run.shell), indent=1))
+  identity = dict(name=run.name, task=run.task, seed=run.seed)
+  if run.experiment:
+    identity.update(experiment=run.experiment, description=run.description,
+                    method=run.method)
+  _write_atomic(os.path.join(run.logdir, RECORD_FILE), json.dumps(
+      dict(record, command=run.shell, **identity), indent=1))
 
 
 def _alive(record):
@@ -338,7 +360,8 @@ def _write_atomic(path, text):
   os.replace(tmp, path)
 
 
-def _read_json(path):
+def read_json(path):
+  """The JSON of a file, or None when it is missing or not JSON."""
   try:
     with open(path) as f:
       return json.load(f)

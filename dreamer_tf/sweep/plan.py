@@ -1,9 +1,13 @@
-"""A sweep's plan: tasks x grid points x seeds as `launch.train` runs.
+"""A sweep's plan: tasks x experiments x grid points x seeds as
+`launch.train` runs.
 
 Pure expansion of the sweep flags into `Run`s (one logdir and one full
-`python -m launch.train` command each) and the up-front gin validation of
-every distinct config. `dreamer_tf.sweep.local` runs the plan;
-`launch/sweep.py` is the command line.
+`python -m launch.train` command each), the directory layout
+<root>/<task>[/<experiment>][/<grid point>]/seed<k> and its reading back
+(`method_of_logdir`), and the up-front gin validation of every distinct
+config. Experiments are gin files (`dreamer_tf/sweep/experiments.py`);
+`dreamer_tf.sweep.local` runs the plan; `launch/sweep.py` is the command
+line.
 """
 import collections
 import dataclasses
@@ -25,19 +29,32 @@ DEFAULT_GIN = [os.path.join(os.path.dirname(gin_configs.__file__),
 @dataclasses.dataclass(frozen=True)
 class Run:
   """One run of the sweep; `argv` is the full command that trains it."""
-  name: str  # logdir relative to the sweep root: <task>/<grid point>/seed<k>
+  # logdir relative to the sweep root:
+  # <task>[/<experiment>][/<grid point>]/seed<k>
+  name: str
   logdir: str
   task: str
   seed: int
   bindings: tuple  # The grid point: ((binding, value), ...).
-  gin_files: tuple
+  gin_files: tuple  # Base files, then the experiment's file.
   gin_params: tuple  # All bindings of the run: --gin_param, task, grid point.
   argv: tuple
+  experiment: str = ''  # Name of the run's experiment, if any.
+  description: str = ''  # The experiment's description.
 
   @property
   def shell(self):
     """`argv` as one shell command line."""
     return ' '.join(quote(arg) for arg in self.argv)
+
+  @property
+  def method(self):
+    """How plots and tables name the run: its experiment, with the grid
+    point after a '/' when the sweep also has a grid ('' without an
+    experiment: those runs keep the plots' --label)."""
+    if not self.experiment:
+      return ''
+    return '/'.join(self.name.split('/')[1:-1])
 
 
 # --- Expansion (pure) --------------------------------------------------------
@@ -99,11 +116,17 @@ def parse_grid(specs):
   return grid
 
 
-def expand(tasks, seeds, grid, gin_files, gin_params, root, python='python'):
-  """The runs of a sweep, tasks x grid points x seeds, in that nesting.
+def expand(tasks, seeds, grid, gin_files, gin_params, root, python='python',
+           experiments=()):
+  """The runs of a sweep, tasks x experiments x grid points x seeds, in
+  that nesting.
 
   tasks: 'suite:task' ids; seeds: ints; grid: mapping or (binding, values)
-  pairs; gin_files/gin_params: passed to every run. `python` is the
+  pairs; gin_files/gin_params: passed to every run. experiments:
+  `experiments.Experiment`s (name, gin file); each run of one gets its file
+  after the base files, which are `gin_files` or, when none are given,
+  the default config launch.train would use (DEFAULT_GIN), so that an
+  experiment modifies the same config a plain run has. `python` is the
   command's interpreter. Raises ValueError on unknown suites, bindings the
   sweep sets itself (train.env, train.seed) or also sweeps, and runs whose
   directory names clash.
@@ -129,30 +152,62 @@ def expand(tasks, seeds, grid, gin_files, gin_params, root, python='python'):
   points = list(itertools.product(*[
       [(name, value) for value in values] for name, values in grid]))
   runs, names = [], {}
-  for task in tasks:
-    task_binding = f'train.env={_gin_string(task)}'
-    for point in points:
-      for seed in seeds:
-        parts = [_slug(task.replace(':', '_').replace('/', '_'))]
-        if point:
-          parts.append(','.join(f'{labels[n]}={_slug(v)}' for n, v in point))
-        parts.append(f'seed{seed}')
-        name = '/'.join(parts)
-        if name in names:
-          raise ValueError(
-              f'Runs {names[name]} and {(task, point, seed)} would share the '
-              f'directory {name!r}; make the grid values distinguishable.')
-        names[name] = (task, point, seed)
-        logdir = os.path.join(root, *parts)
-        params = gin_params + (task_binding,) + tuple(
-            f'{n}={v}' for n, v in point)
-        argv = [python, '-m', 'launch.train', f'--logdir={logdir}',
-                f'--seed={seed}']
-        argv += [f'--gin_file={f}' for f in gin_files]
-        argv += [f'--gin_param={p}' for p in params]
-        runs.append(Run(name, logdir, task, seed, tuple(point), gin_files,
-                        params, tuple(argv)))
+  for task, experiment, point, seed in itertools.product(
+      tasks, list(experiments) or [None], points, seeds):
+    parts = [task_directory(task)]
+    files = gin_files
+    if experiment:
+      parts.append(experiment.name)
+      files = (gin_files or tuple(DEFAULT_GIN)) + (experiment.path,)
+    if point:
+      parts.append(','.join(f'{labels[n]}={_slug(v)}' for n, v in point))
+    parts.append(f'seed{seed}')
+    name = '/'.join(parts)
+    key = (task, experiment.name, point, seed) if experiment else (
+        task, point, seed)
+    if name in names:
+      raise ValueError(
+          f'Runs {names[name]} and {key} would share the '
+          f'directory {name!r}; make the grid values distinguishable.')
+    names[name] = key
+    logdir = os.path.join(root, *parts)
+    params = gin_params + (f'train.env={_gin_string(task)}',) + tuple(
+        f'{n}={v}' for n, v in point)
+    argv = [python, '-m', 'launch.train', f'--logdir={logdir}',
+            f'--seed={seed}']
+    argv += [f'--gin_file={f}' for f in files]
+    argv += [f'--gin_param={p}' for p in params]
+    runs.append(Run(name, logdir, task, seed, tuple(point), files, params,
+                    tuple(argv), experiment.name if experiment else '',
+                    experiment.description if experiment else ''))
   return runs
+
+
+def task_directory(task):
+  """The directory level of a task: 'dmc:walker_walk' -> 'dmc_walker_walk'."""
+  return _slug(task.replace(':', '_').replace('/', '_'))
+
+
+def method_of_logdir(logdir, task):
+  """(experiment, method) of a run directory laid out as `expand` names
+  runs, <...>/<task>/<experiment>[/<grid point>]/seed<k>, given the run's
+  task (env id); ('', '') when the path has no experiment level.
+
+  The experiment is the level after the task's directory; grid points
+  always hold '=' and experiment names never do, so a grid-only sweep
+  (<task>/<grid point>/seed<k>) has none. The method is the levels between
+  the task's directory and the seed's, as `Run.method`.
+  """
+  parts = os.path.normpath(os.path.abspath(logdir)).split(os.sep)
+  home = task_directory(task)
+  if home not in parts[:-1]:
+    return '', ''
+  start = len(parts) - 1 - parts[::-1].index(home)
+  between = parts[start + 1:-1]
+  if not re.fullmatch(r'seed\d+', parts[-1]) or not between or (
+      '=' in between[0]):
+    return '', ''
+  return between[0], '/'.join(between)
 
 
 def quote(arg):

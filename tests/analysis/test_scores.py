@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dreamer_tf.analysis import scores
+from tests.analysis import fakes
 from tests.conftest import ROOT
 
 REFERENCE = os.path.join(ROOT, '..', 'shared', 'reference')
@@ -286,3 +287,74 @@ def test_bootstrap_ci_of_a_mean():
   assert scores.bootstrap_ci([2.0, 2.0]) == (2.0, 2.0, 2.0)
   value, low, high = scores.bootstrap_ci([0.0, 10.0], reps=1000)
   assert value == 5.0 and low == 0.0 and high == 10.0
+
+
+def test_find_runs_descends_a_sweep_root_but_not_into_runs(tmp_path):
+  write_run(tmp_path / 'sw' / 'dmc_walker_walk' / 'baseline' / 'seed0',
+            'dmc:walker_walk', [(1, 1)])
+  # A run's own subdirectories are not searched (replay/, ckpt/, eval/).
+  write_run(tmp_path / 'sw' / 'dmc_walker_walk' / 'baseline' / 'seed0' /
+            'eval', 'dmc:walker_walk', [(1, 1)])
+  write_run(tmp_path / 'sw' / 'dmc_walker_walk' / 'prioritized' / 'seed1',
+            'dmc:walker_walk', [(1, 1)])
+  found = scores.find_runs([str(tmp_path / 'sw')])
+  assert [os.path.relpath(p, tmp_path / 'sw') for p in found] == [
+      'dmc_walker_walk/baseline/seed0', 'dmc_walker_walk/prioritized/seed1']
+
+
+def test_collect_names_experiment_runs_by_experiment(tmp_path):
+  runs = fakes.plan(tmp_path / 'sw', fakes.write_experiments(tmp_path / 'xp'),
+                    seeds=[0, 1])
+  for run in runs:
+    fakes.write_run(run, [(10, 1.0)])
+  write_run(tmp_path / 'plain' / 'walker-0', 'dmc:walker_walk', [(10, 2.0)])
+  patterns = [str(tmp_path / 'sw'), str(tmp_path / 'plain')]
+  _, table = scores.collect(patterns)
+  assert {m: len(r) for m, r in table['dmc_walker_walk'].items()} == {
+      'baseline': 2, 'prioritized': 2, 'dreamer_tf': 1}
+  # Labels name every run when the caller asks (the launchers' --label).
+  _, table = scores.collect(patterns, label=['sweep', 'plain'],
+                            by_experiment=False)
+  assert {m: len(r) for m, r in table['dmc_walker_walk'].items()} == {
+      'sweep': 4, 'plain': 1}
+  assert list(scores.select_methods(table, ['plain'])['dmc_walker_walk']) == [
+      'plain']
+  with pytest.raises(ValueError, match=r"Unknown method 'swep' \(did you "
+                     r"mean 'sweep'\?\); the runs have: \['sweep', 'plain'\]"):
+    scores.select_methods(table, ['swep'])
+
+
+def test_final_and_best_scores_are_means_of_consecutive_episodes():
+  run = make_run([1, 2, 3, 4, 5], [1.0, 9.0, 5.0, 3.0, 2.0])
+  np.testing.assert_allclose(scores.episode_means(run, 2),
+                             [5.0, 7.0, 4.0, 2.5])
+  assert scores.final_score(run, 2) == 2.5
+  assert scores.best_score(run, 2) == 7.0
+  assert scores.final_score(run, 3) == pytest.approx(10 / 3)
+  assert scores.best_score(run, 3) == pytest.approx(17 / 3)  # 9, 5, 3
+  assert scores.final_score(run, 10) == scores.best_score(run, 10) == 4.0
+  empty = make_run([], [])
+  assert np.isnan(scores.final_score(empty, 2))
+  assert np.isnan(scores.best_score(empty, 2))
+  with pytest.raises(ValueError, match='at least one episode'):
+    scores.episode_means(run, 0)
+
+
+def test_relative_to_a_baseline_divides_by_its_final_score():
+  table = {'t': {'base': [make_run([1, 2], [1.0, 3.0]),  # Final (K=1): 3.
+                          make_run([1, 2], [0.0, 5.0])],  # 5.
+                 'new': [make_run([1, 2], [2.0, 8.0])]}}
+  result = scores.relative_to(table, 'base', 1)
+  np.testing.assert_allclose(result['t']['new'][0].ys, [0.5, 2.0])
+  np.testing.assert_allclose(result['t']['base'][1].ys, [0.0, 1.25])
+  np.testing.assert_array_equal(table['t']['new'][0].ys, [2.0, 8.0])  # Kept.
+  for ys, shown in (([0.0, 0.0], '0'), ([-1.0, -2.0], '-2'),
+                    ([0.0, 1e-9], '1e-09')):  # ~0 next to the 8 of 'new'.
+    bad = {'t': {'base': [make_run([1, 2], ys)],
+                 'new': [make_run([1, 2], [2.0, 8.0])]}}
+    with pytest.raises(ValueError, match=rf"'base': its final score .* is "
+                       rf"{shown}, not clearly positive"):
+      scores.relative_to(bad, 'base', 1)
+  with pytest.raises(ValueError, match=r"Cannot normalise 't' by 'bas' \(did "
+                     r"you mean 'base'\?\): that task has runs of"):
+    scores.relative_to(table, 'bas', 1)

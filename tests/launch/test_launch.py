@@ -129,7 +129,8 @@ def test_launchers_load_tensorflow_only_when_they_run():
   # must not load TensorFlow (0.7 GB per worker; dm_control's EGL renderer
   # aborts in a process that has loaded it).
   for module in ('launch.train', 'launch.sweep', 'launch.evaluate',
-                 'launch.export', 'launch.plot', 'launch.tables'):
+                 'launch.export', 'launch.plot', 'launch.tables',
+                 'launch.results'):
     out = subprocess.run(
         [sys.executable, '-c',
          f'import sys, {module}; print("tensorflow" in sys.modules)'],

@@ -8,6 +8,7 @@ import pytest
 
 from dreamer_tf.analysis import scores
 from launch import plot
+from tests.analysis import fakes
 from tests.conftest import ROOT
 from tests.analysis.test_scores import write_reference
 from tests.analysis.test_scores import write_run
@@ -32,13 +33,14 @@ def test_curves_bin_and_average_over_seeds(synthetic):
   runs, reference = synthetic
   _, table = scores.collect([runs], [reference], ['atari_pong'])
   series = plot.curves(table['atari_pong'], bins=2, max_frames=100, reps=100)
-  x, mean, low, high, seeds = series['dreamer_tf']
+  x, mean, low, high, seeds, per_seed = series['dreamer_tf']
   np.testing.assert_array_equal(x, [25, 75])
   # Bin [0, 50): seed 0 mean(1, 3) = 2, seed 1 3; bin [50, 100]: 6 and 9.
   np.testing.assert_allclose(mean, [2.5, 7.5])
+  np.testing.assert_allclose(per_seed, [[2, 6], [3, 9]])  # The thin lines.
   assert seeds == 2
   assert np.all(low >= [2, 6]) and np.all(high <= [3, 9])
-  x, mean, low, high, seeds = series['dreamerv3']
+  x, mean, low, high, seeds, _ = series['dreamerv3']
   np.testing.assert_allclose(mean, [0.0, np.nan])  # Null and x=200 dropped.
   default = plot.curves(table['atari_pong'], bins=2, reps=10)
   np.testing.assert_array_equal(default['dreamer_tf'][0], [50, 150])
@@ -170,3 +172,98 @@ def test_cli_writes_files_and_rejects_unmatched_glob(synthetic, tmp_path):
       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
   assert proc.returncode != 0
   assert 'No run directories match' in proc.stderr
+
+
+@pytest.fixture(name='experiments')
+def experiments_fixture(tmp_path):
+  """An experiment sweep in tmp_path/xp1: baseline and prioritized x seeds
+  0, 1 on walker. Final scores (last 10 episodes): baseline 2 and 4 (mean
+  3). loss/model falls from 1000 to 1 (three decades), loss/value from 50
+  to 1, loss/policy crosses zero."""
+  runs = fakes.plan(tmp_path / 'xp1', fakes.write_experiments(tmp_path / 'xp'))
+  for i, run in enumerate(runs):
+    metrics = [{'step': step, 'train/loss/model': model,
+                'train/loss/value': value, 'train/loss/policy': policy}
+               for step, model, value, policy in (
+                   (25, 1000.0 + i, 50.0, -0.5), (50, 100.0, 20.0, 0.1),
+                   (100, 1.0, 1.0 + i, 0.5))]
+    fakes.write_run(run, [(50, 1.0), (100, 2.0 + 2 * (i % 2) + 3 * (i // 2))],
+                    metrics)
+  return str(tmp_path / 'xp1')
+
+
+def test_log_scale_rule():
+  def series(*values):
+    values = np.asarray(values, float)
+    return {'m': plot.Curve(np.arange(values.size), values, values, values,
+                            1, values[None])}
+  assert plot.log_scale(series(1000.0, 1.0))  # Three decades.
+  assert plot.log_scale(series(100.1, 1.0))
+  assert not plot.log_scale(series(100.0, 1.0))  # Exactly two: linear.
+  assert not plot.log_scale(series(1000.0, -1.0))  # Not positive.
+  assert not plot.log_scale(series(1000.0, 0.0))
+  assert plot.log_scale(series(1000.0, np.nan, 1.0))  # Gaps ignored.
+
+
+def test_metric_figures_per_seed_lines_log_axis_and_method_filter(
+    experiments, tmp_path, monkeypatch):
+  drawn = {}
+  task_figure = plot.task_figure
+
+  def spy(task, series, colors, ylabel='episode return', log=False):
+    drawn[ylabel] = (log, list(series))
+    fig = task_figure(task, series, colors, ylabel, log)
+    ax = fig.axes[0]
+    drawn[ylabel] += (ax.get_yscale(), len(ax.get_lines()))
+    return fig
+  monkeypatch.setattr(plot, 'task_figure', spy)
+  _, table = scores.collect([experiments])
+  table = scores.select_methods(table, ['prioritized'])
+  out = str(tmp_path / 'figures')
+  paths = plot.make_metric_figures(
+      table, ['loss/model', 'loss/value', 'train/loss/policy'], out, bins=4,
+      reps=20)
+  assert sorted(os.path.relpath(p, out) for p in paths) == sorted(
+      f'{d}/{f}.{e}' for d in ('loss_model', 'loss_value',
+                               'train_loss_policy')
+      for f in ('dmc_walker_walk', 'grid') for e in ('png', 'svg'))
+  assert all(os.path.getsize(p) > 1000 for p in paths)
+  # One method (the filter); two thin seed lines and the mean per figure.
+  assert drawn['loss/model'] == (True, ['prioritized'], 'log', 3)
+  assert drawn['loss/value'] == (False, ['prioritized'], 'linear', 3)
+  assert drawn['train/loss/policy'] == (False, ['prioritized'], 'linear', 3)
+  with pytest.raises(ValueError, match=r"No run logs the metric "
+                     r"'loss/modl' \(did you mean 'train/loss/model'"):
+    plot.make_metric_figures(table, ['loss/modl'], out)
+
+
+def test_scores_normalised_by_the_baseline(experiments):
+  _, table = scores.collect([experiments])
+  relative = scores.relative_to(table, 'baseline', 10)
+  # Baseline final scores: seed 0 (1 + 2) / 2 = 1.5, seed 1 (1 + 4) / 2 =
+  # 2.5: mean 2.
+  first = relative['dmc_walker_walk']['prioritized'][0]
+  np.testing.assert_allclose(first.ys, [0.5, 2.5])  # (1, 5) / 2.
+
+
+def test_cli_metrics_methods_and_normalize(experiments, tmp_path):
+  out = tmp_path / 'cli'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.plot', f'--runs={experiments}',
+       f'--out={out}', '--bins=2', '--reps=10', '--metrics=loss/model',
+       '--normalize=baseline', '--methods=prioritized'],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert sorted(os.listdir(out)) == ['dmc_walker_walk.png',
+                                     'dmc_walker_walk.svg', 'grid.png',
+                                     'grid.svg', 'loss_model']
+  svg = (out / 'dmc_walker_walk.svg').read_text()
+  assert 'prioritized (2)' in svg and 'baseline (' not in svg
+  assert 'episode return / baseline final' in svg
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.plot', f'--runs={experiments}',
+       f'--out={out}', '--normalize=nobody'],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+  assert proc.returncode != 0
+  assert proc.stderr.startswith(
+      "launch.plot: Cannot normalise 'dmc_walker_walk' by 'nobody'")

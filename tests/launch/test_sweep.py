@@ -7,8 +7,13 @@ import sys
 
 import pytest
 
+from dreamer_tf.analysis import results
+from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import plan as sweep_plan
 from launch import sweep
+from tests.analysis import fakes as analysis_fakes
 from tests.conftest import ROOT
+from tests.sweep import fakes as sweep_fakes
 
 
 def test_gin_typo_fails_before_anything_starts(tmp_path):
@@ -76,3 +81,103 @@ def test_main_reports_config_errors_without_a_traceback(tmp_path):
   assert str(exit_info.value.code).startswith('launch.sweep: Bad gin')
   assert 'RSSM.deter' in str(exit_info.value.code)
   assert not (tmp_path / 'sw').exists()
+
+
+def _experiment_sweep(tmp_path, monkeypatch):
+  """sweep.sweep of experiments from tmp_path/xp x CartPole x seeds 0-1
+  whose local runs are fakes (tests/sweep/fakes.py, each run's action from
+  the returned dict, default 'ok'); print mode keeps the real commands.
+  Returns (function of sweep's mode and keywords, actions)."""
+  directory = analysis_fakes.write_experiments(tmp_path / 'xp')
+  expand, actions = sweep_plan.expand, {}
+
+  def fake_expand(*args, **kwargs):
+    runs = expand(*args, **kwargs)
+    local = kwargs['python'] == sys.executable
+    return sweep_fakes.fake(runs, **actions) if local else runs
+  monkeypatch.setattr(sweep.sweep_plan, 'expand', fake_expand)
+
+  def run(mode='local', **kwargs):
+    out = io.StringIO()
+    code = sweep.sweep('gym:CartPole-v1', '0-1', [], [], ['train.steps=10'],
+                       str(tmp_path / 'sw'), mode=mode, out=out,
+                       experiments='baseline,prioritized',
+                       experiments_dir=directory, **kwargs)
+    return code, out.getvalue()
+  return run, actions
+
+
+def test_experiment_sweep_runs_skips_done_resumes_partial_and_prints(
+    tmp_path, monkeypatch):
+  run, actions = _experiment_sweep(tmp_path, monkeypatch)
+  names = ['gym_CartPole-v1/baseline/seed0', 'gym_CartPole-v1/baseline/seed1',
+           'gym_CartPole-v1/prioritized/seed0',
+           'gym_CartPole-v1/prioritized/seed1']
+  # The cluster commands: one launch.train line per run, nothing written.
+  code, text = run(mode='print')
+  lines = text.splitlines()
+  assert code == 0 and len(lines) == 4
+  for line, name in zip(lines, names):
+    argv = shlex.split(line)
+    assert argv[:3] == ['python', '-m', 'launch.train']
+    assert f'--logdir={tmp_path / "sw" / name}' in argv
+    experiment = name.split('/')[1]
+    assert argv[-3] == f'--gin_file={tmp_path / "xp" / experiment}.gin'
+  assert not (tmp_path / 'sw').exists()
+  code, text = run(mode='print', array_index=3)
+  assert text.splitlines() == lines[3:]
+  # First pass: prioritized/seed0 stops unfinished (exit 0, no done.json).
+  actions[names[2]] = 'exit0'
+  code, text = run()
+  assert code == 1 and 'UNFINISHED gym_CartPole-v1/prioritized/seed0' in text
+  runs = sweep_local.load_index(str(tmp_path / 'sw'))
+  assert [r.name for r in runs] == names
+  assert [sweep_fakes.calls(r) for r in runs] == [
+      ['ok'], ['ok'], ['exit0'], ['ok']]
+  assert sweep_local.read_record(runs[2].logdir)['experiment'] == (
+      'prioritized')
+  # Second pass: the done runs are skipped, the partial one resumes.
+  del actions[names[2]]
+  code, text = run()
+  assert code == 0 and '3 skipped (done)' in text
+  assert [sweep_fakes.calls(r) for r in runs] == [
+      ['ok'], ['ok'], ['exit0', 'ok'], ['ok']]
+  code, text = run(mode='status')
+  assert text.splitlines()[-1] == '4 done'
+  assert text.splitlines()[1].split()[-1] == names[0]
+  # The results file tells the runs apart by their recorded experiment
+  # (the fakes write no run.json: task and seed come from sweep.json).
+  rows = results.read_results(str(tmp_path / 'sw'))
+  assert [(r['experiment'], r['method'], r['task'], r['seed'], r['status'])
+          for r in rows] == [
+              (xp, xp, 'gym:CartPole-v1', seed, 'done')
+              for xp in ('baseline', 'prioritized') for seed in (0, 1)]
+  assert rows[0]['description'] == (
+      'Baseline: DreamerV3 as it is, uniform replay.')
+
+
+def test_unknown_experiment_fails_before_anything_starts(tmp_path):
+  directory = analysis_fakes.write_experiments(tmp_path / 'xp')
+  root = tmp_path / 'sw'
+  with pytest.raises(ValueError, match=r"Unknown experiment 'basline' \(did "
+                     r"you mean 'baseline'\?\).*baseline, prioritized"):
+    sweep.sweep('gym:CartPole-v1', '0', [], [], [], str(root),
+                experiments='basline', experiments_dir=directory)
+  assert not root.exists()
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.sweep', f'--root={root}',
+       '--tasks=gym:CartPole-v1', '--experiments=no_such_xp'],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+  assert proc.returncode != 0
+  assert proc.stderr.startswith(
+      "launch.sweep: Unknown experiment 'no_such_xp'"), proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr and not root.exists()
+
+
+def test_experiment_with_a_bad_binding_fails_validation(tmp_path):
+  bad = tmp_path / 'typo.gin'
+  bad.write_text('# A typo.\nRSSM.detr = 64\n')
+  with pytest.raises(ValueError, match=r'(?s)RSSM\.deter.*in the config '
+                     'of run gym_CartPole-v1/typo/seed0'):
+    sweep.sweep('gym:CartPole-v1', '0', [], [], [], str(tmp_path / 'sw'),
+                mode='print', experiments=[str(bad)])

@@ -12,6 +12,7 @@ import pytest
 
 from dreamer_tf.analysis import scores
 from launch import tables
+from tests.analysis import fakes
 from tests.conftest import ROOT
 from tests.analysis.test_scores import REFERENCE
 from tests.analysis.test_scores import write_reference
@@ -95,8 +96,10 @@ def test_markdown_and_csv(synthetic):
   text = tables.markdown(rows, 95, 100)
   assert '| Task | dreamer_tf | ref | dreamer_tf (norm.) | ref (norm.) |' in (
       text)
-  assert '| atari_pong | 5.8 [-3.0, 14.6] (2) | 14.6 [14.6, 14.6] (1) | ' \
-         '75.0% | 100.0% |' in text
+  # Std over seeds with n - 1: |14.6 + 3.05| / sqrt(2) = 12.48; one seed
+  # has none.
+  assert '| atari_pong | 5.8 ± 12.5 [-3.0, 14.6] (2) | 14.6 [14.6, 14.6] ' \
+         '(1) | 75.0% | 100.0% |' in text
   assert '| atari_alien | n/a | n/a | — | — |' in text  # Ref. at 91 too.
   assert '| atari_breakout | 30.5 [30.5, 30.5] (1) | n/a | 100.0% | — |' in (
       text)
@@ -139,7 +142,7 @@ def test_cli_writes_markdown_and_csv_and_fails_clearly(synthetic, tmp_path):
                  '--window=90,100', f'--out={out}', '--reps=100',
                  '--tasks=atari100k:Pong')
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert '| atari_pong | 5.8 [' in proc.stdout
+  assert '| atari_pong | 5.8 ± 12.5 [' in proc.stdout
   with open(out + '.md') as f:
     assert f.read() == proc.stdout.rstrip('\n') + '\n'
   with open(out + '.csv') as f:
@@ -177,3 +180,87 @@ def test_reproduces_atari100k_human_normalised_mean_and_median():
   assert 100 * iqm['value'] == pytest.approx(46.3, abs=0.05)
   assert mean['ci_low'] < mean['value'] < mean['ci_high']
   assert iqm['ci_low'] < iqm['value'] < iqm['ci_high']
+
+
+@pytest.fixture(name='experiments')
+def experiments_fixture(tmp_path):
+  """An experiment sweep in tmp_path/xp1 (tests/analysis/fakes.py).
+
+  In the window [90, 100]: baseline seeds score 2 and 4, prioritized seed
+  0 scores 10 (seed 1 has no episode there). Last loss/model: baseline 1
+  and 3, prioritized 8 and 16; only prioritized seed 0 logs the intrinsic
+  weight (0.5).
+  """
+  runs = fakes.plan(tmp_path / 'xp1', fakes.write_experiments(tmp_path / 'xp'))
+  data = [([(95, 2.0)], [{'step': 50, 'train/loss/model': 9.0},
+                         {'step': 100, 'train/loss/model': 1.0}]),
+          ([(90, 3.0), (100, 5.0)], [{'step': 100, 'train/loss/model': 3.0}]),
+          ([(99, 10.0)], [{'step': 100, 'train/loss/model': 8.0,
+                           'expl/intrinsic_weight': 0.5}]),
+          ([(50, 7.0)], [{'step': 100, 'train/loss/model': 16.0}])]
+  for run, (episodes, metrics) in zip(runs, data):
+    fakes.write_run(run, episodes, metrics)
+  return str(tmp_path / 'xp1')
+
+
+def test_tables_by_experiment_with_metrics(experiments):
+  _, table = scores.collect([experiments])
+  rows = tables.build(table, 90, 100, reps=200)
+  rows += tables.metric_rows(table, ['loss/model', 'expl/intrinsic_weight'],
+                             reps=200)
+  index = {(r['section'], r['name'], r['method'], r['metric']): r
+           for r in rows}
+  base = index['task', 'dmc_walker_walk', 'baseline', '']
+  assert (base['value'], base['count']) == (3.0, 2)
+  assert base['std'] == pytest.approx(2 ** 0.5)  # (2, 4) with n - 1.
+  assert (base['ci_low'], base['ci_high']) == (2.0, 4.0)
+  prio = index['task', 'dmc_walker_walk', 'prioritized', '']
+  assert (prio['value'], prio['count']) == (10.0, 1) and np.isnan(
+      prio['std'])
+  loss = index['metric', 'dmc_walker_walk', 'baseline', 'loss/model']
+  assert (loss['value'], loss['count']) == (2.0, 2)  # Last values 1 and 3.
+  assert loss['std'] == pytest.approx(2 ** 0.5)
+  loss = index['metric', 'dmc_walker_walk', 'prioritized', 'loss/model']
+  assert (loss['value'], loss['ci_low'], loss['ci_high']) == (12.0, 8.0, 16.0)
+  weight = index['metric', 'dmc_walker_walk', 'prioritized',
+                 'expl/intrinsic_weight']
+  assert (weight['value'], weight['count']) == (0.5, 1)
+  weight = index['metric', 'dmc_walker_walk', 'baseline',
+                 'expl/intrinsic_weight']
+  assert weight['count'] == 0 and np.isnan(weight['value'])
+  text = tables.markdown(rows, 90, 100)
+  assert '| dmc_walker_walk | 3.0 ± 1.4 [2.0, 4.0] (2) | 10.0 [10.0, 10.0] ' \
+         '(1) |' in text
+  assert 'Last logged value of `loss/model`' in text
+  assert '| dmc_walker_walk | 2 ± 1.414 [1, 3] (2) | 12 ± 5.657 [8, 16] ' \
+         '(2) |' in text
+  assert '| dmc_walker_walk | n/a | 0.5 [0.5, 0.5] (1) |' in text
+  parsed = list(csv.DictReader(io.StringIO(tables.to_csv(rows))))
+  assert [(r['method'], r['metric'], r['value'], r['count']) for r in parsed
+          if r['section'] == 'metric'] == [
+              ('baseline', 'loss/model', '2.0', '2'),
+              ('prioritized', 'loss/model', '12.0', '2'),
+              ('baseline', 'expl/intrinsic_weight', '', '0'),
+              ('prioritized', 'expl/intrinsic_weight', '0.5', '1')]
+  with pytest.raises(ValueError, match=r"No run logs the metric 'loss/mdl' "
+                     r"\(did you mean 'train/loss/model'"):
+    tables.metric_rows(table, ['loss/mdl'], reps=10)
+
+
+def test_cli_tables_of_an_experiment_sweep(experiments, tmp_path):
+  out = str(tmp_path / 'tab')
+  proc = _launch(f'--runs={experiments}', '--window=90,100', f'--out={out}',
+                 '--reps=50', '--metrics=loss/model', '--methods=prioritized')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  with open(out + '.csv') as f:
+    parsed = list(csv.DictReader(f))
+  assert {r['method'] for r in parsed} == {'prioritized'}
+  assert [r['value'] for r in parsed if r['section'] == 'metric'] == ['12.0']
+  proc = _launch(f'--runs={experiments}', '--window=90,100',
+                 '--metrics=loss/nothing')
+  assert proc.returncode != 0
+  assert proc.stderr.startswith(
+      "launch.tables: No run logs the metric 'loss/nothing'")
+  proc = _launch(f'--runs={experiments}', '--window=90,100',
+                 '--methods=basline')
+  assert "Unknown method 'basline' (did you mean 'baseline'?)" in proc.stderr

@@ -18,6 +18,7 @@ import pytest
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.sweep import local as sweep_local
 from launch import sweep
+from tests.analysis import fakes as analysis_fakes
 from tests.conftest import ROOT
 from tests.sweep.fakes import calls
 from tests.sweep.fakes import fake
@@ -200,6 +201,8 @@ def test_index_and_status_table(tmp_path):
   assert shlex.split(entry['command']) == entry['argv']
   md = (root / 'index.md').read_text()
   assert '| 1 | failed | 3 |' in md and '2 pending, 1 failed, 1 done' in md
+  assert entry['experiment'] == ''
+  assert '| dmc:walker_walk | 0 |  | train.train_ratio=256 |' in md  # No xp.
   # Status from disk, located through index.json from another directory.
   out = io.StringIO()
   assert sweep.sweep([], '0', [], [], [], str(root), mode='status',
@@ -214,3 +217,28 @@ def test_index_and_status_table(tmp_path):
 
 def test_runs_import_launch_from_the_project_root():
   assert os.path.exists(os.path.join(sweep_local.ROOT, 'launch', 'train.py'))
+
+
+def test_experiment_runs_record_their_experiment(tmp_path):
+  root = tmp_path / 'sw'
+  runs = analysis_fakes.plan(
+      root, analysis_fakes.write_experiments(tmp_path / 'xp'), seeds=[0])
+  faked = fake(runs)
+  assert sweep_local.run_local(faked[:1], root=str(root), index_runs=faked,
+                               out=io.StringIO()) == 0
+  record = sweep_local.read_record(runs[0].logdir)
+  assert {k: record[k] for k in ('name', 'task', 'seed', 'experiment',
+                                 'description', 'method', 'exit_code')} == {
+      'name': 'dmc_walker_walk/baseline/seed0', 'task': 'dmc:walker_walk',
+      'seed': 0, 'experiment': 'baseline',
+      'description': 'Baseline: DreamerV3 as it is, uniform replay.',
+      'method': 'baseline', 'exit_code': 0}
+  assert sweep_local.read_record(runs[1].logdir) == {}  # Not started.
+  index = json.loads((root / 'index.json').read_text())
+  assert [e['experiment'] for e in index['runs']] == ['baseline',
+                                                      'prioritized']
+  assert '| dmc:walker_walk | 0 | baseline |  |' in (
+      root / 'index.md').read_text()
+  loaded = sweep_local.load_index(str(root))
+  assert [(r.experiment, r.method) for r in loaded] == [
+      ('baseline', 'baseline'), ('prioritized', 'prioritized')]

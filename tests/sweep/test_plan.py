@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
+from dreamer_tf.sweep import experiments as sweep_experiments
 from dreamer_tf.sweep import plan as sweep_plan
+from tests.analysis import fakes
 from tests.sweep.fakes import make_runs
 
 
@@ -102,3 +104,43 @@ def test_valid_sweep_validates_and_leaves_gin_clear(tmp_path):
   runs = make_runs(tmp_path, grid={'train.train_ratio': ['256', '512']})
   sweep_plan.validate(runs)
   assert gin.config_str() == ''
+
+
+def test_expand_experiments_as_the_method_level(tmp_path):
+  directory = fakes.write_experiments(tmp_path / 'xp')
+  experiments = sweep_experiments.resolve('baseline,prioritized', directory)
+  runs = sweep_plan.expand(['gym:CartPole-v1', 'dmc:walker_walk'], [0, 1],
+                           {}, [], ['train.steps=10'], 'sw',
+                           experiments=experiments)
+  assert [r.name for r in runs[:4]] == [
+      'gym_CartPole-v1/baseline/seed0', 'gym_CartPole-v1/baseline/seed1',
+      'gym_CartPole-v1/prioritized/seed0',
+      'gym_CartPole-v1/prioritized/seed1']
+  first = runs[0]
+  assert (first.experiment, first.method) == ('baseline', 'baseline')
+  assert first.description == 'Baseline: DreamerV3 as it is, uniform replay.'
+  # Without --gin_file the experiment modifies launch.train's default.
+  baseline = os.path.join(directory, 'baseline.gin')
+  assert first.gin_files == (sweep_plan.DEFAULT_GIN[0], baseline)
+  assert first.argv[5:] == (
+      f'--gin_file={sweep_plan.DEFAULT_GIN[0]}', f'--gin_file={baseline}',
+      '--gin_param=train.steps=10', "--gin_param=train.env='gym:CartPole-v1'")
+  # With base files and a grid: base files, then the experiment's file;
+  # every experiment runs every grid point.
+  runs = sweep_plan.expand(['gym:CartPole-v1'], [0],
+                           {'train.train_ratio': ['8', '16']}, ['a.gin'], [],
+                           'sw', experiments=experiments)
+  assert [(r.name, r.method) for r in runs] == [
+      ('gym_CartPole-v1/baseline/train_ratio=8/seed0',
+       'baseline/train_ratio=8'),
+      ('gym_CartPole-v1/baseline/train_ratio=16/seed0',
+       'baseline/train_ratio=16'),
+      ('gym_CartPole-v1/prioritized/train_ratio=8/seed0',
+       'prioritized/train_ratio=8'),
+      ('gym_CartPole-v1/prioritized/train_ratio=16/seed0',
+       'prioritized/train_ratio=16')]
+  assert runs[0].gin_files == ('a.gin', baseline)
+  # A sweep without experiments is unchanged: no method level or name.
+  plain, = sweep_plan.expand(['gym:CartPole-v1'], [0], {}, [], [], 'sw')
+  assert (plain.name, plain.method, plain.gin_files) == (
+      'gym_CartPole-v1/seed0', '', ())
