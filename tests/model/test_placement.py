@@ -94,13 +94,15 @@ def test_mirrored_update_equals_single_device_update(obs, act):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('signal', ['latent', 'reward'])
-def test_mirrored_update_with_exploration_equals_single_device(signal):
+def test_mirrored_update_with_exploration_equals_single_device():
   """Ensemble, intrinsic stream, importance weights and priorities: the
-  2-replica update equals the single-device one as without them."""
+  2-replica update equals the single-device one as without them. (Latent
+  disagreement: the reward signal differs only inside the ensemble, which
+  tests/model/test_explore.py checks by hand, and is exactly 0 while the
+  reward head is at its zero initialisation.)"""
   result = run_mirrored(
       '24', 'continuous:2', '+weights', 'Agent.jit_compile = False',
-      f"Exploration.signal = '{signal}'", 'Exploration.units = 16',
+      "Exploration.signal = 'latent'", 'Exploration.units = 16',
       "Priority.weights = {'world_model': 1.0, 'value_error': 1.0, "
       "'intrinsic_return': 1.0}")
   for i in range(2):
