@@ -1,0 +1,1 @@
+"""Gin configs as a package, so that `include` paths resolve from any directory."""
