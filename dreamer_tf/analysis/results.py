@@ -25,12 +25,13 @@ run.json, scores.jsonl or sweep.json; launch.sweep lays them out as
   <metric>                 the last logged value of each requested metric
                            (dreamer_tf/analysis/metrics.py; empty when the
                            run does not log it)
-  gin:<binding>            the run's config.gin, one column per binding
+  gin:<binding>            the run's resolved config, one column per binding
 
-Times are UTC, 'YYYY-MM-DDTHH:MM:SSZ'. config.gin is the resolved gin
-config launch.train writes (gin.config_str(): every binding of the run's
-files and --gin_param after includes and overrides); parameters left at
-their defaults are not in it, so they have no column.
+Times are UTC, 'YYYY-MM-DDTHH:MM:SSZ'. The resolved config is the run's
+operative_config.gin (gin.operative_config_str(): every parameter of every
+configurable the run built, defaults included), or for runs older than it
+config.gin (gin.config_str(): only the bindings of the run's files and
+--gin_param, after includes and overrides).
 """
 import calendar
 import csv
@@ -53,7 +54,7 @@ COLUMNS = ['experiment', 'description', 'method', 'task', 'seed', 'logdir',
            'final_score', 'best_score']
 # A directory holding one of these is a run.
 RUN_FILES = (record_lib.FILE, 'scores.jsonl', sweep_local.RECORD_FILE)
-CONFIG_FILE = 'config.gin'
+CONFIG_FILES = ('operative_config.gin', 'config.gin')  # Preferred first.
 GIN_PREFIX = 'gin:'
 _TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 
@@ -133,12 +134,14 @@ def read_run(logdir, metrics=(), count=10, kind='train',
 
 
 def read_config(logdir):
-  """{binding: value text} of <logdir>/config.gin ({} without one)."""
-  path = os.path.join(logdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return gin_bindings(f.read())
+  """{binding: value text} of the run's resolved config (`CONFIG_FILES`,
+  the first that exists; {} without one)."""
+  for name in CONFIG_FILES:
+    path = os.path.join(logdir, name)
+    if os.path.exists(path):
+      with open(path) as f:
+        return gin_bindings(f.read())
+  return {}
 
 
 def gin_bindings(text):

@@ -14,8 +14,10 @@ to the loop (`run/loop.py`) and keeps them in one checkpoint of named parts
   eval_envs   the evaluation envs' states (evaluations replay exactly)
   logger      the JSONL files' lengths (a resume drops later records)
 
-and writes the run record `<logdir>/run.json` (`run/record.py`) and the
-resolved gin config `<logdir>/config.gin` once the checkpoint accepted them.
+and writes the run record `<logdir>/run.json` (`run/record.py`), the
+resolved gin config `<logdir>/config.gin` (the bindings the run was given)
+and `<logdir>/operative_config.gin` (every parameter of every configurable
+the run built, defaults included) once the checkpoint accepted them.
 """
 import contextlib
 import functools
@@ -34,6 +36,8 @@ from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import loop as loop_lib
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import schedules
+
+OPERATIVE_CONFIG = 'operative_config.gin'
 
 
 @gin.configurable
@@ -168,11 +172,14 @@ def _say_resumed(checkpoint, counters, record):
 
 
 def _write_config(logdir):
-  """<logdir>/config.gin: the resolved gin config, written atomically."""
-  path = os.path.join(logdir, 'config.gin')
-  with open(path + '.tmp', 'w') as f:
-    f.write(gin.config_str())
-  os.replace(path + '.tmp', path)
+  """<logdir>/config.gin (the bindings) and operative_config.gin (every
+  parameter the run's configurables use), each written atomically."""
+  for name, text in (('config.gin', gin.config_str()),
+                     (OPERATIVE_CONFIG, gin.operative_config_str())):
+    path = os.path.join(logdir, name)
+    with open(path + '.tmp', 'w') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
 
 
 def _write_done(logdir, result):

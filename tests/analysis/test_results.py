@@ -173,3 +173,16 @@ def test_csv_writes_nan_and_missing_cells_empty():
   text = results.to_csv([dict(experiment='a', final_score=float('nan'))],
                         ['experiment', 'final_score', 'x'])
   assert text == 'experiment,final_score,x\na,,\n'
+
+
+def test_the_operative_config_is_preferred_over_the_bindings(tmp_path):
+  """operative_config.gin (defaults included) when the run wrote one, else
+  config.gin (older runs)."""
+  (tmp_path / 'config.gin').write_text("train.env = 'gym:CartPole-v1'\n")
+  assert results.read_config(str(tmp_path)) == {
+      'train.env': "'gym:CartPole-v1'"}
+  (tmp_path / 'operative_config.gin').write_text(
+      "# Parameters for Agent:\nAgent.horizon = 333\n"
+      "train.env = 'gym:CartPole-v1'\n")
+  assert results.read_config(str(tmp_path)) == {
+      'Agent.horizon': '333', 'train.env': "'gym:CartPole-v1'"}

@@ -103,6 +103,10 @@ def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
   metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   skipped = [m for m in metrics if 'train/nonfinite_loss' in m]
   assert len(skipped) == 3
+  # The operative config names defaults the run never bound.
+  operative = (tmp_path / train_lib.OPERATIVE_CONFIG).read_text()
+  assert 'Agent.horizon = 333' in operative
+  assert 'Agent.horizon' not in (tmp_path / 'config.gin').read_text()
   # Skipped updates leave the parameters alone: the agent is still finite.
   states = ckpt_lib.read(str(tmp_path / 'ckpt'))
   tensors = states and states['agent']['variables']
