@@ -34,6 +34,7 @@ def main(argv):
   # EGL renderer aborts in a process that has loaded it).
   from dreamer_tf import config  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.run import lock as lock_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import record as record_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf.run import train as train_lib  # pylint: disable=import-outside-toplevel
   config.parse(FLAGS.gin_file or DEFAULT_GIN, FLAGS.gin_param)
@@ -47,8 +48,9 @@ def main(argv):
       'runs', f"{env.replace(':', '_').replace('/', '_')}-{seed}")
   try:
     result = train_lib.train(logdir, seed=seed)
-  except (ckpt_lib.CheckpointError, record_lib.RunRecordError) as e:
-    # A resume this config may not do.
+  except (ckpt_lib.CheckpointError, record_lib.RunRecordError,
+          lock_lib.RunLockedError) as e:
+    # A resume this config may not do, or another run on this logdir.
     sys.exit(f'launch.train: {e}')
   print(json.dumps(result))
 

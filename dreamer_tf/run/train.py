@@ -14,7 +14,9 @@ to the loop (`run/loop.py`) and keeps them in one checkpoint of named parts
   eval_envs   the evaluation envs' states (evaluations replay exactly)
   logger      the JSONL files' lengths (a resume drops later records)
 
-and writes the run record `<logdir>/run.json` (`run/record.py`), the
+It holds `<logdir>/run.lock` while it runs (`run/lock.py`: a second run on
+the logdir refuses at once, naming this one), and writes the run record
+`<logdir>/run.json` (`run/record.py`), the
 resolved gin config `<logdir>/config.gin` (the bindings the run was given)
 and `<logdir>/operative_config.gin` (every parameter of every configurable
 the run built, defaults included) once the checkpoint accepted them.
@@ -32,6 +34,7 @@ from dreamer_tf.replay import Replay
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import driver as driver_lib
+from dreamer_tf.run import lock as lock_lib
 from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import loop as loop_lib
 from dreamer_tf.run import record as record_lib
@@ -78,10 +81,12 @@ def train(
       report_every=report_every, eval_every=eval_every,
       eval_episodes=eval_episodes, eval_mode=eval_mode,
       max_nonfinite=max_nonfinite)
-  # Refused before anything is started or changed: another experiment (a
-  # seed change is refused by the counters part, naming --seed).
-  record_lib.check(logdir, record, ('env', 'env_kwargs', 'frames_per_step'))
   with contextlib.ExitStack() as stack:  # Closes whatever was opened.
+    # One writer per logdir: a second run stops here (run/lock.py).
+    stack.enter_context(lock_lib.RunLock(logdir))
+    # Refused before anything is started or changed: another experiment (a
+    # seed change is refused by the counters part, naming --seed).
+    record_lib.check(logdir, record, ('env', 'env_kwargs', 'frames_per_step'))
     pool = stack.enter_context(_pool(
         env, env_kwargs, [seed * 1000 + i for i in range(num_envs)]))
     eval_pool = stack.enter_context(_pool(env, env_kwargs, [
