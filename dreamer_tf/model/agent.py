@@ -80,8 +80,7 @@ class Agent:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.exploration = exploration or explore_lib.ExplorationConfig()
     self.priority = priority or priority_lib.PriorityConfig()
-    self.priority.check(priority_lib.SIGNALS if self.exploration.enabled
-                        else priority_lib.SIGNALS[:-1])
+    self.priority.check(exploration=self.exploration.enabled)
     self.loss_scales = self._expand_scales(loss_scales)
     dtype = PRECISIONS[precision]
     act_size = sum(s.size for s in act_space.values())

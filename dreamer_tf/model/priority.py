@@ -20,6 +20,7 @@ import tensorflow as tf
 
 SIGNALS = ('world_model', 'reconstruction', 'value_error', 'return',
            'intrinsic_return')
+EXPLORATION_SIGNALS = ('intrinsic_return',)  # Only with Exploration on.
 MAX_PRIORITY = 1e30  # Finite in float32 after any exponent <= 1.
 
 
@@ -43,9 +44,11 @@ class PriorityConfig:
           f'Priority.weights={weights}: every weight must be a number >= 0 '
           'and at least one > 0.')
 
-  def check(self, signals):
-    """Raises if a weighted signal is not produced (e.g. intrinsic_return
-    without exploration)."""
+  def check(self, exploration):
+    """Raises if a weighted signal is not produced: the exploration
+    signals need `exploration` (Exploration.signal != 'none')."""
+    signals = [s for s in SIGNALS
+               if exploration or s not in EXPLORATION_SIGNALS]
     missing = {k for k, v in self.weights.items() if v} - set(signals)
     if missing:
       raise ValueError(

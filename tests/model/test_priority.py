@@ -51,7 +51,8 @@ def test_signals_by_hand():
   signals = update.priority_signals(agent, imagination, scales)
   b, t = 2, 4
   assert all(v.shape == (b, t) for v in signals.values())
-  assert set(signals) == set(priority.SIGNALS[:-1])
+  assert set(signals) == set(priority.SIGNALS) - set(
+      priority.EXPLORATION_SIGNALS)
   losses = imagination.world_model.losses
   scale = agent.loss_scales
   np.testing.assert_allclose(signals['world_model'], sum(
