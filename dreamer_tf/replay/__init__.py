@@ -2,3 +2,4 @@
 item selection in `selectors`, the on-disk format in `disk`."""
 from dreamer_tf.replay.buffer import Replay  # noqa: F401
 from dreamer_tf.replay.disk import ReplayCorruptError  # noqa: F401
+from dreamer_tf.replay.disk import ReplayMissingError  # noqa: F401

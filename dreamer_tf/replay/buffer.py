@@ -114,8 +114,11 @@ class _Chunk:
 class Replay:
   """Sequence replay of spec §1.7 (see the module docstring).
 
-  directory: where `save` writes and from where the constructor restores a
-    previous save (if `index.json` exists); None keeps everything in RAM.
+  directory: where `save` writes and from where the constructor restores the
+    last save (if `index.json` exists and `restore`); None keeps everything
+    in RAM.
+  restore: load the last save when constructed. The training loop passes
+    False and loads the save its checkpoint names (`load(generation)`).
   capacity: maximum number of items (sequence starts), FIFO eviction.
   chunk_size: steps per chunk. length: steps per sampled sequence.
   online: fill batches from the queue of fresh sequences first (§4.2).
@@ -139,7 +142,8 @@ class Replay:
       self, directory=None, capacity=5_000_000, chunk_size=1024, length=65,
       online=True, fracs=_DEFAULT_FRACS, recency_exp=1.0, prio_exponent=0.8,
       prio_maxfrac=0.5, seed=0, prio_initial=np.inf,
-      prio_zero_on_sample=True, importance=0.0, compress=False):
+      prio_zero_on_sample=True, importance=0.0, compress=False,
+      restore=True):
     if capacity < 1 or chunk_size < 1 or length < 1:
       raise ValueError(f'Replay needs capacity, chunk_size and length >= 1, '
                        f'got {capacity}, {chunk_size}, {length}.')
@@ -160,9 +164,17 @@ class Replay:
     self._lock = threading.RLock()
     self._disk = (disk.Directory(directory, compress) if directory
                   else None)
-    self._reset(seed)
-    if self._disk and self._disk.exists():
+    self._seed = seed
+    self.clear()
+    if restore and self._disk and self._disk.exists():
       self.load()
+
+  def clear(self):
+    """Forgets every step: an empty replay, as constructed without a
+    save. Its next save is numbered after every save on disk."""
+    self._reset(self._seed)
+    if self._disk:
+      self._generation = self._disk.last_generation()
 
   def _reset(self, seed):
     self._rng = np.random.default_rng(seed)
@@ -565,14 +577,15 @@ class Replay:
   # --- Persistence (format: disk) -----------------------------------------
 
   @_locked
-  def save(self):
+  def save(self, keep=()):
     """Writes the changed chunk files, the item table and the index.
 
-    A no-op without a directory. Atomic: readers see the previous or the
-    new save, never a mix.
+    Returns the save's generation (None without a directory: a no-op).
+    keep: earlier generations that stay loadable (`disk.Directory.save`).
+    Atomic: readers see the previous or the new save, never a mix.
     """
     if not self._disk:
-      return
+      return None
     self._generation += 1  # Also after a failed save: names are never reused.
     state = dict(
         length=self.length, chunk_size=self.chunk_size, spec=self._spec,
@@ -584,23 +597,29 @@ class Replay:
         selectors=self._mixture.get_state())
     files = self._disk.save(
         self._generation, self._chunks.values(), self._latent_keys,
-        self._items.table(), self._queue, state)
+        self._items.table(), self._queue, state, keep)
     for chunk in self._chunks.values():
       chunk.files, chunk.dirty = files[chunk.id], set()
+    return self._generation
 
   @_locked
-  def load(self):
-    """Restores the last save in `directory`, replacing the current state.
+  def load(self, generation=None):
+    """Restores save `generation` (None: the last save) from `directory`,
+    replacing the current state.
 
-    On an error the current state is kept.
+    On an error the current state is kept. Raises ReplayMissingError when
+    there is no such save, ReplayCorruptError when it is damaged.
     """
     if not self._disk:
       raise ValueError('This replay has no directory to load from.')
-    saved = self._disk.load(self.length, self.chunk_size, self.prio_initial)
+    saved = self._disk.load(self.length, self.chunk_size, self.prio_initial,
+                            generation)
     state = dict(self.__dict__)
     try:
       self._reset(0)
       self._restore(*saved)
+      # Saves after this one (abandoned by the caller) keep their names.
+      self._generation = max(self._generation, self._disk.last_generation())
     except BaseException:
       self.__dict__.update(state)
       raise

@@ -5,7 +5,9 @@ the files, the replay knows what they mean.
 
 Layout of a replay directory (format 3):
 
-  index.json                     The commit point of a save (see below).
+  index-<gen>.json               The commit point of save <gen> (see below).
+  index.json                     A copy of the newest committed index: what
+                                 `load()` without a generation reads.
   items-<gen>.npz                The item table: `chunk` [N] and `index`
                                  [N] int64, the first step of every live
                                  item, oldest first; `queue` [Q] int64, the
@@ -63,8 +65,18 @@ formats are refused with a ValueError naming both versions.
 
 Atomicity: every file is written to `.tmp-<name>`, fsynced and renamed with
 `os.replace`; after the chunk and item files the directory is fsynced, then
-the index is written the same way (the commit point) and the directory
-fsynced again. Only then are files the new index does not reference deleted.
+`index-<gen>.json` is written the same way (the commit point), then
+`index.json`, and the directory is fsynced again. Only then are files deleted
+that neither the new index nor a kept one references.
+
+Kept generations. A save is told which earlier generations to keep
+(`keep`): their index files and every file they reference survive it, so
+each of them stays loadable (`load(generation=...)`). The training loop keeps
+the generations its checkpoints name, so a checkpoint and the replay save it
+was written with are one commit: when the newest checkpoint is unusable, the
+previous one resumes with *its* replay, never a newer one. The cost is disk:
+chunk files rewritten between the kept saves (the latents files of trained
+chunks, the open chunks' steps files) exist once per kept generation.
 Every save attempt takes a new generation, also after a failed one, so no
 save overwrites a file a committed index references. A crash at any point
 leaves the previous index and every file it references in place, so the
@@ -78,12 +90,15 @@ file.
 import collections
 import json
 import os
+import re
 
 import numpy as np
 
 FORMAT = 3
 MIGRATED = (2,)  # Older formats `load` reads (see the module docstring).
 INDEX = 'index.json'
+_INDEX_PATTERN = re.compile(r'^index-(\d{6,})\.json$')
+_GENERATION_PATTERN = re.compile(r'-(\d{6,})\.(?:npz|json)$')
 PRIORITY = '__priority__'  # Step priorities inside latents files.
 STEPS, LATENTS = 'steps', 'latents'  # The two files of a chunk.
 PARTS = (STEPS, LATENTS)
@@ -103,6 +118,10 @@ class ReplayCorruptError(IOError):
   """A file of a saved replay is missing, truncated or inconsistent."""
 
 
+class ReplayMissingError(ReplayCorruptError):
+  """The save asked for (a generation, or any save at all) is not there."""
+
+
 def chunk_file(chunk_id, part, generation):
   """Name of the `part` (STEPS or LATENTS) file of a chunk."""
   return f'chunk-{chunk_id:010d}-{part}-{generation:06d}.npz'
@@ -110,6 +129,11 @@ def chunk_file(chunk_id, part, generation):
 
 def items_file(generation):
   return f'items-{generation:06d}.npz'
+
+
+def index_file(generation):
+  """Name of the commit point of save `generation`."""
+  return f'index-{generation:06d}.json'
 
 
 def split_chunk(data, prio, length, latent_keys):
@@ -184,9 +208,20 @@ class Directory:
   def exists(self):
     return os.path.exists(self.path(INDEX))
 
+  def last_generation(self):
+    """The highest generation any replay file in the directory names (0
+    if none): a replay that starts fresh over old files numbers its saves
+    after it, so it never overwrites a file an old index references."""
+    if not os.path.isdir(self.root):
+      return 0
+    found = [int(m.group(1)) for m in map(_GENERATION_PATTERN.search,
+                                          os.listdir(self.root)) if m]
+    return max(found, default=0)
+
   # --- Saving --------------------------------------------------------------
 
-  def save(self, generation, chunks, latent_keys, items, queue, state):
+  def save(self, generation, chunks, latent_keys, items, queue, state,
+           keep=()):
     """Writes and commits a save named `generation` (unused by earlier ones).
 
     chunks: chunk records (id, worker, length, pred, succ, refs, data {key:
@@ -194,9 +229,10 @@ class Directory:
     {part}); only their dirty or missing files are written. items: (chunk
     ids [N], indices [N]) of the live items, oldest first; queue: item ids;
     state: the other index fields (spec as {key: (dtype, shape)};
-    selectors with numpy arrays, stored in the items file). Deletes
-    the files the new index does not reference. Returns {chunk id: {part:
-    name}}, the chunk files of the new save.
+    selectors with numpy arrays, stored in the items file). keep: earlier
+    generations to keep loadable. Deletes the files that neither the new
+    index nor a kept one references. Returns {chunk id: {part: name}}, the
+    chunk files of the new save.
     """
     os.makedirs(self.root, exist_ok=True)
     present = set(os.listdir(self.root))
@@ -224,16 +260,32 @@ class Directory:
         spec=encode_spec(state['spec']), latent_keys=list(latent_keys),
         chunks=entries, items=dict(state['items'], file=items_name),
         selectors=selectors)
-    self.write(INDEX, json.dumps(index).encode(), False)  # Commit point.
+    content = json.dumps(index).encode()
+    self.write(index_file(generation), content, False)  # Commit point.
+    self.write(INDEX, content, False)
     self.sync()
-    keep = {n for f in files.values() for n in f.values()}
-    self.collect_garbage(keep | {items_name, INDEX})
+    names = {n for f in files.values() for n in f.values()}
+    names |= {items_name, INDEX, index_file(generation)}
+    for kept in set(keep) - {generation}:
+      names |= self._referenced(kept)
+    self.collect_garbage(names)
     return files
+
+  def _referenced(self, generation):
+    """The files save `generation` consists of (its index and every file
+    the index names); none if its index is gone or unreadable."""
+    try:
+      with open(self.path(index_file(generation)), 'rb') as f:
+        index = json.loads(f.read())
+      names = {n for c in index['chunks'] for n in c[6:]}
+      return names | {index['items']['file'], index_file(generation)}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+      return set()
 
   def collect_garbage(self, keep):
     """Deletes replay files (and temp files) not in `keep`."""
     for name in os.listdir(self.root):
-      ours = name.startswith(('chunk-', 'items-', _TEMP))
+      ours = name.startswith(('chunk-', 'items-', 'index-', _TEMP))
       if ours and name not in keep:
         os.remove(self.path(name))
 
@@ -264,15 +316,17 @@ class Directory:
 
   # --- Loading -------------------------------------------------------------
 
-  def load(self, length, chunk_size, prio_initial):
+  def load(self, length, chunk_size, prio_initial, generation=None):
     """(index, [SavedChunk], (chunk ids, indices, queue), selectors).
 
-    The last save. Chunk arrays are padded to chunk_size: steps with zeros,
-    priorities with prio_initial. selectors: the selector states ({} from a
-    format 2 save). Raises ReplayCorruptError (naming the file) or
-    ValueError (another format, length or chunk_size).
+    The save `generation` (None: the last one). Chunk arrays are padded
+    to chunk_size: steps with zeros, priorities with prio_initial.
+    selectors: the selector states ({} from a format 2 save). Raises
+    ReplayMissingError when that save is not in the directory,
+    ReplayCorruptError (naming the file) when it is damaged, ValueError
+    for another format, length or chunk_size.
     """
-    index = self.load_index(length, chunk_size)
+    index = self.load_index(length, chunk_size, generation)
     chunks = []
     for id_, worker, steps, pred, succ, refs, *names in index['chunks']:
       files = dict(zip(PARTS, names))
@@ -284,13 +338,15 @@ class Directory:
     items = self.load_items(index['items'], {c.id: c.length for c in chunks})
     return index, chunks, items, self.load_selectors(index)
 
-  def load_index(self, length, chunk_size):
-    """The index with its spec decoded; checks it fits the replay.
+  def load_index(self, length, chunk_size, generation=None):
+    """The index of save `generation` (None: the last) with its spec
+    decoded; checks it fits the replay.
 
-    Raises ReplayCorruptError if it is unreadable or incomplete and
-    ValueError if it was written with another format, length or chunk_size.
+    Raises ReplayMissingError if there is no such save, ReplayCorruptError
+    if its index is unreadable or incomplete and ValueError if it was
+    written with another format, length or chunk_size.
     """
-    path = self.path(INDEX)
+    path = self._index_path(generation)
     try:
       with open(path, 'rb') as f:
         index = json.loads(f.read())
@@ -315,8 +371,32 @@ class Directory:
       raise ReplayCorruptError(
           f'Replay index {path} lacks {missing} or has malformed chunk '
           f'entries {bad[:3]}.')
+    if generation is not None and index['generation'] != generation:
+      raise ReplayCorruptError(
+          f'Replay index {path} is of save {index["generation"]}, not '
+          f'{generation}.')
     index['spec'] = decode_spec(index['spec'])
     return index
+
+  def _index_path(self, generation):
+    """Path of the index of save `generation` (None: the last save)."""
+    if generation is None:
+      if not self.exists():
+        raise ReplayMissingError(f'There is no saved replay in {self.root}.')
+      return self.path(INDEX)
+    path = self.path(index_file(generation))
+    if os.path.exists(path):
+      return path
+    try:  # A save by dreamer_tf before index-<gen>.json: only index.json.
+      with open(self.path(INDEX), 'rb') as f:
+        if json.loads(f.read()).get('generation') == generation:
+          return self.path(INDEX)
+    except (OSError, ValueError, AttributeError):
+      pass
+    what = (f'its index {index_file(generation)} is missing'
+            if os.path.isdir(self.root) else 'the directory is missing')
+    raise ReplayMissingError(
+        f'Replay save {generation} is not in {self.root} ({what}).')
 
   def load_chunk(self, files, spec, length):
     """(data {key: [length, ...]}, prio [length] float32) of one chunk.

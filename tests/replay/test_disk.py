@@ -127,7 +127,7 @@ def test_index_lists_files_and_latent_keys(tmp_path):
   assert index['latent_keys'] == ['stoch']
   assert index['spec']['image'] == ['|u1', [8, 8, 3]]
   names = {n for c in index['chunks'] for n in c[6:]} | {
-      index['items']['file'], 'index.json'}
+      index['items']['file'], 'index.json', 'index-000001.json'}
   assert names == set(os.listdir(tmp_path))
   assert index['chunks'][0][6:] == ['chunk-0000000000-steps-000001.npz',
                                     'chunk-0000000000-latents-000001.npz']
@@ -405,3 +405,60 @@ def test_format_2_save_is_migrated(tmp_path):
   # The chunk files of the format 2 save are kept as they are.
   chunks = {n for n in files if n.startswith('chunk-')}
   assert chunks <= set(os.listdir(tmp_path))
+
+
+def test_kept_generations_stay_loadable(tmp_path):
+  """A save keeps the generations it is told to keep (a checkpoint's replay)
+  and deletes the others; each kept one loads as it was saved."""
+  replay = Replay(directory=str(tmp_path), seed=1, **KWARGS)
+  fill(replay, 20)
+  first = replay.save()
+  fill(replay, 12, start=20)
+  written = _write_back(replay, replay.sample(4))
+  second = replay.save(keep=[first])
+  assert (first, second) == (1, 2)
+  assert {'index-000001.json', 'index-000002.json'} <= set(os.listdir(tmp_path))
+  old = Replay(directory=str(tmp_path), restore=False, **KWARGS)
+  old.load(generation=first)
+  assert len(old) == 16 and old.stats()['steps'] == 20
+  _check_latents(old, set())  # The write-back came after save 1.
+  new = Replay(directory=str(tmp_path), **KWARGS)  # The last save.
+  assert len(new) == 28
+  _check_latents(new, written)
+  third = replay.save(keep=[second])
+  gone = {'index-000001.json', 'items-000001.npz'}
+  assert not gone & set(os.listdir(tmp_path))  # Chunk files stay if reused.
+  with pytest.raises(replay_lib.ReplayMissingError,
+                     match='save 1 is not in .*index-000001.json is missing'):
+    old.load(generation=first)
+  assert len(old) == 16  # A failed load keeps the current state.
+  old.load(generation=third)
+  assert len(old) == 28
+
+
+def test_a_loaded_older_save_is_not_overwritten_by_later_saves(tmp_path):
+  """Loading an older generation (the previous checkpoint's) and saving
+  again numbers the save after every save on disk: the abandoned newer save
+  is garbage, never a mix of two runs' files."""
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 10)
+  replay.save()
+  fill(replay, 10, start=10)
+  replay.save(keep=[1])
+  replay.load(generation=1)
+  assert replay.save() == 3
+  assert len(Replay(directory=str(tmp_path), **KWARGS)) == 6
+  fresh = Replay(directory=str(tmp_path), restore=False, **KWARGS)
+  assert len(fresh) == 0
+  fill(fresh, 5)
+  assert fresh.save() == 4
+
+
+def test_missing_replay_raises_missing_error(tmp_path):
+  replay = Replay(directory=str(tmp_path / 'replay'), restore=False, **KWARGS)
+  with pytest.raises(replay_lib.ReplayMissingError,
+                     match='no saved replay in'):
+    replay.load()
+  with pytest.raises(replay_lib.ReplayMissingError,
+                     match='directory is missing'):
+    replay.load(generation=3)
