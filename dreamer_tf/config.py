@@ -1,8 +1,11 @@
-"""Gin parsing with loud, helpful failures on unknown bindings.
+"""Gin parsing with loud, helpful failures on bad bindings.
 
 Every hyperparameter is a gin parameter of the constructor (or config
-dataclass) that uses it. `parse` fails with a `ValueError` naming the bad
-binding and the closest valid names, e.g. `RSSM.detr` -> `RSSM.deter`.
+dataclass) that uses it. `parse` fails with a `ConfigError` (a ValueError,
+`config_check.py`) naming the bad binding: an unknown name with the closest
+valid names (`RSSM.detr` -> `RSSM.deter`), a value of the wrong type with
+the type the parameter takes (`RSSM.deter = 'big'`: an integer), or a
+binding the training loop would ignore.
 """
 import dataclasses
 import difflib
@@ -11,6 +14,9 @@ import os
 
 import gin
 
+from dreamer_tf import config_check
+from dreamer_tf.config_check import ConfigError  # noqa: F401  (re-export)
+from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent
 from dreamer_tf.model import behavior
 from dreamer_tf.model import explore
@@ -19,6 +25,7 @@ from dreamer_tf.model import priority
 from dreamer_tf import replay
 from dreamer_tf.model import rssm
 from dreamer_tf.model import world_model
+from dreamer_tf.run import MAX_SEED
 from dreamer_tf.run import schedules
 from dreamer_tf.run import train
 
@@ -43,6 +50,7 @@ CONFIGURABLES = {
     'Fixed': schedules.Fixed,
     'ExponentialDecay': schedules.ExponentialDecay,
     'ReturnProgress': schedules.ReturnProgress,
+    'CrashLimits': parallel.CrashLimits,
 }
 
 
@@ -51,6 +59,7 @@ SET_BY_TRAIN = {
     'Replay.capacity': 'bind train.replay_capacity instead',
     'Replay.length': 'it is Agent.batch_length + Agent.replay_context',
     'Replay.directory': 'it is <logdir>/replay',
+    'Replay.restore': 'train loads the replay save its checkpoint names',
 }
 
 
@@ -64,13 +73,45 @@ def parameters(obj):
           if p not in ('self', 'args', 'kw', 'kwargs')]
 
 
+def defaults(obj):
+  """{parameter: default} of a configurable, for the parameters that have
+  one."""
+  obj = inspect.unwrap(obj)
+  if dataclasses.is_dataclass(obj):
+    result = {}
+    for field in dataclasses.fields(obj):
+      if field.default is not dataclasses.MISSING:
+        result[field.name] = field.default
+      elif field.default_factory is not dataclasses.MISSING:
+        result[field.name] = field.default_factory()
+    return result
+  target = obj.__init__ if inspect.isclass(obj) else obj
+  return {name: p.default for name, p in
+          inspect.signature(inspect.unwrap(target)).parameters.items()
+          if p.default is not inspect.Parameter.empty}
+
+
+def check_types():
+  """ConfigError for the first bound value of a known configurable whose
+  type does not fit its parameter's default (`config_check.py`)."""
+  for name, obj in CONFIGURABLES.items():
+    for param, default in defaults(obj).items():
+      binding = f'{name}.{param}'
+      if not is_bound(binding):
+        continue
+      value = gin.query_parameter(binding)
+      if not isinstance(value, gin.config.ConfigurableReference):
+        config_check.check_value(binding, value, default)
+
+
 def valid_bindings():
   return sorted(f'{name}.{param}' for name, obj in CONFIGURABLES.items()
                 for param in parameters(obj))
 
 
 def parse(files=(), bindings=()):
-  """Parses gin files then bindings; raises ValueError with suggestions."""
+  """Parses gin files then bindings; raises ConfigError (a ValueError) with
+  suggestions, FileNotFoundError for a missing file."""
   for path in files:
     if not os.path.exists(path):
       raise FileNotFoundError(f'Gin file {path!r} does not exist.')
@@ -78,15 +119,16 @@ def parse(files=(), bindings=()):
     gin.parse_config_files_and_bindings(
         list(files), list(bindings), finalize_config=False)
   except (ValueError, KeyError) as e:
-    raise ValueError(f'Bad gin configuration: {e}{suggest(str(e))}') from e
+    raise ConfigError(f'Bad gin configuration: {e}{suggest(str(e))}') from e
   except SyntaxError as e:  # Gin's parser: a malformed binding or value.
-    raise ValueError(
+    raise ConfigError(
         f'Bad gin syntax: {e}. Values are Python literals: quote strings, '
         "e.g. train.env = 'dmc:walker_walk'.") from e
   for name, fix in SET_BY_TRAIN.items():
     if is_bound(name):
-      raise ValueError(f'{name} is set by the training loop, so the binding '
-                       f'would be ignored: drop it ({fix}).')
+      raise ConfigError(f'{name} is set by the training loop, so the binding '
+                        f'would be ignored: drop it ({fix}).')
+  check_types()
 
 
 def resolve_seed(flag_seed, flag_given):
@@ -96,22 +138,27 @@ def resolve_seed(flag_seed, flag_given):
 
   The seed also seeds the agent and the replay (`train` passes it on), so
   `Agent.seed` / `Replay.seed` bindings would be ignored and are refused,
-  as is a `train.seed` binding that contradicts a given --seed.
+  as is a `train.seed` binding that contradicts a given --seed, and a seed
+  outside [0, MAX_SEED] (`dreamer_tf/run/__init__.py`). Raises ConfigError.
   """
   for name in ('Agent.seed', 'Replay.seed'):
     if is_bound(name):
-      raise ValueError(f'{name} is set from the run seed; drop the binding '
-                       'and pass --seed=N (or bind train.seed).')
-  seed = flag_seed
+      raise ConfigError(f'{name} is set from the run seed; drop the binding '
+                        'and pass --seed=N (or bind train.seed).')
+  seed, source = flag_seed, f'--seed={flag_seed}'
   if is_bound('train.seed'):
     bound = gin.query_parameter('train.seed')
     if isinstance(bound, bool) or not isinstance(bound, int):
-      raise ValueError(f'train.seed = {bound!r}: the seed must be an integer '
-                       'literal.')
+      raise ConfigError(f'train.seed = {bound!r}: the seed must be an integer '
+                        'literal.')
     if flag_given and bound != flag_seed:
-      raise ValueError(f'--seed={flag_seed} contradicts the binding '
-                       f'train.seed = {bound}; pass one of them.')
-    seed = bound
+      raise ConfigError(f'--seed={flag_seed} contradicts the binding '
+                        f'train.seed = {bound}; pass one of them.')
+    seed, source = bound, f'train.seed = {bound}'
+  if not 0 <= seed <= MAX_SEED:
+    raise ConfigError(f'{source} is out of range: a seed is an integer in '
+                      f'[0, {MAX_SEED}] (the seeds of the envs are derived '
+                      'from it). Pass e.g. --seed=1.')
   with gin.unlock_config():
     gin.bind_parameter('train.seed', seed)
   return seed

@@ -2,8 +2,10 @@
 
   python -m launch.benchmark                       # the 8 standard cases
   python -m launch.benchmark --cases=vector1m --precisions=float32 --xla=on
+  python -m launch.benchmark --cases=vector1m --cpu_replicas=1,2  # per replica count
 
-For every case x precision x XLA setting a fresh subprocess builds the agent
+For every case x precision x XLA setting x replica count a fresh
+subprocess builds the agent
 at the paper's batch (16 x 64, replay context 1), runs one update to compile
 it, then times `--updates` updates on a fixed random batch and reports
 updates/s, seconds per update, compile seconds and the peak RSS of that
@@ -11,7 +13,15 @@ process. The official JAX code on this machine kind (batch 16x64, f32)
 takes 0.62 s (vector, size1m), 4.3 s (vector, size12m), 5.0 s (image,
 size1m) and 20 s (image, size12m) per update; `speedup_vs_official` is
 relative to those.
+
+`--cpu_replicas=1,2` measures each case once per replica count: N >= 2
+splits the CPU into N logical devices and trains with the mirrored
+strategy (dreamer_tf/run/distribute.py), 1 with the default strategy.
+The replicas share the machine's cores, so on a CPU this checks that the
+multi-replica update runs and what it costs, not a speed-up; each result
+names its `strategy`, `replicas` and `devices`.
 """
+import itertools
 import json
 import os
 import resource
@@ -39,13 +49,18 @@ flags.DEFINE_list('precisions', ['float32', 'bfloat16'], 'Compute dtypes.')
 flags.DEFINE_list('xla', ['on', 'off'], 'jit_compile settings.')
 flags.DEFINE_integer('updates', 5, 'Timed updates per case.')
 flags.DEFINE_integer('batch_length', 64, 'Trained steps per sequence.')
-flags.DEFINE_string('child', '', 'Internal: run one case as case:precision:xla.')
+flags.DEFINE_string('child', '', 'Internal: run one case as '
+                    'case:precision:xla:replicas.')
 flags.DEFINE_string('output', '', 'Also write the JSON list to this file.')
 FLAGS = flags.FLAGS
 
 
-def run_case(case, precision, xla, updates, batch_size, batch_length):
-  """Builds the agent for one case and measures it in this process."""
+def run_case(case, precision, xla, updates, batch_size, batch_length,
+             replicas=1):
+  """Builds the agent for one case and measures it in this process (on
+  `replicas` logical CPU devices: call it before any TensorFlow op)."""
+  from dreamer_tf.run import distribute  # pylint: disable=import-outside-toplevel
+  distribution = distribute.resolve('auto', cpu_replicas=replicas)
   import numpy as np  # pylint: disable=import-outside-toplevel
   from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
   from dreamer_tf.model.batches import random_batch  # pylint: disable=import-outside-toplevel
@@ -59,7 +74,8 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
       f'Agent.batch_size = {batch_size}',
       f'Agent.batch_length = {batch_length}'])
   agent = agent_lib.Agent(spaces.parse_obs_space(obs),
-                          spaces.parse_act_space(act))
+                          spaces.parse_act_space(act),
+                          strategy=distribution.strategy)
   data = random_batch(agent, np.random.default_rng(0))
   start = time.perf_counter()
   metrics, _ = agent.train(data)
@@ -75,7 +91,8 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
   return dict(
       case=case, size=size, obs_space=obs, action_space=act,
       precision=precision, xla=xla == 'on',
-      batch=[batch_size, batch_length],
+      batch=[batch_size, batch_length], strategy=distribution.name,
+      replicas=distribution.replicas, devices=list(distribution.devices),
       params=agent.parameter_counts()['total'],
       seconds_per_update=round(seconds, 4),
       updates_per_second=round(1 / seconds, 3),
@@ -91,32 +108,33 @@ def run_case(case, precision, xla, updates, batch_size, batch_length):
 def main(argv):
   del argv
   if FLAGS.child:
-    case, precision, xla = FLAGS.child.split(':')
+    case, precision, xla, replicas = FLAGS.child.split(':')
     print('RESULT ' + json.dumps(run_case(
         case, precision, xla, FLAGS.updates, FLAGS.batch_size or 16,
-        FLAGS.batch_length)), flush=True)
+        FLAGS.batch_length, int(replicas))), flush=True)
     return
   unknown = set(FLAGS.cases) - set(CASES)
   if unknown:
     raise app.UsageError(f'Unknown cases {sorted(unknown)}; use {sorted(CASES)}.')
+  replica_counts = [int(n) for n in FLAGS.cpu_replicas or ['1']]
   results = []
-  for case in FLAGS.cases:
-    for precision in FLAGS.precisions:
-      for xla in FLAGS.xla:
-        cmd = [sys.executable, '-m', 'launch.benchmark',
-               f'--child={case}:{precision}:{xla}',
-               f'--updates={FLAGS.updates}',
-               f'--batch_size={FLAGS.batch_size or 16}',
-               f'--batch_length={FLAGS.batch_length}']
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
-        if proc.returncode or not lines:
-          result = dict(case=case, precision=precision, xla=xla == 'on',
-                        error=proc.stderr.strip().splitlines()[-1:])
-        else:
-          result = json.loads(lines[-1][len('RESULT '):])
-        results.append(result)
-        print(json.dumps(result), file=sys.stderr, flush=True)
+  for case, precision, xla, replicas in itertools.product(
+      FLAGS.cases, FLAGS.precisions, FLAGS.xla, replica_counts):
+    cmd = [sys.executable, '-m', 'launch.benchmark',
+           f'--child={case}:{precision}:{xla}:{replicas}',
+           f'--updates={FLAGS.updates}',
+           f'--batch_size={FLAGS.batch_size or 16}',
+           f'--batch_length={FLAGS.batch_length}']
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+    if proc.returncode or not lines:
+      result = dict(case=case, precision=precision, xla=xla == 'on',
+                    replicas=replicas,
+                    error=proc.stderr.strip().splitlines()[-1:])
+    else:
+      result = json.loads(lines[-1][len('RESULT '):])
+    results.append(result)
+    print(json.dumps(result), file=sys.stderr, flush=True)
   text = json.dumps(results, indent=2)
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:

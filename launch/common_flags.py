@@ -7,6 +7,9 @@ documents in its own docstring what they mean for it.
 """
 from absl import flags
 
+from dreamer_tf.run import MAX_SEED
+from dreamer_tf.run import distribute
+
 flags.DEFINE_multi_string(
     'gin_file', None, 'Gin config file(s), applied in order (launch.train and '
     'launch.sweep default to gin_configs/default.gin).')
@@ -16,11 +19,33 @@ flags.DEFINE_string('logdir', None, 'Run directory.')
 flags.DEFINE_string('root', None, 'Sweep directory (launch.sweep: where the '
                     'runs go; launch.results: where they are read).')
 flags.DEFINE_integer('seed', 0, 'Seed (of the run, the eval envs, or the '
-                     'bootstrap).')
+                     'bootstrap).', lower_bound=0, upper_bound=MAX_SEED)
 flags.DEFINE_list('tasks', [], 'Env ids / task keys, comma-separated.')
 flags.DEFINE_string('out', None, 'Output path.')
 flags.DEFINE_integer('batch_size', None, 'Batch size (launch.benchmark: '
                      'sequences per update, default 16; launch.export: fixed '
-                     'batch dimension, default any).')
+                     'batch dimension, default any).', lower_bound=1)
 flags.DEFINE_bool('policy_mode', False, 'Act with the policy mode instead of '
                   'sampling (the paper samples).')
+flags.DEFINE_bool('debug', False, 'Show the full Python traceback of a user '
+                  'error (a bad flag, config, path or run directory) instead '
+                  'of its one-line message (launch/errors.py).')
+flags.DEFINE_enum(
+    'strategy', None, distribute.STRATEGIES,
+    'launch.train: the tf.distribute strategy (default: the train.strategy '
+    'binding, else auto: several local GPUs or --cpu_replicas>1 -> '
+    'mirrored, else one device; multi_worker is not supported yet). '
+    'dreamer_tf/run/distribute.py.')
+flags.DEFINE_list(
+    'cpu_replicas', None,
+    'Split the CPU into N logical devices so that the mirrored strategy '
+    'runs N replicas without GPUs (testing; they share the cores). '
+    'launch.train: one N (default: the train.cpu_replicas binding, else 1: '
+    'no split); launch.benchmark: the counts to measure, e.g. 1,2 '
+    '(default 1).')
+flags.register_validator(
+    'cpu_replicas',
+    lambda value: value is None or all(
+        v.strip().isdigit() and int(v) >= 1 for v in value),
+    message='--cpu_replicas takes integers >= 1, e.g. --cpu_replicas=2 '
+    '(launch.benchmark: a list, e.g. 1,2).')

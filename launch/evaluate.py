@@ -14,15 +14,17 @@ from absl import app
 from absl import flags
 
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from launch import errors
 
-flags.DEFINE_integer('episodes', 10, 'Episodes to run.')
-flags.DEFINE_integer('num_envs', 1, 'Env worker processes.')
+flags.DEFINE_integer('episodes', 10, 'Episodes to run.', lower_bound=1)
+flags.DEFINE_integer('num_envs', 1, 'Env worker processes.', lower_bound=1)
 flags.DEFINE_string('outdir', None, 'Output directory (default <logdir>/eval).')
 flags.DEFINE_bool('video', True, 'Record the first episode.')
 flags.mark_flag_as_required('logdir')
 FLAGS = flags.FLAGS
 
 
+@errors.exits_on_user_error('launch.evaluate')
 def main(argv):
   del argv
   from dreamer_tf.run import evaluate  # pylint: disable=import-outside-toplevel

@@ -29,7 +29,6 @@ more than two decades); otherwise it is linear.
 """
 import math
 import os
-import sys
 import typing
 
 from absl import app
@@ -38,6 +37,7 @@ import numpy as np
 
 from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import scores
+from launch import errors
 from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
 flags.DEFINE_integer('bins', 30, 'Bins of the frame grid.')
@@ -243,12 +243,13 @@ def make_metric_figures(table, metrics, out, **kwargs):
   return paths
 
 
+@errors.exits_on_user_error('launch.plot')
 def main(argv):
   del argv
-  try:
+  # Plots only read the user's runs and flags: their ValueErrors are about
+  # those (launch/errors.py).
+  with errors.user_input():
     paths = make_plots()
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f'launch.plot: {e}')
   print('\n'.join(paths))
 
 

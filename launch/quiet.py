@@ -41,3 +41,7 @@ def default_level():
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', default_level())
 logging.getLogger('matplotlib').setLevel(logging.WARNING)
+# TensorFlow's Python INFO records (a mirrored run's "Using MirroredStrategy
+# ...", "Collective all_reduce ...", "Reduce to CPU:0 then broadcast" per
+# metric) say nothing a user acts on; warnings and errors stay.
+logging.getLogger('tensorflow').setLevel(logging.WARNING)

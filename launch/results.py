@@ -14,13 +14,13 @@ runs by status.
 """
 import collections
 import os
-import sys
 
 from absl import app
 from absl import flags
 
 from dreamer_tf.analysis import results
 from dreamer_tf.analysis import scores
+from launch import errors
 from launch import score_flags  # noqa: F401  (--metrics, --kind, ...)
 
 FLAGS = flags.FLAGS
@@ -38,17 +38,18 @@ def write(root, out=None, metrics=(), count=10, kind='train',
   return path, rows
 
 
+@errors.exits_on_user_error('launch.results')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if not FLAGS.root:
-    sys.exit('launch.results: --root is required (the --root of a sweep).')
-  try:
+    raise errors.UserError('--root is required (the --root of a sweep).')
+  # The results file only reads the user's runs and flags: its ValueErrors
+  # are about those (launch/errors.py).
+  with errors.user_input():
     path, rows = write(FLAGS.root, FLAGS.out, FLAGS.metrics,
                        FLAGS.final_episodes, score_flags.kind(),
                        FLAGS.label[0])
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f'launch.results: {e}')
   counts = collections.Counter(r['status'] for r in rows)
   print(f'{path}: {len(rows)} runs (' + ', '.join(
       f'{n} {s}' for s, n in sorted(counts.items())) + ').')

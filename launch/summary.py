@@ -12,9 +12,9 @@ import json
 from absl import app
 from absl import flags
 
-from dreamer_tf import config
 from dreamer_tf import spaces
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from launch import errors
 
 flags.DEFINE_string('obs_space', '64x64x3',
                     'HxWxC for an image, N for a vector; key:spec,... for several.')
@@ -80,11 +80,17 @@ def summarize(obs_space, act_space):
       memory_per_update_estimate=memory_estimate(agent))
 
 
+@errors.exits_on_user_error('launch.summary')
 def main(argv):
   del argv
-  config.parse(FLAGS.gin_file or [], FLAGS.gin_param)
-  result = summarize(spaces.parse_obs_space(FLAGS.obs_space),
-                     spaces.parse_act_space(FLAGS.action_space))
+  with errors.user_input():
+    obs_space = spaces.parse_obs_space(FLAGS.obs_space)
+    act_space = spaces.parse_act_space(FLAGS.action_space)
+  # TensorFlow loads here, after the spaces: a bad one fails at once.
+  from dreamer_tf import config  # pylint: disable=import-outside-toplevel
+  with errors.user_input():
+    config.parse(FLAGS.gin_file or [], FLAGS.gin_param)
+  result = summarize(obs_space, act_space)
   print(json.dumps(result, indent=2))
 
 

@@ -53,6 +53,7 @@ from dreamer_tf.sweep import experiments as sweep_experiments
 from dreamer_tf.sweep import local as sweep_local
 from dreamer_tf.sweep import plan as sweep_plan
 from launch import common_flags  # noqa: F401  (--gin_file, --root, ...)
+from launch import errors
 
 flags.DEFINE_string('seeds', '0', 'Seeds: 0,1,2 or an inclusive range 0-4 '
                     '(or both: 0-2,7).')
@@ -128,16 +129,17 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
                                stop_timeout=stop_timeout)
 
 
+@errors.exits_on_user_error('launch.sweep')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  try:
+  # A sweep checks its flags, experiments and every run's config before it
+  # starts anything: its ValueErrors are about those (launch/errors.py).
+  with errors.user_input():
     return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file or [],
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
                  FLAGS.array_index, FLAGS.stop_timeout,
                  experiments=FLAGS.experiments)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f'launch.sweep: {e}')
 
 
 if __name__ == '__main__':

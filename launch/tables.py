@@ -23,7 +23,6 @@ run's last logged value of it (section 'metric' in the CSV; a metric no
 run logs is an error naming the closest logged ones).
 """
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -32,6 +31,7 @@ import numpy as np
 from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import results
 from dreamer_tf.analysis import scores
+from launch import errors
 from launch import score_flags  # noqa: F401  (--runs, --reference, ...)
 
 flags.DEFINE_list('window', None, 'Frame window lo,hi, e.g. 390000,400000.')
@@ -220,12 +220,13 @@ def parse_window(values):
   return lo, hi
 
 
+@errors.exits_on_user_error('launch.tables')
 def main(argv):
   del argv
-  try:
+  # Tables only read the user's runs and flags: their ValueErrors are about
+  # those (launch/errors.py).
+  with errors.user_input():
     rows, text = make_tables(FLAGS.window)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f'launch.tables: {e}')
   print(text)
   if FLAGS.out:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)

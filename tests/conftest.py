@@ -8,6 +8,8 @@ import gin
 import numpy as np
 import pytest
 
+from tools import fault_injection
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A tiny model for plumbing tests (seconds to compile and run on 2 cores).
@@ -56,3 +58,37 @@ def assert_same(got, expected):
     assert set(g) == set(e)
     for key in e:
       np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
+
+
+# The debug-suite training run of tools/fault_injection.py (CartPole, tiny
+# agent, a checkpoint every 16 policy steps), as a baseline and with
+# DreamerV3-XP on: prioritized replay with importance weights, priorities
+# from the world model and the intrinsic return, latent disagreement with
+# the return-driven schedule.
+XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
+      'Replay.fracs': "{'uniform': 0.5, 'priority': 0.5}",
+      'Replay.importance': '0.6',
+      'Priority.weights': "{'world_model': 1.0, 'intrinsic_return': 1.0}",
+      'train.intrinsic_schedule': '@ReturnProgress()'}
+VARIANTS = {'baseline': {}, 'xp': XP}
+
+
+def launch_argv(logdir, variant='baseline'):
+  """argv of the fault-injection tool's run of `variant` in logdir."""
+  return fault_injection.command(logdir, extra=[
+      f'--gin_param={k}={v}' for k, v in VARIANTS[variant].items()])
+
+
+@pytest.fixture(scope='session')
+def straight_runs(tmp_path_factory):
+  """variant -> the logdir of a run of `launch_argv(variant)` that was never
+  stopped (run once per session, on first use)."""
+  runs = {}
+
+  def get(variant):
+    if variant not in runs:
+      logdir = tmp_path_factory.mktemp(f'straight_{variant}')
+      fault_injection.run_to_end(launch_argv(logdir, variant))
+      runs[variant] = logdir
+    return runs[variant]
+  return get

@@ -11,6 +11,10 @@ best policy 16.
 unless the file `marker` exists (it creates it first), to test the restart
 of crashed env workers.
 
+`NanReward-v0`, `InfReward-v0`: SignBandit paying NaN or +inf (bad env
+output, which stops a run). `RaiseInStep-v0`: SignBandit whose `step`
+raises at its 3rd step of every episode (a crash loop).
+
 `SignSteer-v0`: the same task with a continuous action a in [-1, 1] that
 pays (1 + x clip(a)) / 2, so a zero-mean random policy scores 8 and the
 best policy (a = x) 16. It exercises the continuous (bounded normal) actor.
@@ -62,16 +66,34 @@ if 'SignSteer-v0' not in gym.registry:
   gym.register('SignSteer-v0', entry_point=SignSteer)
 
 
-class NanReward(SignBandit):
-  """SignBandit whose rewards are NaN: every update's loss is non-finite."""
+class BadReward(SignBandit):
+  """SignBandit whose every reward is `reward` (NaN, +inf: bad env output)."""
+
+  def __init__(self, reward):
+    self._reward = reward
 
   def step(self, action):
     obs, _, terminated, truncated, info = super().step(action)
-    return obs, float('nan'), terminated, truncated, info
+    return obs, self._reward, terminated, truncated, info
 
 
-if 'NanReward-v0' not in gym.registry:
-  gym.register('NanReward-v0', entry_point=NanReward)
+for _name, _reward in (('NanReward-v0', float('nan')),
+                       ('InfReward-v0', float('inf'))):
+  if _name not in gym.registry:
+    gym.register(_name, entry_point=BadReward, kwargs=dict(reward=_reward))
+
+
+class RaiseInStep(SignBandit):
+  """Raises at the 3rd step of every episode: it never finishes one."""
+
+  def step(self, action):
+    if self._t == 2:
+      raise RuntimeError(f'simulator exploded at step {self._t + 1}')
+    return super().step(action)
+
+
+if 'RaiseInStep-v0' not in gym.registry:
+  gym.register('RaiseInStep-v0', entry_point=RaiseInStep)
 
 
 class CrashOnce(SignBandit):

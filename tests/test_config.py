@@ -96,8 +96,44 @@ def test_seed_comes_from_the_flag_or_a_train_seed_binding():
       (['train.seed = 2'], 5, 'contradicts'),
       (['Agent.seed = 1'], 0, 'Agent.seed is set from the run seed'),
       (['Replay.seed = 1'], 0, 'Replay.seed is set from the run seed'),
-      (['train.seed = 1.0'], 1, 'integer')]:
+      (['train.seed = -3'], 0, r'train.seed = -3 is out of range.*\[0, '),
+      ([], -1, r'--seed=-1 is out of range.*\[0, 999999\]'),
+      ([], 10**6, 'out of range')]:
     gin.clear_config()
     config.parse([], bindings)
-    with pytest.raises(ValueError, match=message):
-      config.resolve_seed(flag, True)
+    with pytest.raises(config.ConfigError, match=message):
+      config.resolve_seed(flag, flag != 0)
+
+
+@pytest.mark.parametrize('binding, message', [
+    ("RSSM.deter = 'big'",
+     "RSSM.deter = 'big': RSSM.deter takes an integer, not a str; e.g. "
+     'RSSM.deter = 8192'),
+    ("train.steps = 'abc'", 'train.steps takes an integer, not a str'),
+    ('train.steps = 1e5', 'without a decimal point or exponent: '
+     'train.steps = 100000'),
+    ('train.seed = 1.0', 'train.seed takes an integer, not a float'),
+    ('RSSM.absolute = 1', 'takes a bool'),
+    ('RSSM.deter = True', 'takes an integer, not a bool'),
+    ('RSSM.deter = None', 'takes an integer, not None'),
+    ('LaProp.lr = "fast"', 'takes a number'),
+    ("Agent.precision = 16", 'takes a string'),
+    ('Agent.jit_compile = 3', 'a string .* or a bool'),
+    ('WorldModel.mults = 4', 'a tuple or list'),
+    ('Replay.fracs = 0.5', 'takes a dict.*e.g. Replay.fracs = {'),
+])
+def test_values_of_the_wrong_type_fail_naming_binding_and_type(
+    binding, message):
+  with pytest.raises(config.ConfigError, match=message.replace('(', r'\(')):
+    config.parse([], [binding])
+
+
+@pytest.mark.parametrize('binding', [
+    'LaProp.lr = 1',  # An int where the default is a float.
+    'Agent.jit_compile = False', "Agent.jit_compile = 'auto'",
+    'WorldModel.mults = [2, 3]', "Replay.fracs = {'uniform': 1.0}",
+    "train.env_kwargs = {'repeat': 4}",  # Default None: any type.
+    'train.intrinsic_schedule = @Fixed()',  # References are not checked.
+])
+def test_values_of_an_accepted_type_parse(binding):
+  config.parse([], [binding])

@@ -11,9 +11,13 @@ driver expects (spec §4.1):
   is_terminal=False`; a true termination gives `is_last=is_terminal=True`.
 
 Observation values are numpy arrays / scalars with exactly the dtypes and
-shapes of `obs_space`. Subclasses implement `_reset()` and `_step(action)`
-and build their observations with `observation(...)`; the auto-reset logic
-and action checks live here once.
+shapes of `obs_space`, and float values (the reward included) are finite:
+`check_obs` says which value breaks this. The env workers check every
+observation at the process boundary (`parallel.ParallelEnvs.step`), where a
+bad one stops the run: NaN or inf would poison replay and every update.
+Subclasses implement `_reset()` and `_step(action)` and build their
+observations with `observation(...)`; the auto-reset logic and action
+checks live here once.
 """
 import abc
 import difflib
@@ -63,7 +67,9 @@ def observation(values, reward=0.0, is_first=False, is_last=False,
 
 
 def check_obs(obs, obs_space):
-  """Raises ValueError if `obs` does not match `obs_space` exactly."""
+  """Raises ValueError if `obs` does not match `obs_space` exactly (keys,
+  dtypes, shapes) or holds a non-finite float (NaN, inf), naming the key
+  and the bad value."""
   if set(obs) != set(obs_space):
     raise ValueError(
         f'Observation keys {sorted(obs)} differ from the obs_space keys '
@@ -75,6 +81,19 @@ def check_obs(obs, obs_space):
       raise ValueError(
           f'Observation {key!r} has dtype {dtype} and shape '
           f'{np.shape(value)}; obs_space wants {space.dtype} {space.shape}.')
+    if dtype.kind == 'f' and not np.isfinite(value).all():
+      raise ValueError(f'Observation {key!r} {_non_finite(value)}.')
+
+
+def _non_finite(value):
+  """'= nan is not finite', or for arrays how many values are not and the
+  first of them, e.g. 'has 2 non-finite values of 4, first inf at (1,)'."""
+  if np.ndim(value) == 0:
+    return f'= {value} is not finite'
+  bad = np.argwhere(~np.isfinite(value))
+  first = tuple(int(i) for i in bad[0])
+  return (f'has {len(bad)} non-finite values of {np.size(value)}, first '
+          f'{value[first]} at {first}')
 
 
 def check_action(action, act_space):

@@ -17,6 +17,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from dreamer_tf.config_check import ConfigError
 from dreamer_tf.model import behavior
 from dreamer_tf.model import explore as explore_lib
 from dreamer_tf.model import nets
@@ -52,6 +53,10 @@ class Agent:
   `exploration` (gin `Exploration`, explore.py) adds the ensemble and the
   intrinsic reward stream; `priority` (gin `Priority`, priority.py) says
   how `train` turns an update's signals into replay priorities.
+  `strategy` (not gin: `train.strategy`, run/distribute.py) is the
+  tf.distribute strategy, default the current one; `batch_size` is the
+  global batch, split evenly over its replicas, so it must be divisible by
+  their number (ConfigError otherwise).
   """
 
   def __init__(
@@ -78,6 +83,14 @@ class Agent:
     self.repval_loss, self.repval_grad = repval_loss, repval_grad
     self.precision, self.jit_compile, self.seed = precision, jit_compile, seed
     self.strategy = strategy or tf.distribute.get_strategy()
+    replicas = self.strategy.num_replicas_in_sync
+    if batch_size % replicas:
+      raise ConfigError(
+          f'Agent.batch_size={batch_size} is not divisible by the '
+          f'{replicas} replicas of the strategy: every replica trains an '
+          f'equal share of the global batch. Bind Agent.batch_size to a '
+          f'multiple of {replicas}, or train on a replica count that '
+          'divides it (launch.train --cpu_replicas, or fewer visible GPUs).')
     self.exploration = exploration or explore_lib.ExplorationConfig()
     self.priority = priority or priority_lib.PriorityConfig()
     self.priority.check(exploration=self.exploration.enabled)

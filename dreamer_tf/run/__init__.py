@@ -8,3 +8,9 @@ run directories (e.g. `launch.sweep --mode=status`) start instantly.
 
 # Written into a run's logdir when the run has spent its step budget.
 DONE_FILE = 'done.json'
+
+# The largest seed of a run (--seed, train.seed) or an evaluation. Env seeds
+# are derived from it (1000 * seed + env index, plus an offset of up to
+# 2 * 10**6 for evaluation envs) and must stay below 2**31, which every env
+# backend and TensorFlow's int32 seed tensors accept.
+MAX_SEED = 999_999

@@ -30,6 +30,15 @@ class CheckpointError(IOError):
   """No usable checkpoint, or one that does not fit the current model."""
 
 
+class PartsUnavailableError(CheckpointError):
+  """Every readable checkpoint needs data that is gone or damaged (e.g.
+  its replay save). `problems`: [(checkpoint path, error)], newest first."""
+
+  def __init__(self, message, problems):
+    super().__init__(message)
+    self.problems = problems
+
+
 def _fsync(path):
   fd = os.open(path, os.O_RDONLY)
   try:
@@ -61,7 +70,18 @@ class Checkpointer:
                   if n.startswith('ckpt-') and not n.endswith('.tmp'))
 
   def save(self, tensors, state):
-    """Writes a new checkpoint atomically; returns its path."""
+    """Writes a new checkpoint atomically; returns its path.
+
+    Also deletes the temporary files a killed save left (only the run that
+    holds the run lock saves, so none of them is being written).
+    """
+    for name in os.listdir(self.directory):
+      if name.endswith('.tmp'):
+        path = os.path.join(self.directory, name)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
     names = self.names()
     number = int(names[-1].split('-')[1]) + 1 if names else 0
     name = f'ckpt-{number:06d}'
@@ -105,20 +125,41 @@ class Checkpointer:
     Corrupt checkpoints are skipped with a warning naming them; if
     checkpoints exist but none is valid, raises CheckpointError.
     """
+    for path, tensors, state in self.readable():
+      self.loaded = path
+      return tensors, state
+    return None
+
+  def readable(self):
+    """Yields (path, tensors, state) of every valid checkpoint, newest
+    first. Corrupt ones are skipped with a warning naming them; if
+    checkpoints exist but none is valid, raises CheckpointError at the end.
+    """
     names = self.names()
-    if not names:
-      return None
     errors = []
     for name in reversed(names):
       try:
-        loaded = self._read(name)
-        self.loaded = os.path.join(self.directory, name)
-        return loaded
+        tensors, state = self._read(name)
       except (OSError, ValueError, KeyError) as e:
         errors.append(f'{name}: {e}')
         warnings.warn(f'Skipping unreadable checkpoint {name}: {e}')
-    raise CheckpointError(
-        f'No valid checkpoint in {self.directory}: ' + '; '.join(errors))
+        continue
+      yield os.path.join(self.directory, name), tensors, state
+    if len(errors) == len(names) and names:
+      raise CheckpointError(
+          f'No valid checkpoint in {self.directory}: ' + '; '.join(errors))
+
+  def states(self):
+    """{name: state.json contents} of the checkpoints whose state.json
+    reads (tensors are not read or checked)."""
+    states = {}
+    for name in self.names():
+      try:
+        with open(os.path.join(self.directory, name, 'state.json')) as f:
+          states[name] = json.load(f)
+      except (OSError, ValueError):
+        pass
+    return states
 
   def _read(self, name):
     path = os.path.join(self.directory, name)
@@ -159,12 +200,18 @@ class Checkpoint:
   rest to state.json. Parts are restored in the
   order given, so parts that validate (the agent's model signature, the
   run's seed) come before parts that change files (the logger).
+
+  unavailable: exception types a part's `set_state` raises when data the
+  checkpoint names is gone or damaged (a replay save): `load` then resumes
+  from the previous checkpoint, restoring every part from it, so no part
+  comes from another generation than the others.
   """
 
-  def __init__(self, directory, parts, keep=2):
+  def __init__(self, directory, parts, keep=2, unavailable=()):
     self.checkpointer = Checkpointer(directory, keep)
     self.directory = directory
     self.parts = dict(parts)
+    self.unavailable = tuple(unavailable)
 
   def save(self):
     """Collects every part's state and writes a checkpoint atomically."""
@@ -189,16 +236,34 @@ class Checkpoint:
         format=FORMAT, parts=meta, tensor_names=names))
 
   def load(self):
-    """Restores the newest valid checkpoint into the parts.
+    """Restores the newest valid checkpoint whose parts all restore.
 
     Returns its state.json contents, or None when there is no checkpoint.
-    Raises CheckpointError for a checkpoint of an older layout.
+    A checkpoint whose part raises one of `unavailable` is skipped with a
+    warning; when every readable one is, raises PartsUnavailableError.
+    Raises CheckpointError for a checkpoint of an older layout or another
+    configuration (not skipped: an older one would not fit either).
     """
-    loaded = self.checkpointer.load()
-    if loaded is None:
-      return None
-    tensors, state = loaded
-    states = unpack(tensors, state, self.directory)
+    problems = []
+    for path, tensors, state in self.checkpointer.readable():
+      try:
+        self._restore(unpack(tensors, state, self.directory))
+      except self.unavailable as e:
+        problems.append((path, e))
+        warnings.warn(f'Cannot resume from {path}: {e} Trying the previous '
+                      'checkpoint.')
+        continue
+      self.checkpointer.loaded = path
+      return state
+    if problems:
+      raise PartsUnavailableError(
+          f'No checkpoint in {self.directory} can be resumed:\n' +
+          '\n'.join(f'  {os.path.basename(p)}: {e}' for p, e in problems),
+          problems)
+    return None
+
+  def _restore(self, states):
+    """Sets every part's state, in order."""
     for part, obj in self.parts.items():
       if part not in states:
         raise CheckpointError(
@@ -206,7 +271,6 @@ class Checkpoint:
             f'(it has {sorted(states)}): it was written by another kind of '
             'run. Use a new --logdir.')
       obj.set_state(states[part])
-    return state
 
 
 def unpack(tensors, state, directory):

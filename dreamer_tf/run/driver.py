@@ -7,10 +7,16 @@ Training and evaluation both act through a `Driver` (spec §4.1). One
             return and length; `on_episode(worker, Episode)` for each env
             whose episode ended (is_last)
   act:      the compiled policy picks a_t at obs_t (posterior and action
-            sampled, or the policy's mode); `on_step(transition)` sees
-            {obs keys, action keys, latent keys: [N, ...]}, i.e. obs_t, a_t
-            and the agent's latent at t (what replay stores)
-  env step: every worker steps once; auto-reset envs start new episodes.
+            sampled, or the policy's mode)
+  env step: every worker steps once; auto-reset envs start new episodes;
+            then `on_step(transition)` sees {obs keys, action keys, latent
+            keys: [N, ...]}, i.e. obs_t, a_t and the agent's latent at t
+            (what replay stores), and obs_{t+1} and the carry take over.
+
+A failed env step (a crash loop or a bad observation, envs/parallel.py,
+which checks every observation) raises before anything changed: the driver
+keeps obs_t and its carry, and the callbacks have not seen the step, so the
+run's state is still that of its last good step (the loop checkpoints it).
 
 The driver's state (`get_state`/`set_state`) is the latest observation, the
 policy carry, the episode accumulators and every env's serialised state, so
@@ -98,18 +104,23 @@ class Driver:
     return episodes
 
   def act(self, seed, mode=False):
-    """The policy acts on the latest observations; the envs step once."""
+    """The policy acts on the latest observations; the envs step once.
+
+    If the env step raises, the driver's state is left as it was (module
+    doc).
+    """
     agent = self.agent
-    act, self.carry, latent = agent.policy(
+    act, carry, latent = agent.policy(
         {k: self.obs[k] for k in agent.obs_space}, self.carry, seed, mode)
     act = {k: np.asarray(v) for k, v in act.items()}
+    obs = self.pool.step(act)
     if self._on_step:
       transition = {k: self.obs[k] for k in agent.obs_space}
       transition.update(act)
       transition.update({k: np.asarray(v) for k, v in latent.items()})
       for callback in self._on_step:
         callback(transition)
-    self.obs = self.pool.step(act)
+    self.obs, self.carry = obs, carry
 
   # --- State -------------------------------------------------------------
 

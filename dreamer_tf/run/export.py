@@ -33,13 +33,21 @@ key names:
 A new episode starts from `initial_state` or simply with is_first=True
 (the policy resets the state of those rows itself). The batch dimension is
 None unless `batch_size` fixes it.
+
+The destination must be a new or empty directory, or a previous export
+(a SavedModel: it is written over); anything else is refused
+(`check_destination`) unless `overwrite`, since the SavedModel's files
+would be mixed with (or replace) files it does not own.
 """
 import json
+import os
 import re
 
 import tensorflow as tf
 
 STATE_KEYS = ('deter', 'stoch', 'action')
+# The file that makes a directory a SavedModel (tf.saved_model.save).
+SAVED_MODEL_FILE = 'saved_model.pb'
 
 
 def signature_name(key):
@@ -159,20 +167,45 @@ def _check_unique(keys, names, what):
         f'{sorted(names)}: rename the keys.')
 
 
-def export(agent, path, mode=False, batch_size=None):
-  """Saves the agent's policy to `path` (a SavedModel directory).
+def check_destination(path, overwrite=False):
+  """Raises FileExistsError unless a SavedModel may be written to `path`:
+  a new or empty directory, a previous export, or with `overwrite` any
+  directory (module doc)."""
+  if not os.path.exists(path):
+    return
+  if not os.path.isdir(path):
+    raise FileExistsError(
+        f'{path} is a file: the export is a SavedModel directory. Pass a '
+        'new directory as --out.')
+  if overwrite or not os.listdir(path) or os.path.exists(
+      os.path.join(path, SAVED_MODEL_FILE)):
+    return
+  raise FileExistsError(
+      f'{path} is not empty and is not a previous export (it has no '
+      f'{SAVED_MODEL_FILE}): the SavedModel would be mixed with its files. '
+      'Pass a new or empty directory as --out, or --overwrite to write into '
+      'it anyway (its other files are kept).')
+
+
+def export(agent, path, mode=False, batch_size=None, overwrite=False):
+  """Saves the agent's policy to `path` (a SavedModel directory; see
+  `check_destination` for where, and `overwrite`).
 
   Returns the PolicyModule that was saved.
   """
+  check_destination(path, overwrite)
   module = PolicyModule(agent, mode=mode, batch_size=batch_size)
   tf.saved_model.save(module, path, signatures=module.signatures())
   return module
 
 
-def export_run(logdir, path, mode=False, batch_size=None):
+def export_run(logdir, path, mode=False, batch_size=None, overwrite=False):
   """Exports the newest checkpoint of a run (see run/evaluate.py for how
-  the run's config and checkpoint are read); returns the PolicyModule."""
+  the run's config and checkpoint are read); returns the PolicyModule.
+  The destination is checked first, before the run is read."""
   # pylint: disable-next=import-outside-toplevel
   from dreamer_tf.run import evaluate
+  check_destination(path, overwrite)
   agent, _ = evaluate.restore_agent(logdir)
-  return export(agent, path, mode=mode, batch_size=batch_size)
+  return export(agent, path, mode=mode, batch_size=batch_size,
+                overwrite=overwrite)

@@ -6,14 +6,25 @@ appended line by line and flushed, so a killed run loses at most the line
 being written. A checkpoint stores the files' `position`; resuming from it
 `rewind`s them there, so the records an exact resume writes again (those
 after the checkpoint of a killed run) are not duplicated.
+
+Every line is strict JSON (RFC 8259 has no NaN or Infinity): a non-finite
+float value is written as the string "NaN", "Infinity" or "-Infinity" in
+its place (`json_line`). The string keeps what the value was (`float()`
+parses it back), where null would lose it, and the key keeps its one
+meaning; `read_scores` turns these strings back into floats, so readers of
+this module see the float values. TensorBoard gets finite values only.
 """
 import io
 import json
+import math
 import os
 import sys
 import time
 
 import numpy as np
+
+# Strings standing in for non-finite floats in the JSONL files.
+NON_FINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
 
 
 class Logger:
@@ -35,15 +46,15 @@ class Logger:
 
   def scalars(self, values, step):
     """Appends one metrics record and the TensorBoard scalars."""
-    record = {'step': int(step), 'time': round(time.time(), 3)}
-    record.update({k: _number(v) for k, v in values.items()})
-    self._metrics.write(json.dumps(record) + '\n')
+    numbers = {k: _number(v) for k, v in values.items()}
+    record = {'step': int(step), 'time': round(time.time(), 3), **numbers}
+    self._metrics.write(json_line(record))
     self._metrics.flush()
     if self._writer:
       import tensorflow as tf  # pylint: disable=import-outside-toplevel
       with self._writer.as_default(step=int(step)):
-        for key, value in record.items():
-          if key not in ('step', 'time') and np.isfinite(value):
+        for key, value in numbers.items():
+          if math.isfinite(value):
             tf.summary.scalar(key, value)
       self._writer.flush()
 
@@ -52,7 +63,7 @@ class Logger:
     record = {'step': int(step), 'episode/score': float(score),
               'episode/length': int(length), 'kind': kind}
     record.update(extra)
-    self._scores.write(json.dumps(record) + '\n')
+    self._scores.write(json_line(record))
     self._scores.flush()
     prefix = 'episode' if kind == 'train' else f'{kind}_episode'
     # Scalar `log/<name>` extras (e.g. achievement counts) also go to
@@ -92,6 +103,12 @@ class Logger:
     print(f'[{bar}] {step}/{total} frames  {fps:.1f} fps  '
           f'score {score_text}  updates {updates}  ETA {eta_text}',
           file=sys.stderr, flush=True)
+
+  def warn(self, message):
+    """One console line about a problem the run goes on with (e.g. a
+    skipped update); like `progress`, only with console lines on."""
+    if self.console:
+      print(f'WARNING: {message}', file=sys.stderr, flush=True)
 
   def video(self, tag, frames, step, fps=10):
     """An animated GIF [T, H, W, 3] uint8 as a TensorBoard image summary."""
@@ -159,10 +176,25 @@ def _number(value):
   return float(value) if value.size == 1 else float(value.mean())
 
 
+def json_line(record):
+  """One strict JSON line of a flat record; non-finite floats (Python or
+  numpy) become "NaN" / "Infinity" / "-Infinity" (module doc)."""
+  clean = {}
+  for key, value in record.items():
+    if isinstance(value, (float, np.floating)):
+      value = float(value)
+      if not math.isfinite(value):
+        value = 'NaN' if math.isnan(value) else (
+            'Infinity' if value > 0 else '-Infinity')
+    clean[key] = value
+  return json.dumps(clean, allow_nan=False) + '\n'
+
+
 def read_scores(path, kind='train'):
   """The episode records of a scores.jsonl file whose `kind` is `kind`
   ('train', 'eval'; None: all). A torn last line (a run killed while
-  writing it) is skipped; a bad line elsewhere is an error."""
+  writing it) is skipped; a bad line elsewhere is an error. Values written
+  as "NaN" / "Infinity" / "-Infinity" (`json_line`) come back as floats."""
   with open(path) as f:
     lines = f.read().splitlines()
   records = []
@@ -175,6 +207,8 @@ def read_scores(path, kind='train'):
       if i == len(lines) - 1:
         continue
       raise ValueError(f'Bad line {i + 1} in {path}: {line!r}') from None
+    record = {k: NON_FINITE.get(v, v) if isinstance(v, str) else v
+              for k, v in record.items()}
     if kind is None or record.get('kind', 'train') == kind:
       records.append(record)
   return records

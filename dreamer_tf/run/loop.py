@@ -10,6 +10,17 @@ in `TrainRatio`; the loop's settings come in one `Settings` object.
 
 `Loop` holds no files: the caller (`run/train.py`) builds the parts and the
 checkpoint of named parts (`Loop.parts()` + agent, replay, envs, logger).
+
+Failures are loud (issue 15, nothing lost, nothing silent). The errors of
+`run/failures.py` (a crash-looping env, a bad env output, too many skipped
+updates) leave the run at its last good step: the loop writes a checkpoint
+of it, notes the policy step on the error and re-raises it. Other
+exceptions propagate without a checkpoint: the state they leave is
+unknown. Skipped
+updates are logged (`train/nonfinite_loss`) and said on the console at the
+1st, 2nd, 4th, 8th, ... one; the run stops at `max_nonfinite` of them, and
+a run whose skipped share of updates reaches `max_nonfinite_share` when it
+ends raises rather than return as if it had trained.
 """
 import dataclasses
 import signal
@@ -18,6 +29,7 @@ import time
 import numpy as np
 
 from dreamer_tf.run import driver as driver_lib
+from dreamer_tf.run import failures
 from dreamer_tf.run import report as report_lib
 
 # Open-loop reports (§4.4): sequences shown, steps observed before imagining.
@@ -40,10 +52,16 @@ class TrainRatio:
 
   def due(self, policy_steps):
     """Updates to run now so that updates = (steps - start) ratio / (B*T)."""
-    if self.start is None:
-      self.start = policy_steps
+    if self.start is None:  # Training (re)starts: nothing is due yet.
+      self.start = (policy_steps - self.updates * self.batch_steps / self.ratio
+                    if self.updates else policy_steps)
     target = int((policy_steps - self.start) * self.ratio / self.batch_steps)
     return max(0, target - self.updates)
+
+  def reanchor(self):
+    """Training pauses until the next `due` (the replay refills after it
+    was lost): the steps in between owe no updates."""
+    self.start = None
 
   def state(self):
     return dict(start=self.start, updates=self.updates)
@@ -60,7 +78,9 @@ class Settings:
   step; log_every / save_every / report_every: seconds (report 0: never);
   save_every_steps: policy steps (0: off); eval_every: policy steps between
   evaluations (0: none) of eval_episodes episodes (policy mode if
-  eval_mode); max_nonfinite: skipped updates before the run stops.
+  eval_mode); max_nonfinite: skipped updates before the run stops;
+  max_nonfinite_share: the share of skipped updates at which a run that
+  ends (budget spent or stopped) raises instead of returning.
   """
   steps: int
   train_ratio: float = 512.0
@@ -73,6 +93,7 @@ class Settings:
   eval_episodes: int = 1
   eval_mode: bool = False
   max_nonfinite: int = 100
+  max_nonfinite_share: float = 0.5
 
 
 class Counters:
@@ -144,14 +165,52 @@ class Loop:
 
   def run(self):
     """Collects and trains until the budget is spent or a stop (SIGINT,
-    SIGTERM) is requested; always ends with a checkpoint. Returns the
-    counters."""
+    SIGTERM) is requested; ends with a checkpoint, also when one of
+    `failures.CHECKPOINTED_ERRORS` stops it (module doc). Returns the
+    counters; raises NonFiniteError instead if too many of the updates
+    were skipped."""
     with _StopFlag() as stop:
-      self._collect_and_train(stop)
+      try:
+        self._collect_and_train(stop)
+      except failures.CHECKPOINTED_ERRORS as error:
+        self._save_after(error)
+        raise
+    self._check_trained()
     c = self.counters
     return dict(policy_steps=c.policy_steps, frames=self.frames,
-                updates=self.ratio.updates, episodes=c.episodes,
-                last_score=c.last_score)
+                updates=self.ratio.updates, skipped_updates=c.nonfinite,
+                episodes=c.episodes, last_score=c.last_score)
+
+  def _save_after(self, error):
+    """Logs the episodes lost until the error (a crash loop's last one
+    too), checkpoints the last good state, notes where the run stopped."""
+    self._log_lost_episodes()
+    c = self.counters
+    where = (f'The run stopped at policy step {c.policy_steps} (frame '
+             f'{self.frames}, update {self.ratio.updates})')
+    try:
+      self.save()
+    except Exception as save_error:  # pylint: disable=broad-except
+      error.add_note(f'{where}; writing its checkpoint failed too: '
+                     f'{type(save_error).__name__}: {save_error}')
+      return
+    error.add_note(
+        f'{where}; its last good state is checkpointed in {c.directory}. '
+        'Rerunning the same command resumes from there once the cause is '
+        'fixed.')
+
+  def _check_trained(self):
+    """NonFiniteError when the share of skipped updates reached
+    max_nonfinite_share (e.g. every update skipped: nothing trained)."""
+    c, s, updates = self.counters, self.settings, self.ratio.updates
+    if c.nonfinite and c.nonfinite >= s.max_nonfinite_share * updates:
+      raise failures.NonFiniteError(
+          f'{c.nonfinite} of the run\'s {updates} updates were skipped for a '
+          f'non-finite loss or gradient (share {c.nonfinite / updates:.0%} '
+          f'>= train.max_nonfinite_share = {s.max_nonfinite_share}): the '
+          'agent did not train as asked. Check the inputs (rewards, '
+          'observations) or lower LaProp.lr. The final checkpoint is '
+          f'written in {c.directory}.')
 
   def _collect_and_train(self, stop):
     """The loop body until the budget is spent or a stop is requested."""
@@ -238,9 +297,18 @@ class Loop:
       self.logger.scalars({'train/nonfinite_loss': float(
           metrics['opt/loss'])}, self.frames)
       if c.nonfinite >= self.settings.max_nonfinite:
-        raise FloatingPointError(
+        raise failures.NonFiniteError(
             f'{c.nonfinite} updates had a non-finite loss or gradient '
-            'and were skipped; stopping. Check the inputs (rewards, '
+            'and were skipped; stopping (train.max_nonfinite = '
+            f'{self.settings.max_nonfinite}). Check the inputs (rewards, '
+            'observations) or lower LaProp.lr.')
+      if c.nonfinite & (c.nonfinite - 1) == 0:  # 1, 2, 4, 8, ...
+        self.logger.warn(
+            f'Update {self.ratio.updates + 1} skipped: its loss '
+            f"({float(metrics['opt/loss'])}) or gradient is not finite. "
+            f'{c.nonfinite} of {self.ratio.updates + 1} updates skipped so '
+            f'far; the run stops at train.max_nonfinite = '
+            f'{self.settings.max_nonfinite}. Check the inputs (rewards, '
             'observations) or lower LaProp.lr.')
     else:
       self.replay.update(updates)

@@ -11,12 +11,18 @@ parse `config.gin` or know `train`'s defaults:
   num_envs          training env workers
   steps, frames     the budget in policy steps and in env frames
   train_ratio       replayed steps per policy step
+  strategy          the tf.distribute strategy it last trained with
+                    ('default', 'mirrored'; `run/distribute.py`)
+  replicas, devices its replica count and their devices ('CPU:0', ...)
   created           UTC time the run was first started
   version           dreamer_tf version that created it
 
 A resumed run must describe the same experiment: `write` refuses a record
 whose env, env_kwargs, frames per step or seed differ from the saved one
-(a new budget is allowed and recorded). This module needs no TensorFlow.
+(a new budget is allowed and recorded, and so is another strategy or
+replica count: the agent's state does not depend on them). Records written
+before the strategy was recorded read as strategy '' and 0 replicas. This
+module needs no TensorFlow.
 """
 import dataclasses
 import json
@@ -45,6 +51,9 @@ class RunRecord:
   num_envs: int = 1
   steps: int = 0
   train_ratio: float = 0.0
+  strategy: str = ''
+  replicas: int = 0
+  devices: list = dataclasses.field(default_factory=list)
   created: str = ''
   version: str = VERSION
 

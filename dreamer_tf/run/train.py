@@ -8,11 +8,17 @@ to the loop (`run/loop.py`) and keeps them in one checkpoint of named parts
   agent       model signature + parameters, slow critic, return statistics,
               optimizer state
   counters    policy steps, episodes, updates, train-ratio start, seed, RNG
-  replay      the replay saves itself under <logdir>/replay at each
-              checkpoint (its own atomic format)
+  replay      the generation of the replay save written with the checkpoint
+              (the replay saves itself under <logdir>/replay, its own
+              atomic format, keeping the saves that checkpoints name)
   driver      live observations, policy carry, episode sums, env states
   eval_envs   the evaluation envs' states (evaluations replay exactly)
   logger      the JSONL files' lengths (a resume drops later records)
+
+It first resolves the `tf.distribute` strategy (`run/distribute.py`:
+`strategy`, `cpu_replicas`), before any TensorFlow op so that the CPU can
+still be split into logical devices, says it on one console line and
+records it in run.json; the agent trains with it.
 
 It holds `<logdir>/run.lock` while it runs (`run/lock.py`: a second run on
 the logdir refuses at once, naming this one), and writes the run record
@@ -20,19 +26,28 @@ the logdir refuses at once, naming this one), and writes the run record
 resolved gin config `<logdir>/config.gin` (the bindings the run was given)
 and `<logdir>/operative_config.gin` (every parameter of every configurable
 the run built, defaults included) once the checkpoint accepted them.
+
+A checkpoint and its replay save are one commit: a resume restores the
+newest checkpoint whose replay save is intact, all parts from that one
+checkpoint. When no checkpoint's replay save is (the replay directory was
+deleted, a chunk file is corrupt), the run refuses and says what is lost,
+unless `lost_replay='empty'`: then it resumes the newest checkpoint with an
+empty replay and trains again once the replay has refilled.
 """
 import contextlib
 import functools
 import os
+import warnings
 
 import gin
 
 from dreamer_tf import envs as envs_lib
 from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent as agent_lib
-from dreamer_tf.replay import Replay
+from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import checkpoint as ckpt_lib
+from dreamer_tf.run import distribute
 from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import lock as lock_lib
 from dreamer_tf.run import logger as log_lib
@@ -41,6 +56,7 @@ from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import schedules
 
 OPERATIVE_CONFIG = 'operative_config.gin'
+LOST_REPLAY = ('refuse', 'empty')  # What a resume does without its replay.
 
 
 @gin.configurable
@@ -51,7 +67,8 @@ def train(
     save_every=600.0, save_every_steps=0, report_every=300.0,
     eval_every=0, eval_episodes=1,
     eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100,
-    intrinsic_schedule=None):
+    max_nonfinite_share=0.5, intrinsic_schedule=None, lost_replay='refuse',
+    strategy='auto', cpu_replicas=1):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
   env: 'suite:task' id (see dreamer_tf.envs), env_kwargs for its
@@ -63,30 +80,47 @@ def train(
   `save_every_steps` policy steps (0: off) and at exit. Every
   `report_every` seconds (0: never) an open-loop report (§4.4) logs the
   prediction errors and, for image observations, a TensorBoard video.
+  max_nonfinite: skipped updates (non-finite loss or gradient) at which the
+  run stops; max_nonfinite_share: the share of skipped updates at which a
+  run that ends raises instead of returning (`run/failures.py`).
   intrinsic_schedule: the intrinsic reward's weight over the run when
   `Exploration.signal` is on (`run/schedules.py`; default `Fixed()`).
+  lost_replay: 'refuse' (default) or 'empty', what a resume does when no
+  checkpoint's replay save is intact (see the module docstring).
+  strategy: 'auto', 'default', 'mirrored' or 'multi_worker' (not supported
+  yet); cpu_replicas: logical CPU devices for 'mirrored' on a machine
+  without GPUs (`run/distribute.py`). A resume may use another strategy or
+  replica count (a note says it is then not bit-exact).
   Returns the final counters.
   """
+  if lost_replay not in LOST_REPLAY:
+    raise ValueError(f'train.lost_replay={lost_replay!r}; use one of '
+                     f'{LOST_REPLAY}.')
+  # First: the CPU split must precede every TensorFlow op of the process.
+  distribution = distribute.resolve(strategy, cpu_replicas)
+  print(distribution.describe(), flush=True)
   os.makedirs(logdir, exist_ok=True)
   env_kwargs = dict(env_kwargs or {})
   record = record_lib.RunRecord(
       env=env, env_kwargs=env_kwargs, seed=seed, num_envs=num_envs,
       frames_per_step=envs_lib.frames_per_step(env, env_kwargs,
                                                frames_per_step),
-      steps=int(steps), train_ratio=float(train_ratio))
+      steps=int(steps), train_ratio=float(train_ratio),
+      **distribution.record())
   settings = loop_lib.Settings(
       steps=int(steps), train_ratio=train_ratio,
       frames_per_step=record.frames_per_step, log_every=log_every,
       save_every=save_every, save_every_steps=save_every_steps,
       report_every=report_every, eval_every=eval_every,
       eval_episodes=eval_episodes, eval_mode=eval_mode,
-      max_nonfinite=max_nonfinite)
+      max_nonfinite=max_nonfinite, max_nonfinite_share=max_nonfinite_share)
   with contextlib.ExitStack() as stack:  # Closes whatever was opened.
     # One writer per logdir: a second run stops here (run/lock.py).
     stack.enter_context(lock_lib.RunLock(logdir))
     # Refused before anything is started or changed: another experiment (a
     # seed change is refused by the counters part, naming --seed).
-    record_lib.check(logdir, record, ('env', 'env_kwargs', 'frames_per_step'))
+    previous = record_lib.check(logdir, record,
+                                ('env', 'env_kwargs', 'frames_per_step'))
     pool = stack.enter_context(_pool(
         env, env_kwargs, [seed * 1000 + i for i in range(num_envs)]))
     eval_pool = stack.enter_context(_pool(env, env_kwargs, [
@@ -94,10 +128,14 @@ def train(
                                           )) if eval_every else None
     logger = log_lib.Logger(logdir)
     stack.callback(logger.close)
-    agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed)
-    replay = Replay(os.path.join(logdir, 'replay'), capacity=replay_capacity,
-                    length=agent.sequence_length, seed=seed)
+    agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed,
+                            strategy=distribution.strategy)
     ckpt_dir = os.path.join(logdir, 'ckpt')
+    # Empty until a checkpoint names the save to load (`_ReplayPart`).
+    replay = replay_lib.Replay(
+        os.path.join(logdir, 'replay'), capacity=replay_capacity,
+        length=agent.sequence_length, seed=seed, restore=False)
+    replay_part = _ReplayPart(replay, ckpt_dir)
     ratio = loop_lib.TrainRatio(train_ratio,
                                 agent.batch_size * agent.batch_length)
     schedule = None
@@ -109,15 +147,22 @@ def train(
         agent=ckpt_lib.AgentPart(
             agent, ckpt_dir, 'Use the original gin bindings or a new '
             '--logdir.'),
-        counters=counters, replay=_ReplayPart(replay), driver=driver,
+        counters=counters, replay=replay_part, driver=driver,
         # Also without evaluation: it may be turned on or off on a resume.
         eval_envs=driver_lib.EnvPoolState(eval_pool),
         logger=_LoggerPart(logger))
-    checkpoint = ckpt_lib.Checkpoint(ckpt_dir, parts)
-    if checkpoint.load() is None:
+    checkpoint = ckpt_lib.Checkpoint(
+        ckpt_dir, parts, unavailable=(replay_lib.ReplayCorruptError,))
+    if _load(checkpoint, replay_part, lost_replay) is None:
       driver.reset()
     else:
       _say_resumed(checkpoint, counters, record)
+      note = distribute.resume_note(previous, distribution)
+      if note:
+        print(note, flush=True)
+      if replay_part.lost:
+        counters.ratio.reanchor()  # No catch-up burst after the refill.
+        print(replay_part.lost, flush=True)
     # After the checkpoint accepted this config: a refused resume must not
     # overwrite the run's record of its config.
     record_lib.write(logdir, record)
@@ -126,7 +171,13 @@ def train(
                          settings, checkpoint.save)
     result = loop.run()
     if result['policy_steps'] >= steps:
-      _write_done(logdir, result)
+      if result['updates'] > result['skipped_updates']:
+        _write_done(logdir, result)
+      else:  # Not done: a rerun with a larger budget goes on training.
+        logger.warn(
+            f'The budget of {steps:,} policy steps ended before any update '
+            'was applied (the replay was still filling): no done.json was '
+            'written. Raise train.steps to train.')
     return result
 
 
@@ -137,20 +188,64 @@ def _pool(env, env_kwargs, seeds):
       for s in seeds])
 
 
-class _ReplayPart:
-  """Checkpoint part of the replay: it saves itself (atomically, its own
-  format, `replay/disk.py`) under <logdir>/replay with every checkpoint and
-  loaded itself when it was built."""
+def _load(checkpoint, replay_part, lost_replay):
+  """Restores the newest checkpoint that has its replay save; without one,
+  refuses, or (lost_replay='empty') resumes the newest with an empty
+  replay. Returns the checkpoint's state, None when there is none."""
+  try:
+    return checkpoint.load()
+  except ckpt_lib.PartsUnavailableError as e:
+    if lost_replay != 'empty':
+      raise ckpt_lib.CheckpointError(
+          f'{e}\nThe agent in these checkpoints is intact; the experience '
+          'it was trained on is not. Restore '
+          f'{replay_part.replay.directory} from a backup and rerun; or '
+          'resume with an empty replay (the agent keeps its parameters, '
+          'optimizer and counters; training waits until the replay has '
+          'refilled) by adding --gin_param="train.lost_replay=\'empty\'"; '
+          'or start a new --logdir.') from None
+  replay_part.allow_lost = True
+  with warnings.catch_warnings():  # Said once, by `_ReplayPart.lost`.
+    warnings.simplefilter('ignore')
+    return checkpoint.load()
 
-  def __init__(self, replay):
-    self.replay = replay
+
+class _ReplayPart:
+  """Checkpoint part of the replay: with every checkpoint the replay
+  saves itself (atomically, its own format, `replay/disk.py`) under
+  <logdir>/replay, keeping the saves the existing checkpoints name; the
+  checkpoint holds the save's generation and restoring loads that save.
+
+  allow_lost: restore an empty replay when the save is missing or damaged
+  (`lost` then says what was lost) instead of raising ReplayCorruptError.
+  """
+
+  def __init__(self, replay, ckpt_dir):
+    self.replay, self.ckpt_dir = replay, ckpt_dir
+    self.allow_lost, self.lost = False, None
 
   def get_state(self):
-    self.replay.save()
-    return {}
+    kept = [state['parts']['replay'].get('generation')
+            for state in ckpt_lib.Checkpointer(self.ckpt_dir).states().values()
+            if 'replay' in state.get('parts', {})]
+    generation = self.replay.save(keep=[g for g in kept if g is not None])
+    return dict(generation=generation, items=len(self.replay),
+                steps=self.replay.stats()['steps'])
 
   def set_state(self, state):
-    del state
+    # No generation: a checkpoint from before replay generations were kept.
+    try:
+      self.replay.load(state.get('generation'))
+      self.lost = None
+    except replay_lib.ReplayCorruptError as e:
+      if not self.allow_lost:
+        raise
+      self.replay.clear()
+      self.lost = (
+          f'Resuming with an EMPTY replay (train.lost_replay=\'empty\'): '
+          f'{e} Lost: {state.get("steps", "?")} stored steps '
+          f'({state.get("items", "?")} sequences); training waits until the '
+          'replay has refilled.')
 
 
 class _LoggerPart:

@@ -130,7 +130,7 @@ def test_launchers_load_tensorflow_only_when_they_run():
   # aborts in a process that has loaded it).
   for module in ('launch.train', 'launch.sweep', 'launch.evaluate',
                  'launch.export', 'launch.plot', 'launch.tables',
-                 'launch.results'):
+                 'launch.results', 'launch.summary'):
     out = subprocess.run(
         [sys.executable, '-c',
          f'import sys, {module}; print("tensorflow" in sys.modules)'],

@@ -3,9 +3,11 @@ recording frames, the driver's state."""
 import functools
 
 import numpy as np
+import pytest
 
 from dreamer_tf import spaces
 from dreamer_tf.envs import base
+from dreamer_tf.envs import parallel
 from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import recording
 
@@ -89,3 +91,43 @@ def test_recorder_adds_rgb_frames_from_the_image_observation():
   assert results == [(3.0, 3, {'log/steps': 3})]
   assert [int(f[0, 0, 0]) for f in frames] == [0, 1, 2, 3]
   assert all(f.shape == (4, 6, 3) for f in frames)
+
+
+class _FailingPool(_Pool):
+  """_Pool whose `fail_at`-th step raises (as ParallelEnvs does for a bad
+  observation or a crash loop), after stepping its envs."""
+
+  def __init__(self, envs_, fail_at):
+    super().__init__(envs_)
+    self.fail_at, self.steps = fail_at, 0
+
+  def step(self, actions):
+    obs = super().step(actions)
+    self.steps += 1
+    if self.steps == self.fail_at:
+      raise parallel.EnvOutputError("'reward' = nan is not finite")
+    return obs
+
+
+class _CountingAgent(_Agent):
+  """The carry counts the policy's calls."""
+
+  def policy(self, obs, carry, seed, mode=False):
+    act, _, latent = super().policy(obs, carry, seed, mode)
+    return act, carry + 1, latent
+
+
+def test_a_failed_env_step_leaves_the_driver_at_its_last_good_step():
+  driver = driver_lib.Driver(_CountingAgent(), _FailingPool([_Counter(9)], 4))
+  stored = []
+  driver.on_step(lambda transition: stored.append(transition['image'][0]))
+  driver.reset()  # Pool step 1.
+  for _ in range(2):  # Pool steps 2 and 3.
+    driver.step(np.zeros(2, np.int32))
+  obs, carry = driver.obs, driver.carry
+  with pytest.raises(parallel.EnvOutputError):
+    driver.step(np.zeros(2, np.int32))  # Pool step 4 raises.
+  # The latest good observation and its carry; replay did not see the step.
+  assert driver.obs is obs and driver.carry is carry
+  assert carry.tolist() == [2] and int(obs['image'][0, 0, 0, 0]) == 2
+  assert [int(image[0, 0, 0]) for image in stored] == [0, 1]

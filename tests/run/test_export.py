@@ -107,3 +107,20 @@ def test_clashing_signature_names_are_refused():
                                    for k in export_lib.STATE_KEYS})
   with pytest.raises(ValueError, match='clashing signature input'):
     export_lib._Layout(clash, None)  # pylint: disable=protected-access
+
+
+def test_destination_must_be_new_empty_or_a_previous_export(tmp_path):
+  check = export_lib.check_destination
+  check(str(tmp_path / 'new'))
+  check(str(tmp_path))  # Empty.
+  previous = tmp_path / 'previous'
+  previous.mkdir()
+  (previous / export_lib.SAVED_MODEL_FILE).write_bytes(b'')
+  check(str(previous))
+  (tmp_path / 'notes.txt').write_text('the user\'s file\n')
+  with pytest.raises(FileExistsError,
+                     match=f'{tmp_path} is not empty.*--overwrite'):
+    check(str(tmp_path))
+  check(str(tmp_path), overwrite=True)
+  with pytest.raises(FileExistsError, match='notes.txt is a file'):
+    check(str(tmp_path / 'notes.txt'), overwrite=True)

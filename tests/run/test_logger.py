@@ -2,6 +2,8 @@
 import json
 import os
 
+import numpy as np
+
 from dreamer_tf.run import logger as log_lib
 
 
@@ -100,3 +102,42 @@ def test_rewind_drops_the_records_after_a_position(tmp_path):
   logger.score(4.0, 40, 500)
   logger.close()
   assert len(open(tmp_path / 'scores.jsonl').readlines()) == 1
+
+
+def _strict(line):
+  """json.loads refusing the NaN / Infinity tokens JSON does not have."""
+  def refuse(token):
+    raise ValueError(f'{token} is not JSON')
+  return json.loads(line, parse_constant=refuse)
+
+
+def test_non_finite_values_are_written_as_strict_json_strings(tmp_path,
+                                                              capsys):
+  logger = log_lib.Logger(str(tmp_path))  # TensorBoard skips them.
+  logger.scalars({'nan': float('nan'), 'inf': np.float32(np.inf),
+                  'ninf': -np.inf, 'vec': [1.0, np.nan], 'ok': 0.5}, step=1)
+  logger.score(float('inf'), 3, step=2, **{'log/x': float('nan')})
+  logger.close()
+  metrics = [_strict(l) for l in open(tmp_path / 'metrics.jsonl')]
+  scores = [_strict(l) for l in open(tmp_path / 'scores.jsonl')]
+  assert {k: metrics[0][k] for k in ('nan', 'inf', 'ninf', 'vec', 'ok')} == {
+      'nan': 'NaN', 'inf': 'Infinity', 'ninf': '-Infinity', 'vec': 'NaN',
+      'ok': 0.5}
+  assert scores[0]['episode/score'] == 'Infinity'
+  assert scores[0]['log/x'] == 'NaN'
+  assert metrics[1]['episode/score'] == 'Infinity'
+  # The reader gives the float values back.
+  (score,) = log_lib.read_scores(str(tmp_path / 'scores.jsonl'))
+  assert score['episode/score'] == np.inf and np.isnan(score['log/x'])
+  (record, _) = log_lib.read_scores(str(tmp_path / 'metrics.jsonl'), None)
+  assert record['ninf'] == -np.inf and record['ok'] == 0.5
+  assert capsys.readouterr().err == ''
+
+
+def test_warnings_go_to_the_console_unless_it_is_off(tmp_path, capsys):
+  for console, printed in ((True, 'WARNING: Update 1 skipped\n'), (False, '')):
+    logger = log_lib.Logger(str(tmp_path), tensorboard=False,
+                            console=console)
+    logger.warn('Update 1 skipped')
+    logger.close()
+    assert capsys.readouterr().err == printed

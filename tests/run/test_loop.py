@@ -6,8 +6,10 @@ import pytest
 from dreamer_tf import config
 from dreamer_tf import replay as replay_lib
 from dreamer_tf import spaces
+from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent as agent_lib
 from dreamer_tf.model import batches
+from dreamer_tf.run import failures
 from dreamer_tf.run import loop as loop_lib
 from tests.conftest import TINY
 
@@ -37,10 +39,13 @@ class _Driver:
 
 class _Logger:
   def __init__(self):
-    self.records = []
+    self.records, self.warnings = [], []
 
   def scalars(self, values, step):
     self.records.append((step, dict(values)))
+
+  def warn(self, message):
+    self.warnings.append(message)
 
 
 def _stored_priorities(replay, stepid):
@@ -101,3 +106,93 @@ def test_priorities_written_back_after_applied_updates_only(context):
   assert counters.nonfinite == 1
   for c, prio in before.items():
     np.testing.assert_array_equal(replay._chunks[c].prio, prio)
+
+
+class _SkippingAgent:
+  """An agent whose updates are all skipped (non-finite loss)."""
+  batch_size, batch_length, replay_context, ensemble = 1, 2, 0, None
+
+  def train(self, batch):
+    del batch
+    return {'opt/skipped': 1.0, 'opt/loss': float('nan')}, {}
+
+
+class _Replay:
+  prioritized = False
+
+  def __len__(self):
+    return 10**6
+
+  def sample(self, batch_size):
+    del batch_size
+    return {}
+
+  def stats(self):
+    return {}
+
+
+class _Pool:
+  lost_episodes = []
+
+
+class _SteppingDriver(_Driver):
+  """One env; its `fail_at`-th step raises `error`."""
+  pool = _Pool()
+
+  def __init__(self, fail_at=None, error=None):
+    self.fail_at, self.error, self.steps = fail_at, error, 0
+
+  def __len__(self):
+    return 1
+
+  def step(self, seed):
+    del seed
+    self.steps += 1
+    if self.steps == self.fail_at:
+      raise self.error
+
+
+def _loop(driver, steps, **settings):
+  counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(2, 2), '/ckpt')
+  saves = []
+  loop = loop_lib.Loop(
+      _SkippingAgent(), _Replay(), _Logger(), driver, None, counters,
+      loop_lib.Settings(steps=steps, report_every=0, log_every=1e9,
+                        save_every=1e9, **settings),
+      save=lambda: saves.append(counters.policy_steps))
+  return loop, saves
+
+
+def test_a_run_whose_updates_were_all_skipped_raises_after_its_checkpoint():
+  # 9 updates, fewer than max_nonfinite: the run must not end as if trained.
+  loop, saves = _loop(_SteppingDriver(), steps=10)
+  with pytest.raises(failures.NonFiniteError,
+                     match=r"9 of the run's 9 updates were skipped"):
+    loop.run()
+  assert saves == [10]  # The final checkpoint, then the error.
+  # Said on the console at the 1st, 2nd, 4th and 8th skipped update.
+  assert [w.split(':')[0] for w in loop.logger.warnings] == [
+      f'Update {n} skipped' for n in (1, 2, 4, 8)]
+  assert 'train.max_nonfinite = 100' in loop.logger.warnings[0]
+
+
+def test_too_many_skipped_updates_stop_the_run_with_a_checkpoint():
+  loop, saves = _loop(_SteppingDriver(), steps=100, max_nonfinite=3)
+  with pytest.raises(failures.NonFiniteError, match='3 updates had a non-'
+                     'finite loss') as error:
+    loop.run()
+  assert saves == [4]
+  assert 'stopped at policy step 4 (frame 4, update 2)' in str(
+      error.value.__notes__)
+
+
+def test_a_bad_env_output_stops_the_run_with_a_checkpoint_of_its_last_step():
+  error = parallel.EnvOutputError("Env worker 0 (...): 'reward' = nan")
+  loop, saves = _loop(_SteppingDriver(fail_at=4, error=error), steps=100,
+                      max_nonfinite_share=1.0)
+  with pytest.raises(parallel.EnvOutputError) as raised:
+    loop.run()
+  assert raised.value is error and saves == [3]
+  (note,) = error.__notes__
+  assert note.startswith('The run stopped at policy step 3 (frame 3, update '
+                         '2); its last good state is checkpointed in /ckpt')

@@ -1,6 +1,7 @@
 """The training loop: ratio accounting, end-to-end run, resume, errors."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ import pytest
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import config
 from dreamer_tf import envs
+from dreamer_tf.envs import parallel
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import train as train_lib
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, launch_argv
+from tools import fault_injection
 
 RUN = TINY + ['Agent.batch_size = 4', 'Agent.batch_length = 8',
               'train.log_every = 0', 'train.save_every = 1e9']
@@ -96,13 +99,21 @@ def test_resume_with_a_different_model_names_the_bindings(tmp_path):
   assert run(tmp_path, 96, 'train.eval_every = 48')['policy_steps'] == 96
 
 
-def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path):
+# An infinite actor entropy weight: every update's loss is non-finite (the
+# envs' output is fine, so the run gets to train).
+NON_FINITE_LOSS = 'imagination_losses.actent = 1e999'
+
+
+def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path,
+                                                                 capsys):
   with pytest.raises(FloatingPointError, match='3 updates had a non-finite'):
-    run(tmp_path, 400, "train.env = 'gym:tests.sign_env:NanReward-v0'",
-        'train.max_nonfinite = 3', 'train.train_ratio = 32')
-  metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+    run(tmp_path, 400, NON_FINITE_LOSS, 'train.max_nonfinite = 3',
+        'train.train_ratio = 32')
+  metrics = _read(tmp_path / 'metrics.jsonl')
   skipped = [m for m in metrics if 'train/nonfinite_loss' in m]
   assert len(skipped) == 3
+  assert not (tmp_path / train_lib.DONE_FILE).exists()
+  assert 'WARNING: Update 1 skipped' in capsys.readouterr().err
   # The operative config names defaults the run never bound.
   operative = (tmp_path / train_lib.OPERATIVE_CONFIG).read_text()
   assert 'Agent.horizon = 333' in operative
@@ -131,91 +142,89 @@ def test_a_crashed_env_worker_is_restarted_and_its_episode_logged(tmp_path):
   assert scores and all(r['episode/length'] == 16 for r in scores)
 
 
+@pytest.mark.slow
+def test_a_run_whose_updates_were_all_skipped_does_not_end_as_done(
+    tmp_path):
+  # Fewer skipped updates than train.max_nonfinite: it used to exit 0.
+  with pytest.raises(FloatingPointError,
+                     match=r"(?s)8 of the run's 8 updates were skipped.*"
+                     'did not train'):
+    run(tmp_path, 48, NON_FINITE_LOSS, 'train.train_ratio = 32')
+  assert not (tmp_path / train_lib.DONE_FILE).exists()
+  assert ckpt_lib.read(str(tmp_path / 'ckpt'))['counters']['nonfinite'] == 8
+
+
+@pytest.mark.parametrize('env, value', [('NanReward-v0', 'nan'),
+                                        ('InfReward-v0', 'inf')])
+def test_a_non_finite_reward_stops_the_run_naming_env_step_and_value(
+    tmp_path, env, value):
+  with pytest.raises(parallel.EnvOutputError) as error:
+    run(tmp_path, 48, f"train.env = 'gym:tests.sign_env:{env}'")
+  message = str(error.value)
+  assert message.startswith(
+      f"Env worker 0 (make('gym:tests.sign_env:{env}', seed=0)) returned a "
+      'bad observation at episode step 1')
+  assert f"'reward' = {value} is not finite" in message
+  assert 'Fix the env, or wrap it' in message
+  # Stopped at its last good step, checkpointed, not done; strict JSON.
+  (note,) = error.value.__notes__
+  assert 'stopped at policy step 0' in note and 'checkpointed' in note
+  assert ckpt_lib.read(str(tmp_path / 'ckpt'))['counters']['policy_steps'] == 0
+  assert not (tmp_path / train_lib.DONE_FILE).exists()
+  for name in ('metrics.jsonl', 'scores.jsonl'):
+    _read(tmp_path / name)  # Strict JSON.
+
+
+def test_an_env_that_crashes_every_episode_stops_the_run(tmp_path):
+  with pytest.raises(parallel.CrashLoopError, match=(
+      r'(?s)RaiseInStep-v0.*crashed 2 times in a row without finishing an '
+      r'episode \(CrashLimits.in_a_row = 2\).*simulator exploded at step 3')):
+    run(tmp_path, 48, "train.env = 'gym:tests.sign_env:RaiseInStep-v0'",
+        'CrashLimits.in_a_row = 2')
+  assert not (tmp_path / train_lib.DONE_FILE).exists()
+  metrics = _read(tmp_path / 'metrics.jsonl')
+  # Both lost episodes are logged, the last one on the way out.
+  assert [m['env/lost_episode_steps'] for m in metrics
+          if 'env/lost_episode_steps' in m] == [2, 2]
+
+
 def test_unknown_env_id_suggests_close_names(tmp_path):
   with pytest.raises(Exception, match='CartPole-v1'):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
 
 
-# DreamerV3-XP: prioritized replay with importance weights, priorities
-# from the world model and the intrinsic return, latent disagreement with
-# the return-driven schedule.
-XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
-      'Replay.fracs': "{'uniform': 0.5, 'priority': 0.5}",
-      'Replay.importance': '0.6',
-      'Priority.weights': "{'world_model': 1.0, 'intrinsic_return': 1.0}",
-      'train.intrinsic_schedule': '@ReturnProgress()'}
-VARIANTS = {'baseline': {}, 'xp': XP}
-
-
-def _launch(logdir, steps, every, variant='baseline'):
-  return [sys.executable, '-m', 'launch.train', f'--logdir={logdir}',
-          '--gin_file=gin_configs/default.gin',
-          '--gin_file=gin_configs/suites/debug.gin',
-          f'--gin_param=train.steps={steps}',
-          '--gin_param=train.train_ratio=32',
-          f'--gin_param=train.save_every_steps={every}',
-          f'--gin_param=train.eval_every={EVAL_EVERY}',
-          '--gin_param=train.eval_episodes=2',
-          '--gin_param=train.report_every=0'] + [
-              f'--gin_param={k}={v}' for k, v in VARIANTS[variant].items()]
-
-
-STEPS, EVERY, EVAL_EVERY = 160, 80, 40
-QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-
-
-@pytest.fixture(scope='module')
-def straight_runs(tmp_path_factory):
-  """variant -> the logdir of a run of STEPS policy steps that was never
-  stopped (run on first use)."""
-  runs = {}
-
-  def get(variant):
-    if variant not in runs:
-      logdir = tmp_path_factory.mktemp(f'straight_{variant}')
-      subprocess.run(_launch(logdir, STEPS, EVERY, variant), cwd=ROOT,
-                     env=QUIET, check=True, capture_output=True, timeout=900)
-      runs[variant] = logdir
-    return runs[variant]
-  return get
-
-
-def _replay(logdir, variant):
-  """The run's replay as it would be loaded for training."""
-  kwargs = {}
-  if variant == 'xp':
-    kwargs = dict(fracs=dict(uniform=0.5, priority=0.5), importance=0.6)
-  return replay_lib.Replay(str(logdir / 'replay'), length=9, **kwargs)
+STEPS, EVERY = fault_injection.RUN_STEPS, fault_injection.SAVE_EVERY
+EVAL_EVERY, QUIET = fault_injection.EVAL_EVERY, fault_injection.QUIET
+XP_REPLAY = dict(fracs=dict(uniform=0.5, priority=0.5), importance=0.6)
+_launch = launch_argv
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('stop, variant', [
-    ('sigkill', 'baseline'), ('ctrl_c', 'baseline'), ('sigkill', 'xp')])
+@pytest.mark.parametrize('stop, variant', [('ctrl_c', 'baseline'),
+                                           ('sigkill', 'xp')])
 def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
                                             variant):
-  """Stop a run after its first checkpoint, by kill -9 of the trainer or
-  by a terminal's Ctrl-C (SIGINT to the whole process group, env workers
-  included); rerun the command: same result as never stopping, and no
-  replay step written before the stop is lost. Once with DreamerV3-XP on:
-  the ensemble, the intrinsic critic, the schedule's state, the step
-  priorities and the prioritized selector resume exactly too."""
+  """Stop a run after its first checkpoint, by a terminal's Ctrl-C (SIGINT
+  to the whole process group, env workers included) or by kill -9 of the
+  trainer; rerun the command: same result as never stopping, and no
+  replay step written before the stop is lost. The kill -9 runs with
+  DreamerV3-XP on: the ensemble, the intrinsic critic, the schedule's
+  state, the step priorities and the prioritized selector resume exactly
+  too. (tests/tools/test_fault_injection.py kills the baseline at seeded
+  random points.)"""
   straight_run = straight_runs(variant)
   stopped = tmp_path / 'stopped'
-  proc = subprocess.Popen(_launch(stopped, STEPS, EVERY, variant), cwd=ROOT,
+  proc = subprocess.Popen(_launch(stopped, variant), cwd=ROOT,
                           env=QUIET, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
                           start_new_session=True)
-  latest = stopped / 'ckpt' / 'latest'
-  deadline = time.time() + 600
-  while not latest.exists() and time.time() < deadline:
-    assert proc.poll() is None, 'the run ended before its first checkpoint'
+  # Past the second checkpoint, so that training has started.
+  while not _logged_steps(stopped) or _logged_steps(stopped)[-1] <= 3 * EVERY:
+    assert proc.poll() is None, 'the run ended before it could be stopped'
     time.sleep(0.02)
   if stop == 'sigkill':
-    # Let it log past the checkpoint (at step EVERY): the resume must drop
-    # those records, as it writes them again.
-    while not _logged_steps(stopped) or _logged_steps(stopped)[-1] <= EVERY:
-      assert proc.poll() is None, 'the run ended before it could be killed'
-      time.sleep(0.02)
+    # The records logged after the last checkpoint are dropped by the
+    # resume, as it writes them again.
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
   else:
@@ -234,64 +243,31 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
     assert not _alive_in_group(proc.pid)
   state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
   assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
-  items_at_stop = _replay(stopped, variant).stats()['inserts']
-  subprocess.run(_launch(stopped, STEPS, EVERY, variant), cwd=ROOT,
-                 env=QUIET, check=True, capture_output=True, timeout=900)
-  a_tensors, a_meta = ckpt_lib.Checkpointer(
-      str(straight_run / 'ckpt')).load()
-  b_tensors, b_meta = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()
-  a_state, b_state = a_meta['parts']['counters'], b_meta['parts']['counters']
-  assert a_state['policy_steps'] == b_state['policy_steps'] == STEPS
-  assert a_state['ratio'] == b_state['ratio']
-  assert a_state['ratio']['updates'] > 0
-  # Agent (params, slow critic, return stats, optimizer) and the live loop
-  # state are identical; pickled env bytes (of training and evaluation
-  # envs) may differ in layout only.
-  names = a_meta['tensor_names']
-  assert names == b_meta['tensor_names']
-  assert 'eval_envs/env/0' in names
-  for name, x, y in zip(names, a_tensors, b_tensors):
-    if not name.split('/')[1] == 'env':
-      np.testing.assert_array_equal(x, y, err_msg=name)
+  replay_kwargs = XP_REPLAY if variant == 'xp' else {}
+  assert not fault_injection.check_resumable(stopped, replay_kwargs)
+  fault_injection.run_to_end(_launch(stopped, variant))
+  # Agent (params, slow critic, return stats, optimizer), live loop state,
+  # counters, replay contents and draws, scores.jsonl, logged steps.
+  assert not fault_injection.compare(straight_run, stopped, replay_kwargs)
+  meta = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()[1]
+  counters = meta['parts']['counters']
+  assert counters['ratio']['updates'] > 0
+  assert 'eval_envs/env/0' in meta['tensor_names']
   if variant == 'xp':
-    assert a_state['schedule'] == b_state['schedule']
-    assert a_state['schedule']['fast'] is not None  # Saw episodes.
-  replay_a, replay_b = (_replay(d, variant)
-                        for d in (straight_run, stopped))
-  assert replay_b.stats()['inserts'] == replay_a.stats()['inserts'] >= (
-      items_at_stop)
-  # Step priorities, selector state and RNG: the next draws are the same.
-  for _ in range(3):
-    batch_a, batch_b = replay_a.sample(8), replay_b.sample(8)
-    assert set(batch_a) == set(batch_b)
-    assert ('weight' in batch_a) == (variant == 'xp')
-    for key in batch_a:
-      np.testing.assert_array_equal(batch_a[key], batch_b[key], err_msg=key)
-  # The logs read as if never stopped: the same training and evaluation
-  # episodes (evaluation has its own RNG and its envs are checkpointed),
-  # and each metrics step once.
-  assert _read(stopped / 'scores.jsonl') == _read(straight_run / 'scores.jsonl')
+    assert counters['schedule']['fast'] is not None  # Saw episodes.
+  batch = replay_lib.Replay(str(stopped / 'replay'), length=9,
+                            **replay_kwargs).sample(8)
+  assert ('weight' in batch) == (variant == 'xp')
+  # Evaluation has its own RNG and its envs are checkpointed: the same
+  # evaluation episodes as never stopping.
   evals = [r['step'] for r in _read(stopped / 'scores.jsonl')
            if r['kind'] == 'eval']
   assert evals == [step for step in range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)
                    for _ in range(2)]
-  assert _logged_steps(stopped) == _logged_steps(straight_run)
 
 
-def _read(path):
-  """The records of a JSONL file."""
-  with open(path) as f:
-    return [json.loads(line) for line in f]
-
-
-def _logged_steps(logdir):
-  """Steps of the complete lines of <logdir>/metrics.jsonl."""
-  try:
-    with open(logdir / 'metrics.jsonl') as f:
-      lines = f.read().split('\n')[:-1]  # The last may be torn.
-  except FileNotFoundError:
-    return []
-  return [json.loads(line)['step'] for line in lines]
+_read = fault_injection.read_jsonl  # Strict: no NaN or Infinity tokens.
+_logged_steps = fault_injection.logged_steps
 
 
 def _alive_in_group(pgid):
@@ -307,3 +283,118 @@ def _alive_in_group(pgid):
     if int(fields[2]) == pgid and fields[0] != 'Z':
       pids.append(int(name))
   return pids
+
+
+# --- A checkpoint and its replay save are one commit ----------------------
+
+INTEGRITY = ('train.save_every_steps = 16', 'train.train_ratio = 8')
+
+
+def _stored_steps(logdir):
+  """Steps the run's last replay save holds (every step it was given)."""
+  return replay_lib.Replay(str(logdir / 'replay'), length=9).stats()['steps']
+
+
+@pytest.fixture(scope='module')
+def checkpointed_run(tmp_path_factory):
+  """A copy of a 48-step run with checkpoints every 16 steps (run once)."""
+  original = tmp_path_factory.mktemp('checkpointed')
+  gin.clear_config()
+  config.parse([], RUN + list(INTEGRITY))
+  train_lib.train(str(original), steps=48, seed=0)
+  gin.clear_config()
+
+  def copy(tmp_path):
+    shutil.copytree(original, tmp_path / 'run')
+    return tmp_path / 'run'
+  return copy
+
+
+def test_an_unreadable_newest_checkpoint_resumes_with_its_own_replay(
+    tmp_path, checkpointed_run):
+  """The newest checkpoint is damaged: the previous one resumes, with the
+  replay save written with it, not the newer one (a 72-step run once ended
+  with 80 stored steps: 8 steps of an abandoned trajectory joined the next
+  one)."""
+  tmp_path = checkpointed_run(tmp_path)
+  names = ckpt_lib.Checkpointer(str(tmp_path / 'ckpt')).names()
+  newest = tmp_path / 'ckpt' / names[-1]
+  with open(newest / 'tensors.npz', 'r+b') as f:
+    f.truncate(100)
+  with pytest.warns(UserWarning, match=f'unreadable checkpoint {names[-1]}'):
+    result = run(tmp_path, 64, *INTEGRITY)
+  assert result['policy_steps'] == 64
+  assert _stored_steps(tmp_path) == 64  # Not 64 + the abandoned steps.
+  assert result['updates'] > 0
+
+
+def test_a_replay_save_without_its_checkpoint_is_not_resumed(
+    tmp_path, checkpointed_run):
+  """A run died after its replay save and before its checkpoint (a disk
+  full or a kill between the two): the resume takes the checkpoint's save."""
+  tmp_path = checkpointed_run(tmp_path)
+  replay = replay_lib.Replay(str(tmp_path / 'replay'), length=9)
+  generation = ckpt_lib.read(str(tmp_path / 'ckpt'))['replay']['generation']
+  chunk = replay.sample(1, online=False)
+  for step in range(5):  # Steps no checkpoint knows of.
+    replay.add({k: v[0, step] for k, v in chunk.items()
+                if k != 'stepid'}, worker=7)
+  assert replay.save(keep=[generation]) == generation + 1
+  result = run(tmp_path, 64, *INTEGRITY)
+  assert result['policy_steps'] == 64
+  assert _stored_steps(tmp_path) == 64
+
+
+def test_a_deleted_replay_is_refused_then_resumed_empty_on_request(
+    tmp_path, capsys, checkpointed_run):
+  tmp_path = checkpointed_run(tmp_path)
+  shutil.rmtree(tmp_path / 'replay')
+  with pytest.raises(ckpt_lib.CheckpointError) as error, pytest.warns(
+      UserWarning, match='Cannot resume from .*ckpt-.*Replay save'):
+    run(tmp_path, 80, *INTEGRITY)
+  message = str(error.value)
+  for words in ('No checkpoint in', 'directory is missing',
+                'from a backup', "train.lost_replay='empty'", '--logdir'):
+    assert words in message, message
+  assert not (tmp_path / 'replay').exists()  # The refusal changed nothing.
+  before = ckpt_lib.read(str(tmp_path / 'ckpt'))['counters']
+  capsys.readouterr()
+  result = run(tmp_path, 96, *INTEGRITY, "train.lost_replay = 'empty'")
+  out = capsys.readouterr().out
+  assert 'Resuming with an EMPTY replay' in out and 'Lost: 48 stored steps' \
+      in out, out
+  assert result['policy_steps'] == 96
+  assert _stored_steps(tmp_path) == 96 - 48
+  # Training waited for the refill (32 + 8 steps), then kept the ratio
+  # without a catch-up burst for the steps of the refill.
+  assert result['updates'] == before['ratio']['updates'] + int(
+      (96 - 48 - 40) * 8 / 32)
+
+
+def test_lost_replay_setting_is_checked(tmp_path):
+  with pytest.raises(ValueError, match="lost_replay='drop'.*'refuse', "
+                     "'empty'"):
+    run(tmp_path, 8, "train.lost_replay = 'drop'")
+
+
+def test_a_disk_full_checkpoint_write_resumes_the_previous_commit(
+    tmp_path, checkpointed_run, monkeypatch):
+  """The disk fills up while a checkpoint is written, after its replay
+  save: the run stops with the error, and the rerun resumes the previous
+  checkpoint with the replay save written with it."""
+  tmp_path = checkpointed_run(tmp_path)
+  real_savez = np.savez
+
+  def full_disk(file, **arrays):
+    if '00000' in arrays:  # The checkpoint's tensors (replay keys are names).
+      raise OSError(28, 'No space left on device')
+    return real_savez(file, **arrays)
+
+  monkeypatch.setattr(np, 'savez', full_disk)
+  with pytest.raises(OSError, match='No space left'):
+    run(tmp_path, 64, *INTEGRITY)
+  monkeypatch.undo()
+  assert not [n for n in os.listdir(tmp_path / 'ckpt') if '.tmp' in n]
+  result = run(tmp_path, 64, *INTEGRITY)
+  assert result['policy_steps'] == 64
+  assert _stored_steps(tmp_path) == 64

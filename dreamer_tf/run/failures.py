@@ -1,0 +1,22 @@
+"""Errors that stop a run at a consistent state (issue 15: nothing lost,
+nothing silent).
+
+An env that crash-loops or returns a non-finite or malformed observation
+(`envs/parallel.py`) and too many skipped updates (`NonFiniteError`) leave
+the run at its last good step: the driver changes nothing on a failed env
+step and a skipped update changes no parameter. The loop therefore writes a
+checkpoint of that state, notes the policy step on the error and re-raises
+it (`run/loop.py`); the launchers print it as one message without a
+traceback (`launch/errors.py`) and exit non-zero, and no `done.json` is
+written. Free of TensorFlow, so the launchers can import it at start.
+"""
+from dreamer_tf.envs import parallel
+
+
+class NonFiniteError(FloatingPointError):
+  """Too many updates were skipped for a non-finite loss or gradient."""
+
+
+# Raised at a consistent state: checkpointed by the loop, then re-raised.
+CHECKPOINTED_ERRORS = (parallel.CrashLoopError, parallel.EnvOutputError,
+                       NonFiniteError)
