@@ -104,6 +104,7 @@ def test_resume_with_a_different_model_names_the_bindings(tmp_path):
 NON_FINITE_LOSS = 'imagination_losses.actent = 1e999'
 
 
+@pytest.mark.slow
 def test_non_finite_losses_skip_updates_then_stop_with_a_message(tmp_path,
                                                                  capsys):
   with pytest.raises(FloatingPointError, match='3 updates had a non-finite'):
@@ -310,6 +311,7 @@ def checkpointed_run(tmp_path_factory):
   return copy
 
 
+@pytest.mark.slow
 def test_an_unreadable_newest_checkpoint_resumes_with_its_own_replay(
     tmp_path, checkpointed_run):
   """The newest checkpoint is damaged: the previous one resumes, with the
@@ -328,6 +330,7 @@ def test_an_unreadable_newest_checkpoint_resumes_with_its_own_replay(
   assert result['updates'] > 0
 
 
+@pytest.mark.slow
 def test_a_replay_save_without_its_checkpoint_is_not_resumed(
     tmp_path, checkpointed_run):
   """A run died after its replay save and before its checkpoint (a disk
@@ -345,6 +348,7 @@ def test_a_replay_save_without_its_checkpoint_is_not_resumed(
   assert _stored_steps(tmp_path) == 64
 
 
+@pytest.mark.slow
 def test_a_deleted_replay_is_refused_then_resumed_empty_on_request(
     tmp_path, capsys, checkpointed_run):
   tmp_path = checkpointed_run(tmp_path)
@@ -377,6 +381,7 @@ def test_lost_replay_setting_is_checked(tmp_path):
     run(tmp_path, 8, "train.lost_replay = 'drop'")
 
 
+@pytest.mark.slow
 def test_a_disk_full_checkpoint_write_resumes_the_previous_commit(
     tmp_path, checkpointed_run, monkeypatch):
   """The disk fills up while a checkpoint is written, after its replay
