@@ -8,6 +8,7 @@ documents in its own docstring what they mean for it.
 from absl import flags
 
 from dreamer_tf.run import MAX_SEED
+from dreamer_tf.run import compile_cache
 from dreamer_tf.run import distribute
 
 flags.DEFINE_multi_string(
@@ -49,3 +50,25 @@ flags.register_validator(
         v.strip().isdigit() and int(v) >= 1 for v in value),
     message='--cpu_replicas takes integers >= 1, e.g. --cpu_replicas=2 '
     '(launch.benchmark: a list, e.g. 1,2).')
+flags.DEFINE_string(
+    'compile_cache', None,
+    'Directory of the persistent XLA compile cache (launch.train, '
+    'launch.evaluate, launch.export): a resumed or repeated run loads its '
+    'compiled functions instead of compiling them again. Default: '
+    f'${compile_cache.ENV_VAR}, else $XDG_CACHE_HOME/dreamer_tf/xla, else '
+    '~/.cache/dreamer_tf/xla; --compile_cache= turns it off. '
+    'dreamer_tf/run/compile_cache.py.')
+
+FLAGS = flags.FLAGS
+
+
+def enable_compile_cache():
+  """Turns on the XLA compile cache that --compile_cache names; call it
+  before TensorFlow loads. Returns the directory in use, or None (off, or
+  the user's TF_XLA_FLAGS names one). A bad directory is a user error
+  (CompileCacheError is a ValueError: call it inside errors.user_input())."""
+  directory = FLAGS.compile_cache
+  if directory is None:
+    directory = compile_cache.default_directory()
+  return compile_cache.enable(directory)
+

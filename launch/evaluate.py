@@ -13,7 +13,8 @@ import json
 from absl import app
 from absl import flags
 
-from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from dreamer_tf.run import compile_cache
+from launch import common_flags  # --gin_file, --seed, ...
 from launch import errors
 
 flags.DEFINE_integer('episodes', 10, 'Episodes to run.', lower_bound=1)
@@ -27,6 +28,10 @@ FLAGS = flags.FLAGS
 @errors.exits_on_user_error('launch.evaluate')
 def main(argv):
   del argv
+  with errors.user_input():  # Before TensorFlow loads, or too late.
+    cache = common_flags.enable_compile_cache()
+  if cache:
+    print(compile_cache.describe(cache))
   from dreamer_tf.run import evaluate  # pylint: disable=import-outside-toplevel
   summary = evaluate.evaluate(
       FLAGS.logdir, episodes=FLAGS.episodes, mode=FLAGS.policy_mode,

@@ -18,7 +18,8 @@ import json
 from absl import app
 from absl import flags
 
-from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from dreamer_tf.run import compile_cache
+from launch import common_flags  # --gin_file, --seed, ...
 from launch import errors
 
 flags.DEFINE_bool('overwrite', False, 'Write the SavedModel into --out even '
@@ -30,6 +31,10 @@ FLAGS = flags.FLAGS
 @errors.exits_on_user_error('launch.export')
 def main(argv):
   del argv
+  with errors.user_input():  # Before TensorFlow loads, or too late.
+    cache = common_flags.enable_compile_cache()
+  if cache:
+    print(compile_cache.describe(cache))
   from dreamer_tf.run import export  # pylint: disable=import-outside-toplevel
   module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.policy_mode,
                              batch_size=FLAGS.batch_size,

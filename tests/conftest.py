@@ -1,8 +1,24 @@
 """Shared test helpers: tiny model configs and synthetic replay batches."""
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The launchers the tests start (`python -m launch.train ...`) share one
+# XLA compile cache per test session, so that a rerun of a command (a
+# resume) loads what its first run compiled (dreamer_tf/run/compile_cache.py).
+# Set DREAMER_TF_COMPILE_CACHE to keep one across sessions.
+_SESSION_CACHE = None
+if not os.environ.get('DREAMER_TF_COMPILE_CACHE'):
+  _SESSION_CACHE = tempfile.mkdtemp(prefix='dreamer_tf_test_xla_')
+  os.environ['DREAMER_TF_COMPILE_CACHE'] = _SESSION_CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  if _SESSION_CACHE:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 import gin
 import numpy as np

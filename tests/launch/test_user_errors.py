@@ -67,6 +67,14 @@ CASES = {
         'train', TINY + ['--logdir={tmp}/file/run'],
         ['launch.train: --logdir={tmp}/file/run cannot be created',
          '{tmp}/file is a file', 'Pass a --logdir']),
+    'compile_cache_below_a_file': (
+        'train', TINY + ['--logdir={tmp}/run',
+                         '--compile_cache={tmp}/file/cache'],
+        ['launch.train: --compile_cache={tmp}/file/cache cannot be created',
+         'Pass a directory you can write to', '--compile_cache= to run']),
+    'evaluate_with_a_compile_cache_below_a_file': (
+        'evaluate', ['--logdir={tmp}', '--compile_cache={tmp}/file/cache'],
+        ['launch.evaluate: --compile_cache={tmp}/file/cache cannot be']),
     'evaluate_a_directory_that_is_no_run': (
         'evaluate', ['--logdir={tmp}/nowhere'],
         ['launch.evaluate: {tmp}/nowhere/config.gin does not exist',

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dreamer_tf.run import checkpoint as ckpt_lib
+from dreamer_tf.run import compile_cache
 from dreamer_tf import config
 from dreamer_tf import envs
 from dreamer_tf.envs import parallel
@@ -214,6 +215,7 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
   too. (tests/tools/test_fault_injection.py kills the baseline at seeded
   random points.)"""
   straight_run = straight_runs(variant)
+  compiled = _compile_cache_entries()
   stopped = tmp_path / 'stopped'
   proc = subprocess.Popen(_launch(stopped, variant), cwd=ROOT,
                           env=QUIET, stdout=subprocess.PIPE,
@@ -244,6 +246,10 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
     assert not _alive_in_group(proc.pid)
   state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
   assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
+  # The same command as the straight run, in a fresh logdir, loaded every
+  # function the straight run compiled from the XLA compile cache (the
+  # first update and evaluation ran before the stop): no new entry.
+  assert _compile_cache_entries() == compiled
   replay_kwargs = XP_REPLAY if variant == 'xp' else {}
   assert not fault_injection.check_resumable(stopped, replay_kwargs)
   fault_injection.run_to_end(_launch(stopped, variant))
@@ -268,6 +274,13 @@ def test_exact_resume_after_an_interruption(tmp_path, straight_runs, stop,
 
 
 _read = fault_injection.read_jsonl  # Strict: no NaN or Infinity tokens.
+
+
+def _compile_cache_entries():
+  """Files in the launchers' XLA compile cache (tests/conftest.py)."""
+  path = os.path.join(os.environ[compile_cache.ENV_VAR],
+                      f'tf-{compile_cache.tensorflow_version()}')
+  return {file for _, _, file in compile_cache.entries(path)}
 _logged_steps = fault_injection.logged_steps
 
 
