@@ -29,12 +29,17 @@ from tools import fault_injection
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A tiny model for plumbing tests (seconds to compile and run on 2 cores).
+# XLA is off: compiling the tiny update takes XLA ~45 s on 2 cores and
+# tracing without it ~10 s, and a plumbing test runs a few dozen updates of
+# ~0.1 s. A test of the XLA path binds Agent.jit_compile itself; every
+# launcher run of the debug suite (tools/fault_injection.py, the exact-
+# resume and launch tests) compiles with XLA (`auto` for vector inputs).
 TINY = [
     'RSSM.deter = 64', 'RSSM.hidden = 16', 'RSSM.classes = 4',
     'RSSM.stoch = 4', 'WorldModel.depth = 2', 'WorldModel.units = 16',
     'Actor.units = 16', 'Critic.units = 16', 'Actor.layers = 1',
     'Critic.layers = 1', 'WorldModel.enc_layers = 1',
-    'WorldModel.dec_layers = 1',
+    'WorldModel.dec_layers = 1', 'Agent.jit_compile = False',
 ]
 
 

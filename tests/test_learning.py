@@ -29,6 +29,7 @@ LEARN = TINY + [
     'LaProp.lr = 1e-3', 'LaProp.warmup = 0',
     'train.train_ratio = 256', 'train.log_every = 1e9',
     'train.save_every = 1e9', 'train.report_every = 0',
+    "Agent.jit_compile = 'auto'",  # XLA: thousands of updates.
 ]
 
 
