@@ -410,10 +410,11 @@ class Agent:
           f'Training batch has stepid of shape {tuple(np.shape(stepid))}, '
           f'expected {(*shape[:2], 2)} (chunk id, index) per step; pass the '
           'batch of Replay.sample unchanged.')
-    if shape[0] % self.strategy.num_replicas_in_sync:
+    local = placement.local_replicas(self.strategy)
+    if shape[0] % local:
       raise ValueError(
-          f'Batch size {shape[0]} is not divisible by the '
-          f'{self.strategy.num_replicas_in_sync} replicas.')
+          f'Batch size {shape[0]} is not divisible by the {local} replicas '
+          'of this process.')
 
   def split_context(self, data):
     """Replay context (§4.3): carry from the stored latent of step C-1.

@@ -23,6 +23,14 @@ Sampling uses stateless seeds derived from (Agent.seed, update count); every
 replica draws the noise of the global batch and keeps its own rows, so the
 data-parallel update samples exactly what the single-device update samples.
 
+With MultiWorkerMirroredStrategy each worker process passes its share of
+the global batch (the global batch is the workers' shares in rank order;
+replica ids are worker-major), gets the replay values of its own rows back,
+and takes part in the same collectives; whether the update is applied is
+decided by an all-reduced count of replicas with a non-finite loss, so
+every worker takes the same branch (tests/model/test_placement.py runs two
+workers on 127.0.0.1).
+
 A non-finite loss or gradient skips the whole update: the optimizer state,
 the slow critic and the return statistics stay as they were (`tf.cond`
 inside the single-replica step; a host-side check between the gradient and
@@ -185,17 +193,22 @@ def _multi_replica_update(agent):
   @tf.function
   def apply(grads, explore_grads, retnorms):
     _assign_retnorms(agent, retnorms)
-    strategy.run(lambda g, e: _apply(agent, g, e),
-                 (grads, explore_grads))  # All-reduce, update.
+    # All-reduce, update. tf.identity places each gradient on its
+    # replica's device: a worker's only replica receives them as plain
+    # function inputs without a device, which the all-reduce refuses.
+    strategy.run(lambda g, e: _apply(
+        agent, [tf.identity(x) for x in g], [tf.identity(x) for x in e]),
+                 (grads, explore_grads))
     _slow_update(agent)
 
   def distributed_step(data):
     (metrics, grads, explore_grads, replay), retnorms = global_gradients(
         data)
-    local = {k: strategy.experimental_local_results(v)
-             for k, v in metrics.items()}
-    finite = all(bool(_finite({k: v[i] for k, v in local.items()}))
-                 for i in range(strategy.num_replicas_in_sync))
+    # Every replica of every worker must take the same branch: the count
+    # of replicas with a non-finite loss or gradient is all-reduced.
+    nonfinite = strategy.run(
+        lambda m: 1.0 - tf.cast(_finite(m), tf.float32), (metrics,))
+    finite = float(strategy.reduce('SUM', nonfinite, axis=None)) == 0.0
     if finite:
       apply(grads, explore_grads, retnorms)
     skipped = tf.constant(0.0 if finite else 1.0)
@@ -215,14 +228,24 @@ def _multi_replica_update(agent):
   return step
 
 
+def local_replicas(strategy):
+  """Replicas of `strategy` in this process: all of them on one machine,
+  this worker's with MultiWorkerMirroredStrategy."""
+  if strategy.num_replicas_in_sync == 1:
+    return 1  # (The default strategy has no worker_devices.)
+  return len(strategy.extended.worker_devices)
+
+
 def _distribute(strategy, data):
-  """Splits the global batch into contiguous per-replica row blocks."""
-  replicas = strategy.num_replicas_in_sync
+  """Splits this worker's share of the global batch into contiguous
+  per-replica row blocks, one per local replica (the global batch is the
+  workers' shares in worker order; replica ids are worker-major)."""
+  local = local_replicas(strategy)
   data = {k: np.asarray(v) for k, v in data.items()}
-  rows = len(data['is_first']) // replicas
+  rows = len(data['is_first']) // local
 
   def value_fn(ctx):
-    start = ctx.replica_id_in_sync_group * rows
+    start = (ctx.replica_id_in_sync_group % local) * rows
     return {k: tf.constant(v[start:start + rows]) for k, v in data.items()}
   return strategy.experimental_distribute_values_from_function(value_fn)
 

@@ -1,19 +1,28 @@
-"""Compares one MirroredStrategy update with the default-strategy update.
+"""Compares one multi-replica update with the default-strategy update.
 
 Run as a script (it must configure 2 logical CPU devices before TF starts):
   python -m tests.model.mirrored_update OBS ACT [+weights] [BINDING ...]
 (from the repository root); `+weights` adds importance weights `weight`
 [B] to the batches. Prints one JSON line with the max relative/absolute
 differences per group.
+
+With `TF_CONFIG` set (one process per worker), the multi-replica update is
+a MultiWorkerMirroredStrategy over the workers, one CPU replica each: every
+worker draws the same global batch, trains the default-strategy agent on
+all of it and the multi-worker agent on its own rows (worker-major), and
+compares the replay values of its rows.
 """
 import json
+import os
 import sys
 
 import tensorflow as tf
 
-cpu = tf.config.list_physical_devices('CPU')[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+MULTI_WORKER = bool(os.environ.get('TF_CONFIG'))
+if not MULTI_WORKER:
+  cpu = tf.config.list_physical_devices('CPU')[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
 
@@ -51,14 +60,20 @@ def main(obs, act, updates=2):
   config.parse([], TINY)
   obs_space = spaces.parse_obs_space(obs)
   act_space = spaces.parse_act_space(act)
+  if MULTI_WORKER:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task = json.loads(os.environ['TF_CONFIG'])['task']['index']
+  else:
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    task = 0
   single = agent_lib.Agent(obs_space, act_space)
-  mirrored = agent_lib.Agent(
-      obs_space, act_space,
-      strategy=tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))
+  mirrored = agent_lib.Agent(obs_space, act_space, strategy=strategy)
+  workers = strategy.num_replicas_in_sync if MULTI_WORKER else 1
   for agent in (single, mirrored):
     agent.set_intrinsic_weight(0.5)
   rng = np.random.default_rng(1)
-  out = {'replicas': mirrored.strategy.num_replicas_in_sync}
+  out = {'replicas': mirrored.strategy.num_replicas_in_sync,
+         'task': task}
   before = state(mirrored)
   initial = single.get_state()
   for i in range(updates):
@@ -89,8 +104,13 @@ def main(obs, act, updates=2):
         np.arange(rows)[:, None] + 10 * i, np.arange(length)[None]),
         -1).astype(np.int64)
     m1, u1 = single.train(data)
-    m2, u2 = mirrored.train(data)
-    expected = data['stepid'][:, single.replay_context:]
+    # This worker's rows of the global batch (all of them on one machine).
+    share = rows // workers
+    mine = slice(task * share, (task + 1) * share)
+    m2, u2 = mirrored.train({k: v[mine] for k, v in data.items()})
+    u1 = {k: v[mine] for k, v in u1.items()}
+    expected = data['stepid'][mine]
+    expected = expected[:, single.replay_context:]
     out[f'stepid_{i}'] = [bool(np.array_equal(u['stepid'], expected))
                           for u in (u1, u2)]
     # The latents come back in batch row order from both placements.

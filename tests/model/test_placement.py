@@ -1,6 +1,8 @@
 """Placement of the update: the finiteness skip, the two-phase split and
 the multi-replica update against the single-device one."""
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -124,3 +126,55 @@ def test_mirrored_update_runs_with_xla_loss_and_gradients():
   single, mirrored = result['loss_0']
   assert mirrored == pytest.approx(single, rel=1e-4)  # before any update
   assert result['params']['changed'] and result['params']['max_rel'] < 1e-2
+
+
+def free_ports(count):
+  """`count` TCP ports on 127.0.0.1 that were free a moment ago."""
+  sockets = [socket.socket() for _ in range(count)]
+  for sock in sockets:
+    sock.bind(('127.0.0.1', 0))
+  ports = [sock.getsockname()[1] for sock in sockets]
+  for sock in sockets:
+    sock.close()
+  return ports
+
+
+def tf_config(ports, index):
+  """TF_CONFIG of worker `index` of a cluster on 127.0.0.1:`ports`."""
+  return json.dumps({
+      'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
+      'task': {'type': 'worker', 'index': index}})
+
+
+@pytest.mark.slow
+def test_multi_worker_update_equals_single_device_update():
+  """Two worker processes (MultiWorkerMirroredStrategy over 127.0.0.1, one
+  CPU replica each), each training on its half of the global batch: the
+  update equals the default-strategy update of the whole batch, on both
+  workers, and each worker gets the replay values of its own rows."""
+  ports = free_ports(2)
+  procs = [subprocess.Popen(
+      [sys.executable, '-m', 'tests.model.mirrored_update', '24',
+       'continuous:2', '+weights', 'Agent.jit_compile = False'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, TF_CONFIG=tf_config(ports, i)))
+           for i in range(2)]
+  results = []
+  try:
+    for proc in procs:
+      out, err = proc.communicate(timeout=900)
+      assert proc.returncode == 0, err[-3000:]
+      results.append(json.loads(out.strip().splitlines()[-1]))
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  assert [r['task'] for r in results] == [0, 1]
+  for result in results:
+    assert result['replicas'] == 2
+    assert result['iterations'] == [2, 2]
+    assert result['stepid_0'] == result['stepid_1'] == [True, True]
+    assert result['latents_max_abs_diff_0'] < 1e-5, result
+    _assert_same_updates(result, {'loss/dyn', 'loss/policy', 'loss/value'})
+  # Both workers hold the same parameters.
+  assert results[0]['params'] == results[1]['params']
