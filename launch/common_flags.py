@@ -34,9 +34,9 @@ flags.DEFINE_bool('debug', False, 'Show the full Python traceback of a user '
 flags.DEFINE_enum(
     'strategy', None, distribute.STRATEGIES,
     'launch.train: the tf.distribute strategy (default: the train.strategy '
-    'binding, else auto: several local GPUs or --cpu_replicas>1 -> '
-    'mirrored, else one device; multi_worker is not supported yet). '
-    'dreamer_tf/run/distribute.py.')
+    'binding, else auto: a TF_CONFIG cluster or a SLURM job step of several '
+    'tasks -> multi_worker; several local GPUs or --cpu_replicas>1 -> '
+    'mirrored; else one device). dreamer_tf/run/distribute.py.')
 flags.DEFINE_list(
     'cpu_replicas', None,
     'Split the CPU into N logical devices so that the mirrored strategy '

@@ -43,7 +43,8 @@ Which exceptions are user errors, and why (only these, never Exception):
 
 * The errors that stop a run at its last good state and checkpoint it
   (`dreamer_tf/run/failures.py`: a crash-looping env, a non-finite or
-  malformed env output, too many skipped updates). Not the user's input,
+  malformed env output, too many skipped updates), and a lost worker of a
+  multi-worker run (`WorkerLostError`). Not the user's input,
   but their message names the env, the step, the value and the fix, and
   their note where the run stopped; a traceback adds nothing to act on.
 
@@ -88,7 +89,7 @@ PATH_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT,
 ENV_ARGUMENT_ERRORS = (ValueError, TypeError, LookupError, ImportError)
 # The types among which user errors are (`is_user_error` decides).
 CANDIDATES = (UserError, ConfigError, OSError, EnvBuildError,
-              *RUN_DIRECTORY_ERRORS, *failures.CHECKPOINTED_ERRORS)
+              *RUN_DIRECTORY_ERRORS, *failures.STOPPING_ERRORS)
 
 
 def unwrap(error):
@@ -110,7 +111,7 @@ def is_user_error(error):
   if isinstance(error, EnvBuildError):
     return isinstance(error.error, ENV_ARGUMENT_ERRORS)
   if isinstance(error, (UserError, ConfigError, *RUN_DIRECTORY_ERRORS,
-                        *PATH_ERRORS, *failures.CHECKPOINTED_ERRORS)):
+                        *PATH_ERRORS, *failures.STOPPING_ERRORS)):
     return True
   return isinstance(error, OSError) and error.errno in PATH_ERRNOS
 

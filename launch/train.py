@@ -18,6 +18,11 @@ and is bound in its place, so config.gin names what the run was given.
 
   python -m launch.train --strategy=mirrored --cpu_replicas=2   # 2 replicas, no GPU
 
+Several machines: the same command on every worker, each with its
+TF_CONFIG task (or as the tasks of a SLURM job step), trains one run with
+MultiWorkerMirroredStrategy (`--strategy=multi_worker`, or auto in a
+cluster; README "Many GPUs and machines", dreamer_tf/run/workers.py).
+
 The run prints the resolved strategy, its replica count and devices, and
 records them in run.json (dreamer_tf/run/distribute.py).
 

@@ -235,7 +235,7 @@ class Checkpoint:
     return self.checkpointer.save(tensors, dict(
         format=FORMAT, parts=meta, tensor_names=names))
 
-  def load(self):
+  def load(self, accept=None):
     """Restores the newest valid checkpoint whose parts all restore.
 
     Returns its state.json contents, or None when there is no checkpoint.
@@ -243,9 +243,15 @@ class Checkpoint:
     warning; when every readable one is, raises PartsUnavailableError.
     Raises CheckpointError for a checkpoint of an older layout or another
     configuration (not skipped: an older one would not fit either).
+    accept: state.json contents -> bool, the checkpoints to consider (all
+    by default; the workers of a run take the position all of them have).
+    When checkpoints exist and none is accepted, raises CheckpointError.
     """
-    problems = []
+    problems, considered = [], 0
     for path, tensors, state in self.checkpointer.readable():
+      if accept is not None and not accept(state):
+        continue
+      considered += 1
       try:
         self._restore(unpack(tensors, state, self.directory))
       except self.unavailable as e:
@@ -260,6 +266,11 @@ class Checkpoint:
           f'No checkpoint in {self.directory} can be resumed:\n' +
           '\n'.join(f'  {os.path.basename(p)}: {e}' for p, e in problems),
           problems)
+    if accept is not None and not considered and self.checkpointer.names():
+      raise CheckpointError(
+          f'No valid checkpoint in {self.directory} is the one asked for '
+          '(the position every worker of the run has): restore this '
+          "worker's directory from a backup, or start a new --logdir.")
     return None
 
   def _restore(self, states):

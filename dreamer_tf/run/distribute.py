@@ -7,15 +7,16 @@
 Names (`train.strategy`, launch.train `--strategy`):
 
   auto          the default: several workers in the cluster (`TF_CONFIG`,
-                or a SLURM job step with more than one task) -> multi_worker
-                (refused, below); several local GPUs, or `cpu_replicas` > 1
-                -> mirrored; else default
+                or a SLURM job step with more than one task) -> multi_worker;
+                several local GPUs, or `cpu_replicas` > 1 -> mirrored; else
+                default
   default       one device: the first GPU if there is one, else the CPU
   mirrored      `MirroredStrategy`, one replica per local GPU, or per
                 logical CPU device with `cpu_replicas` = N >= 2
-  multi_worker  `MultiWorkerMirroredStrategy` over several machines: not
-                supported yet (`StrategyError` says how to train on one
-                machine instead)
+  multi_worker  `MultiWorkerMirroredStrategy` over the workers of a cluster
+                (one process per machine, every GPU of it, or its CPU),
+                from `TF_CONFIG` or a SLURM job step
+                (`SlurmClusterResolver`); run/workers.py coordinates them
 
 `cpu_replicas` = N >= 2 splits the CPU into N logical devices
 (`tf.config.set_logical_device_configuration`) so that `mirrored` runs N
@@ -42,11 +43,14 @@ so `resume_note` says so on the console. Measured on a debug-suite run
 are within 3e-8 (relative, per tensor) of the one-device run's, and those
 that start at zero, which hold nothing but their LaProp steps, within 4e-5.
 
-Multi-worker training needs more than a strategy: every worker would run
-its own env driver and replay and sample its share of the global batch,
-the host-side steps of the multi-replica update (the gathered return
-percentiles, the finiteness check) would span workers, and one chief
-would write checkpoints and logs. Until that exists it is refused.
+With `multi_worker` every worker runs the same command (its own
+`TF_CONFIG` task, or its SLURM task) and its own env driver and replay,
+and samples its share of the global batch; the update's collectives (the
+gathered return percentiles, the finiteness vote, the gradient all-reduce)
+span the workers. `Distribution.worker` is this process's rank (the chief
+is 0) and `workers` their count. Collectives wait at most
+`collective_timeout` seconds for a worker that hangs; a worker that dies is
+noticed at the next collective (run/workers.py names it).
 
 Errors name the problem and the fix (`StrategyError`, a `ConfigError`:
 launch.train prints them as one line). This module imports TensorFlow
@@ -68,8 +72,14 @@ SINGLE_MACHINE_FIX = (
 
 class StrategyError(ConfigError):
   """A strategy that cannot run here: an unknown name, a replica count the
-  devices cannot give, or multi-worker training (not supported yet). The
-  message names the problem and the fix."""
+  devices cannot give, a cluster that cannot be used, or a resume with
+  another worker count. The message names the problem and the fix."""
+
+# TF_CONFIG jobs a multi-worker run takes part in (a parameter server or an
+# evaluator job is another training architecture).
+WORKER_JOBS = ('chief', 'worker')
+# SlurmClusterResolver's GPU slices per node on a node without GPUs.
+NOTIONAL_GPUS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,22 +95,32 @@ class Distribution:
   strategy: object
   devices: tuple
   reason: str
+  worker: int = 0  # This process's rank among the workers (chief: 0).
+  workers: int = 1
 
   @property
   def replicas(self):
     return self.strategy.num_replicas_in_sync
 
+  @property
+  def is_chief(self):
+    return self.worker == 0
+
   def describe(self):
     """One console line: name, replica count, devices and why."""
     noun = 'replica' if self.replicas == 1 else 'replicas'
-    return (f'Strategy: {self.name}, {self.replicas} {noun} on '
-            f'{", ".join(self.devices)} ({self.reason}).')
+    where = ', '.join(self.devices)
+    if self.workers > 1:
+      where = (f'{self.workers} workers; this is worker {self.worker}'
+               f'{" (chief)" if self.is_chief else ""} on {where}')
+    return (f'Strategy: {self.name}, {self.replicas} {noun} on {where} '
+            f'({self.reason}).')
 
   def record(self):
     """The run record's fields (`run/record.py`): strategy, replicas,
-    devices."""
+    devices (this worker's), workers."""
     return dict(strategy=self.name, replicas=self.replicas,
-                devices=list(self.devices))
+                devices=list(self.devices), workers=self.workers)
 
 
 def check(name, cpu_replicas):
@@ -129,15 +149,28 @@ def cluster_tasks(environ):
   text = environ.get('TF_CONFIG', '').strip()
   if text:
     try:
-      cluster = json.loads(text).get('cluster', {})
-      tasks = sum(len(cluster.get(job, ()))
-                  for job in ('chief', 'worker', 'ps'))
+      spec = json.loads(text)
+      cluster = spec.get('cluster', {})
+      jobs = {job: len(cluster[job]) for job in cluster}
+      task = spec.get('task', {})
     except (ValueError, AttributeError, TypeError) as e:
       raise StrategyError(
           f'TF_CONFIG is not a TensorFlow cluster spec ({e}): it must be '
           'JSON like {"cluster": {"worker": ["host:port", ...]}, "task": '
-          '{...}}. Fix it, or unset TF_CONFIG to train on this machine.'
-      ) from None
+          '{"type": "worker", "index": 0}}. Fix it, or unset TF_CONFIG to '
+          'train on this machine.') from None
+    others = sorted(set(jobs) - set(WORKER_JOBS))
+    if others:
+      raise StrategyError(
+          f'TF_CONFIG names the job(s) {others}: a multi-worker run has '
+          '"chief" and "worker" tasks only (every one trains). Remove '
+          'them, or unset TF_CONFIG to train on this machine.')
+    tasks = sum(jobs.values())
+    if tasks and task.get('type') not in jobs:
+      raise StrategyError(
+          f'TF_CONFIG\'s task {task} is not one of its cluster\'s jobs '
+          f'{sorted(jobs)}: set "task": {{"type": "worker", "index": i}} '
+          'on worker i.')
     if tasks:
       return tasks, f'TF_CONFIG names {tasks} tasks'
   for variable in ('SLURM_STEP_NUM_TASKS', 'SLURM_NTASKS'):
@@ -158,9 +191,19 @@ def choose(name, cpu_replicas, gpus, tasks=1, cluster=''):
   if name == 'multi_worker' or (name == 'auto' and tasks > 1):
     where = ('--strategy=multi_worker' if name == 'multi_worker' else
              f'--strategy=auto found a cluster ({cluster})')
-    raise StrategyError(
-        f'{where}: multi-worker training (MultiWorkerMirroredStrategy over '
-        f'several machines) is not supported yet. {SINGLE_MACHINE_FIX}')
+    if tasks < 2:
+      raise StrategyError(
+          f'{where} needs a cluster of several workers, and this process '
+          'is in none: set TF_CONFIG on every worker (README "Many GPUs '
+          'and machines"), or run it as a SLURM job step with several '
+          f'tasks (srun). {SINGLE_MACHINE_FIX}')
+    if cpu_replicas > 1:
+      raise StrategyError(
+          f'{where} with cpu_replicas={cpu_replicas}: each worker of a '
+          'multi-worker run trains on its GPUs, or on its CPU as one '
+          'device; drop --cpu_replicas (gin train.cpu_replicas).')
+    return 'multi_worker', (f'auto: {cluster}' if name == 'auto' else
+                            cluster)
   if cpu_replicas > 1 and gpus:
     raise StrategyError(
         f'cpu_replicas={cpu_replicas} splits the CPU into logical devices '
@@ -211,17 +254,26 @@ def split_cpu(replicas):
   return [d.name for d in tf.config.list_logical_devices('CPU')]
 
 
-def resolve(name='auto', cpu_replicas=1, environ=None):
+def resolve(name='auto', cpu_replicas=1, environ=None,
+            collective_timeout=3600.0, slurm_port_base=8888):
   """The Distribution for a strategy name on this machine.
 
   environ: the environment to read the cluster from (default os.environ).
   With cpu_replicas >= 2 (and no GPU) this splits the CPU first
-  (`split_cpu`). Raises StrategyError (module docstring).
+  (`split_cpu`). collective_timeout: seconds a multi-worker collective
+  waits for the other workers (longer than the chief's evaluations and the
+  first compile). slurm_port_base: the port of a SLURM node's first task
+  (its next tasks take the next ports). Raises StrategyError (module
+  docstring).
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  tasks, cluster = cluster_tasks(os.environ if environ is None else environ)
+  environ = os.environ if environ is None else environ
+  tasks, cluster = cluster_tasks(environ)
   gpus = len(tf.config.list_physical_devices('GPU'))
   resolved, reason = choose(name, cpu_replicas, gpus, tasks, cluster)
+  if resolved == 'multi_worker':
+    return _multi_worker(environ, reason, collective_timeout, gpus,
+                         slurm_port_base)
   if resolved == 'default':
     kind = 'GPU' if gpus else 'CPU'
     devices = [tf.config.list_logical_devices(kind)[0].name]
@@ -232,6 +284,60 @@ def resolve(name='auto', cpu_replicas=1, environ=None):
     strategy = tf.distribute.MirroredStrategy(devices)
   return Distribution(resolved, strategy,
                       tuple(_short_name(d) for d in devices), reason)
+
+
+def _multi_worker(environ, reason, collective_timeout, gpus, port_base):
+  """The multi-worker Distribution of this process's cluster."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  resolvers = tf.distribute.cluster_resolver
+  if environ.get('TF_CONFIG', '').strip():
+    resolver = resolvers.TFConfigClusterResolver()
+  else:
+    # SLURM's step variables (rank, nodes, tasks per node). The resolver
+    # lists a node's tasks along its GPU slices (zip of the two), which
+    # would list no task on a node without GPUs: there it gets one notional
+    # slice per task. It sets no CUDA_VISIBLE_DEVICES (auto_set_gpu off): a
+    # task's GPUs must be chosen before TensorFlow loads (srun
+    # --gpus-per-task), which by now it has; the strategy gets the GPUs
+    # TensorFlow sees.
+    try:
+      slurm = resolvers.SlurmClusterResolver(
+          port_base=port_base, gpus_per_node=gpus or NOTIONAL_GPUS,
+          gpus_per_task=None if gpus else 1, auto_set_gpu=False)
+      spec = slurm.cluster_spec()
+      # Its cluster, with the devices TensorFlow sees.
+      resolver = resolvers.SimpleClusterResolver(
+          spec, task_type=slurm.task_type, task_id=slurm.task_id,
+          num_accelerators={'GPU': gpus}, rpc_layer='grpc')
+    except (RuntimeError, ValueError, LookupError, OSError) as e:
+      raise StrategyError(
+          f'The SLURM allocation cannot be read as a cluster ({e}). Run '
+          'launch.train as a job step (srun), or set '
+          'TF_CONFIG on every worker instead.') from None
+  options = tf.distribute.experimental.CommunicationOptions(
+      timeout_seconds=collective_timeout)
+  strategy = tf.distribute.MultiWorkerMirroredStrategy(
+      cluster_resolver=resolver, communication_options=options)
+  spec = resolver.cluster_spec().as_dict()
+  # Ranks: the chief (if the cluster names one) first, then the workers.
+  offset = len(spec.get('chief', ())) if resolver.task_type == 'worker' else 0
+  workers = sum(len(spec.get(job, ())) for job in WORKER_JOBS)
+  devices = tuple(_short_name(d) for d in strategy.extended.worker_devices)
+  return Distribution('multi_worker', strategy, devices, reason,
+                      worker=offset + int(resolver.task_id), workers=workers)
+
+
+def check_workers(previous, distribution):
+  """StrategyError when a run resumes with another worker count than it
+  was trained with (`previous`: the run record, or None): every worker
+  resumes its own replay shard and env states."""
+  before = getattr(previous, 'workers', 1) or 1
+  if before != distribution.workers:
+    raise StrategyError(
+        f'This run was trained with {before} worker(s) and resumes with '
+        f'{distribution.workers}: every worker resumes its own replay shard '
+        'and env states, so the worker count cannot change. Resume with '
+        f'{before} worker(s) (the same cluster), or start a new --logdir.')
 
 
 def resume_note(previous, distribution):

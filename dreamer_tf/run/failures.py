@@ -8,7 +8,9 @@ step and a skipped update changes no parameter. The loop therefore writes a
 checkpoint of that state, notes the policy step on the error and re-raises
 it (`run/loop.py`); the launchers print it as one message without a
 traceback (`launch/errors.py`) and exit non-zero, and no `done.json` is
-written. Free of TensorFlow, so the launchers can import it at start.
+written. A `WorkerLostError` (multi-worker runs) stops a run the same way,
+without a checkpoint. Free of TensorFlow, so the launchers can import it at
+start.
 """
 from dreamer_tf.envs import parallel
 
@@ -17,6 +19,14 @@ class NonFiniteError(FloatingPointError):
   """Too many updates were skipped for a non-finite loss or gradient."""
 
 
+class WorkerLostError(RuntimeError):
+  """Another worker of a multi-worker run died or stopped responding
+  (`run/workers.py`). Not checkpointed: the workers resume together from
+  the newest checkpoint all of them have."""
+
+
 # Raised at a consistent state: checkpointed by the loop, then re-raised.
 CHECKPOINTED_ERRORS = (parallel.CrashLoopError, parallel.EnvOutputError,
                        NonFiniteError)
+# Stop a run with one message (launch/errors.py), checkpointed or not.
+STOPPING_ERRORS = CHECKPOINTED_ERRORS + (WorkerLostError,)

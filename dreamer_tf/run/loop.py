@@ -31,6 +31,7 @@ import numpy as np
 from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import failures
 from dreamer_tf.run import report as report_lib
+from dreamer_tf.run import workers as workers_lib
 
 # Open-loop reports (§4.4): sequences shown, steps observed before imagining.
 REPORT_SEQUENCES, REPORT_OBSERVE = 6, 16
@@ -104,10 +105,13 @@ class Counters:
   other part changes anything, see `checkpoint.Checkpoint`).
   """
 
-  def __init__(self, seed, env, ratio, directory, schedule=None):
+  def __init__(self, seed, env, ratio, directory, schedule=None,
+               rng_seed=None):
     self.seed, self.env, self.ratio = seed, env, ratio
     self.directory, self.schedule = directory, schedule
-    self.rng = np.random.default_rng(seed)
+    # The loop's RNG (policy sampling seeds): the run's seed, or a worker's
+    # own stream of it (run/train.py).
+    self.rng = np.random.default_rng(seed if rng_seed is None else rng_seed)
     self.policy_steps = self.episodes = self.nonfinite = 0
     self.last_score = None
 
@@ -144,15 +148,22 @@ class Loop:
   agent: model.agent.Agent; replay: replay.Replay; logger: run.logger.
   Logger; driver: run.driver.Driver over the training envs; eval_pool: a
   ParallelEnvs of evaluation envs or None; counters: Counters; settings:
-  Settings; save: called to write a checkpoint.
+  Settings; save: called to write a checkpoint; cluster: the run's
+  workers (`run/workers.py`; default one process). With several workers
+  each iteration adds every worker's envs to the policy steps, the loop
+  samples its share of the global batch, and stops, checkpoints and the
+  start of training are agreed by vote.
   """
 
   def __init__(self, agent, replay, logger, driver, eval_pool, counters,
-               settings, save):
+               settings, save, cluster=None):
     self.agent, self.replay, self.logger = agent, replay, logger
     self.driver, self.eval_pool = driver, eval_pool
     self.counters, self.settings, self.save = counters, settings, save
+    self.cluster = cluster or workers_lib.Solo()
     self.ratio = counters.ratio
+    # This worker's share of the global batch (all of it with one worker).
+    self.batch_share = agent.batch_size // self.cluster.workers
     self.lost_logged = 0  # Entries of pool.lost_episodes already logged.
     self.openloop = report_lib.OpenLoop(
         agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
@@ -214,22 +225,32 @@ class Loop:
 
   def _collect_and_train(self, stop):
     """The loop body until the budget is spent or a stop is requested."""
-    s, c, n = self.settings, self.counters, len(self.driver)
-    min_items = self.agent.batch_size * self.agent.batch_length
+    s, c, cluster = self.settings, self.counters, self.cluster
+    n = len(self.driver) * cluster.workers  # Policy steps per iteration.
+    min_items = self.batch_share * self.agent.batch_length
     last_log = last_save = last_report = time.time()
     window = dict(start=time.time(), steps=c.policy_steps, updates=0)
-    metrics = {}
-    while c.policy_steps < s.steps and not stop.requested:
+    metrics, training, stopping = {}, False, False
+    while c.policy_steps < s.steps and not stopping:
       self.driver.step(c.rng.integers(0, 2**31 - 1, 2).astype(np.int32))
       c.policy_steps += n
       self._log_lost_episodes()
-      if len(self.replay) >= min_items:
-        for _ in range(self.ratio.due(c.policy_steps)):
-          metrics = self._update()
-          window['updates'] += 1
-      if s.eval_every and c.policy_steps % s.eval_every < n:
-        self._evaluate()
+      # Training starts once every worker's replay holds its batch share
+      # (the replay only grows during a run).
+      training = training or cluster.all_ready(len(self.replay) >= min_items)
+      due = self.ratio.due(c.policy_steps) if training else 0
+      for _ in range(due):
+        metrics = self._update()
+        window['updates'] += 1
       now = time.time()
+      save = False
+      if cluster.votes(c.policy_steps // n, due):
+        stopping, save = cluster.agree(stop.requested,
+                                       now - last_save >= s.save_every)
+      if (self.eval_pool is not None and s.eval_every
+          and c.policy_steps % s.eval_every < n):
+        self._evaluate()
+        now = time.time()
       if now - last_log >= s.log_every:
         self._log(metrics, window, now)
         window = dict(start=now, steps=c.policy_steps, updates=0)
@@ -240,9 +261,9 @@ class Loop:
         last_report = now
       by_steps = (s.save_every_steps and
                   c.policy_steps % s.save_every_steps < n)
-      if now - last_save >= s.save_every or by_steps:
+      if save or by_steps:
         self.save()
-        last_save = now
+        last_save = time.time()
     self.save()
 
   # --- Driver callbacks ----------------------------------------------------
@@ -286,8 +307,9 @@ class Loop:
       weight = schedule.value(self.ratio.updates)
       self.agent.set_intrinsic_weight(weight)
       self.logger.scalars({'explore/intrinsic_weight': weight}, self.frames)
-    batch = self.replay.sample(self.agent.batch_size)
-    metrics, updates = self.agent.train(batch)
+    batch = self.replay.sample(self.batch_share)
+    with self.cluster.collective():  # A lost worker is named.
+      metrics, updates = self.agent.train(batch)
     if not self.replay.prioritized:
       updates.pop('priority', None)
     if float(metrics['opt/skipped']):

@@ -12,8 +12,12 @@ parse `config.gin` or know `train`'s defaults:
   steps, frames     the budget in policy steps and in env frames
   train_ratio       replayed steps per policy step
   strategy          the tf.distribute strategy it last trained with
-                    ('default', 'mirrored'; `run/distribute.py`)
-  replicas, devices its replica count and their devices ('CPU:0', ...)
+                    ('default', 'mirrored', 'multi_worker';
+                    `run/distribute.py`)
+  replicas, devices its replica count and their devices ('CPU:0', ...;
+                    a multi-worker run: the chief's)
+  workers           processes it trains in (1 unless multi_worker; a
+                    resume with another count is refused)
   created           UTC time the run was first started
   version           dreamer_tf version that created it
 
@@ -21,7 +25,8 @@ A resumed run must describe the same experiment: `write` refuses a record
 whose env, env_kwargs, frames per step or seed differ from the saved one
 (a new budget is allowed and recorded, and so is another strategy or
 replica count: the agent's state does not depend on them). Records written
-before the strategy was recorded read as strategy '' and 0 replicas. This
+before the strategy was recorded read as strategy '' and 0 replicas, and
+before workers were recorded as 1 worker. This
 module needs no TensorFlow.
 """
 import dataclasses
@@ -54,6 +59,7 @@ class RunRecord:
   strategy: str = ''
   replicas: int = 0
   devices: list = dataclasses.field(default_factory=list)
+  workers: int = 1
   created: str = ''
   version: str = VERSION
 

@@ -27,6 +27,19 @@ resolved gin config `<logdir>/config.gin` (the bindings the run was given)
 and `<logdir>/operative_config.gin` (every parameter of every configurable
 the run built, defaults included) once the checkpoint accepted them.
 
+Multi-worker runs (`strategy='multi_worker'`): every worker runs `train`
+with the same arguments. The chief (worker 0) works in `logdir` as a
+one-process run does and alone evaluates; worker i keeps its own run
+record, checkpoints, replay shard and logs in `<logdir>/worker-<i>` (a
+logdir on a shared file system, or the same path on each machine). Env
+seeds continue over the workers (`env_seeds`), so they see different
+episodes. Policy steps, the train ratio and the budget count every
+worker's envs; each worker samples its share of the global batch
+(`Agent.batch_size` / workers); stops, timed checkpoints and the start of
+training are agreed by vote (`run/workers.py`), so all workers save at the
+same update and resume from the same position. A resume with another
+worker count is refused.
+
 A checkpoint and its replay save are one commit: a resume restores the
 newest checkpoint whose replay save is intact, all parts from that one
 checkpoint. When no checkpoint's replay save is (the replay directory was
@@ -42,6 +55,7 @@ import warnings
 import gin
 
 from dreamer_tf import envs as envs_lib
+from dreamer_tf.config_check import ConfigError
 from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent as agent_lib
 from dreamer_tf import replay as replay_lib
@@ -54,6 +68,7 @@ from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import loop as loop_lib
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import schedules
+from dreamer_tf.run import workers as workers_lib
 
 OPERATIVE_CONFIG = 'operative_config.gin'
 LOST_REPLAY = ('refuse', 'empty')  # What a resume does without its replay.
@@ -68,7 +83,8 @@ def train(
     eval_every=0, eval_episodes=1,
     eval_mode=False, replay_capacity=int(5e6), seed=0, max_nonfinite=100,
     max_nonfinite_share=0.5, intrinsic_schedule=None, lost_replay='refuse',
-    strategy='auto', cpu_replicas=1):
+    strategy='auto', cpu_replicas=1, collective_timeout=3600.0,
+    slurm_port_base=8888):
   """Trains one agent until `steps` policy steps; resumes from `logdir`.
 
   env: 'suite:task' id (see dreamer_tf.envs), env_kwargs for its
@@ -87,20 +103,32 @@ def train(
   `Exploration.signal` is on (`run/schedules.py`; default `Fixed()`).
   lost_replay: 'refuse' (default) or 'empty', what a resume does when no
   checkpoint's replay save is intact (see the module docstring).
-  strategy: 'auto', 'default', 'mirrored' or 'multi_worker' (not supported
-  yet); cpu_replicas: logical CPU devices for 'mirrored' on a machine
-  without GPUs (`run/distribute.py`). A resume may use another strategy or
-  replica count (a note says it is then not bit-exact).
+  strategy: 'auto', 'default', 'mirrored' or 'multi_worker';
+  cpu_replicas: logical CPU devices for 'mirrored' on a machine without
+  GPUs (`run/distribute.py`). A resume may use another strategy or replica
+  count (a note says it is then not bit-exact), not another worker count.
+  collective_timeout: seconds a multi-worker collective waits for a worker
+  that does not answer; slurm_port_base: the port of the first worker on a
+  SLURM node (the node's next workers take the next ports).
   Returns the final counters.
+
+  With several workers (module docstring, "Multi-worker runs") every
+  worker runs this with the same arguments.
   """
   if lost_replay not in LOST_REPLAY:
     raise ValueError(f'train.lost_replay={lost_replay!r}; use one of '
                      f'{LOST_REPLAY}.')
   # First: the CPU split must precede every TensorFlow op of the process.
-  distribution = distribute.resolve(strategy, cpu_replicas)
+  distribution = distribute.resolve(strategy, cpu_replicas,
+                                    collective_timeout=collective_timeout,
+                                    slurm_port_base=slurm_port_base)
   print(distribution.describe(), flush=True)
+  cluster = (workers_lib.Cluster(distribution) if distribution.workers > 1
+             else workers_lib.Solo())
+  logdir = worker_directory(logdir, distribution.worker)
   os.makedirs(logdir, exist_ok=True)
   env_kwargs = dict(env_kwargs or {})
+  seeds = env_seeds(seed, num_envs, distribution.worker, distribution.workers)
   record = record_lib.RunRecord(
       env=env, env_kwargs=env_kwargs, seed=seed, num_envs=num_envs,
       frames_per_step=envs_lib.frames_per_step(env, env_kwargs,
@@ -121,11 +149,15 @@ def train(
     # seed change is refused by the counters part, naming --seed).
     previous = record_lib.check(logdir, record,
                                 ('env', 'env_kwargs', 'frames_per_step'))
-    pool = stack.enter_context(_pool(
-        env, env_kwargs, [seed * 1000 + i for i in range(num_envs)]))
+    if previous is not None:
+      distribute.check_workers(previous, distribution)
+    pool = stack.enter_context(_pool(env, env_kwargs, seeds))
+    # Evaluation runs on the chief only.
     eval_pool = stack.enter_context(_pool(env, env_kwargs, [
         10**6 + seed * 1000 + i for i in range(min(eval_episodes, 4))]
-                                          )) if eval_every else None
+                                          )) if (
+                                              eval_every and
+                                              distribution.is_chief) else None
     logger = log_lib.Logger(logdir)
     stack.callback(logger.close)
     agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed,
@@ -134,14 +166,16 @@ def train(
     # Empty until a checkpoint names the save to load (`_ReplayPart`).
     replay = replay_lib.Replay(
         os.path.join(logdir, 'replay'), capacity=replay_capacity,
-        length=agent.sequence_length, seed=seed, restore=False)
+        length=agent.sequence_length,
+        seed=_stream(seed, distribution.worker), restore=False)
     replay_part = _ReplayPart(replay, ckpt_dir)
     ratio = loop_lib.TrainRatio(train_ratio,
                                 agent.batch_size * agent.batch_length)
     schedule = None
     if agent.ensemble is not None:
       schedule = intrinsic_schedule or schedules.Fixed()
-    counters = loop_lib.Counters(seed, env, ratio, ckpt_dir, schedule)
+    counters = loop_lib.Counters(seed, env, ratio, ckpt_dir, schedule,
+                                 rng_seed=_stream(seed, distribution.worker))
     driver = driver_lib.Driver(agent, pool)
     parts = dict(
         agent=ckpt_lib.AgentPart(
@@ -153,7 +187,7 @@ def train(
         logger=_LoggerPart(logger))
     checkpoint = ckpt_lib.Checkpoint(
         ckpt_dir, parts, unavailable=(replay_lib.ReplayCorruptError,))
-    if _load(checkpoint, replay_part, lost_replay) is None:
+    if _load(checkpoint, replay_part, lost_replay, cluster) is None:
       driver.reset()
     else:
       _say_resumed(checkpoint, counters, record)
@@ -168,7 +202,7 @@ def train(
     record_lib.write(logdir, record)
     _write_config(logdir)
     loop = loop_lib.Loop(agent, replay, logger, driver, eval_pool, counters,
-                         settings, checkpoint.save)
+                         settings, checkpoint.save, cluster)
     result = loop.run()
     if result['policy_steps'] >= steps:
       if result['updates'] > result['skipped_updates']:
@@ -181,6 +215,30 @@ def train(
     return result
 
 
+def worker_directory(logdir, worker):
+  """Where a worker keeps its checkpoints, replay shard and logs: the
+  logdir for the chief (worker 0), <logdir>/worker-<i> for worker i."""
+  return logdir if worker == 0 else os.path.join(logdir, f'worker-{worker}')
+
+
+def env_seeds(seed, num_envs, worker=0, workers=1):
+  """Seeds of this worker's training envs: seed * 1000 + the env's index
+  over all workers (workers see different episodes). ConfigError when the
+  run has more than 1000 envs (they would reach the next seed's)."""
+  if num_envs * workers > 1000:
+    raise ConfigError(
+        f'train.num_envs={num_envs} x {workers} worker(s) = '
+        f'{num_envs * workers} envs: a run has at most 1000 (env seeds are '
+        'seed * 1000 + env index). Use fewer envs per worker.')
+  return [seed * 1000 + worker * num_envs + i for i in range(num_envs)]
+
+
+def _stream(seed, worker):
+  """A worker's seed for its replay sampler and loop RNG: the run's seed
+  for the chief (a one-worker run is unchanged), [seed, worker] else."""
+  return seed if worker == 0 else [seed, worker]
+
+
 def _pool(env, env_kwargs, seeds):
   """Env worker processes of `env`, one per seed."""
   return parallel.ParallelEnvs([
@@ -188,12 +246,25 @@ def _pool(env, env_kwargs, seeds):
       for s in seeds])
 
 
-def _load(checkpoint, replay_part, lost_replay):
+def _load(checkpoint, replay_part, lost_replay, cluster):
   """Restores the newest checkpoint that has its replay save; without one,
   refuses, or (lost_replay='empty') resumes the newest with an empty
-  replay. Returns the checkpoint's state, None when there is none."""
+  replay. Returns the checkpoint's state, None when there is none.
+
+  Several workers first agree on the newest position (policy steps) that
+  every worker has a checkpoint of, and each restores its own."""
+  accept = None
+  if cluster.workers > 1:
+    positions = [state['parts']['counters']['policy_steps'] for state in
+                 checkpoint.checkpointer.states().values()
+                 if 'counters' in state.get('parts', {})]
+    position = cluster.common(positions)
+    if position is None:
+      return None
+    accept = lambda state: (  # pylint: disable=g-long-lambda
+        state['parts']['counters']['policy_steps'] == position)
   try:
-    return checkpoint.load()
+    return checkpoint.load(accept)
   except ckpt_lib.PartsUnavailableError as e:
     if lost_replay != 'empty':
       raise ckpt_lib.CheckpointError(
@@ -207,7 +278,7 @@ def _load(checkpoint, replay_part, lost_replay):
   replay_part.allow_lost = True
   with warnings.catch_warnings():  # Said once, by `_ReplayPart.lost`.
     warnings.simplefilter('ignore')
-    return checkpoint.load()
+    return checkpoint.load(accept)
 
 
 class _ReplayPart:

@@ -40,11 +40,14 @@ CHOICES = [
     # An explicit single-machine strategy ignores the cluster.
     (('default', 1, 0, 4), ('default', 'one device')),
     (('mirrored', 2, 0, 4), ('mirrored', 'cpu_replicas=2')),
+    # A cluster: auto, or multi_worker, trains on all of its workers.
+    (('auto', 1, 2, 4), ('multi_worker', 'auto: SLURM_NTASKS=4')),
+    (('multi_worker', 1, 0, 4), ('multi_worker', 'SLURM_NTASKS=4')),
 ]
 
 
 @pytest.mark.parametrize('args, expected', CHOICES)
-def test_every_name_resolves_to_a_single_machine_strategy(args, expected):
+def test_every_name_resolves_to_a_strategy(args, expected):
   name, cpu_replicas, gpus, tasks = args
   assert distribute.choose(name, cpu_replicas, gpus, tasks,
                            'SLURM_NTASKS=4') == expected
@@ -66,12 +69,13 @@ REFUSED = {
         'drop --cpu_replicas']),
     'cpu_replicas_with_default': (('default', 2, 0, 1), [
         'cpu_replicas=2 with --strategy=default', '--strategy=mirrored']),
-    'multi_worker': (('multi_worker', 1, 0, 1), [
-        '--strategy=multi_worker', 'not supported yet',
+    'multi_worker_without_a_cluster': (('multi_worker', 1, 0, 1), [
+        '--strategy=multi_worker needs a cluster of several workers',
+        'set TF_CONFIG on every worker', 'SLURM job step',
         '--strategy=default', '--strategy=mirrored']),
-    'auto_in_a_cluster': (('auto', 1, 2, 4), [
-        '--strategy=auto found a cluster (SLURM_NTASKS=4)',
-        'not supported yet', '--strategy=default']),
+    'multi_worker_with_cpu_replicas': (('auto', 2, 0, 4), [
+        '--strategy=auto found a cluster (SLURM_NTASKS=4) with '
+        'cpu_replicas=2', 'drop --cpu_replicas']),
 }
 
 
@@ -88,7 +92,8 @@ def test_the_cluster_is_read_from_tf_config_then_slurm():
   tasks = distribute.cluster_tasks
   assert tasks({}) == (1, '')
   assert tasks({'TF_CONFIG': json.dumps({'cluster': {
-      'chief': ['a:1'], 'worker': ['b:1', 'c:1']}, 'task': {}})}) == (
+      'chief': ['a:1'], 'worker': ['b:1', 'c:1']},
+      'task': {'type': 'worker', 'index': 1}})}) == (
           3, 'TF_CONFIG names 3 tasks')
   assert tasks({'SLURM_NTASKS': '4'}) == (4, 'SLURM_NTASKS=4')
   # A job step's own task count wins over the job's.
@@ -99,19 +104,39 @@ def test_the_cluster_is_read_from_tf_config_then_slurm():
   with pytest.raises(distribute.StrategyError, match='TF_CONFIG is not a '
                      'TensorFlow cluster spec.*unset TF_CONFIG'):
     tasks({'TF_CONFIG': '[1, 2]'})
+  with pytest.raises(distribute.StrategyError, match=r"job\(s\) \['ps'\].*"
+                     '"chief" and "worker" tasks only'):
+    tasks({'TF_CONFIG': json.dumps({'cluster': {
+        'worker': ['a:1'], 'ps': ['b:1']}, 'task': {'type': 'worker'}})})
+  with pytest.raises(distribute.StrategyError, match='is not one of its '
+                     'cluster.s jobs.*"index": i'):
+    tasks({'TF_CONFIG': json.dumps({'cluster': {
+        'worker': ['a:1', 'b:1']}, 'task': {'type': 'evaluator'}})})
 
 
-@pytest.mark.parametrize('variable, value', [
-    ('SLURM_NTASKS', '2'),
-    ('TF_CONFIG', json.dumps({'cluster': {'worker': ['a:1', 'b:1']}}))])
-def test_auto_refuses_a_cluster_from_the_environment(monkeypatch, variable,
-                                                     value):
-  for name in ('TF_CONFIG', 'SLURM_NTASKS', 'SLURM_STEP_NUM_TASKS'):
+def test_a_slurm_allocation_outside_a_job_step_names_the_fix(monkeypatch):
+  for name in ('TF_CONFIG', 'SLURM_NTASKS', 'SLURM_STEP_NUM_TASKS',
+               'SLURM_PROCID'):
     monkeypatch.delenv(name, raising=False)
-  monkeypatch.setenv(variable, value)
-  with pytest.raises(distribute.StrategyError, match='not supported yet'):
-    distribute.resolve('auto')  # Refused before any device is touched.
-  assert distribute.resolve('default').name == 'default'
+  with pytest.raises(distribute.StrategyError, match=(
+      'SLURM allocation cannot be read as a cluster.*SLURM_PROCID.*job step '
+      r'\(srun\), or set TF_CONFIG')):
+    distribute.resolve('auto', environ={'SLURM_NTASKS': '2'})
+
+
+def test_a_resume_with_another_worker_count_is_refused():
+  def distribution(workers):
+    return distribute.Distribution('multi_worker', None, ('CPU:0',), '',
+                                   workers=workers)
+  record = record_lib.RunRecord('gym:CartPole-v1', {}, 1, 0, workers=2)
+  distribute.check_workers(record, distribution(2))
+  with pytest.raises(distribute.StrategyError, match=(
+      'trained with 2 worker.s. and resumes with 1.*own replay shard.*'
+      'Resume with 2 worker.s.')):
+    distribute.check_workers(record, distribution(1))
+  # A record from before workers were recorded: one worker.
+  old = record_lib.RunRecord('gym:CartPole-v1', {}, 1, 0)
+  distribute.check_workers(old, distribution(1))
 
 
 @cpu_only
@@ -126,7 +151,7 @@ def test_default_and_auto_train_on_the_one_cpu(monkeypatch):
   assert distribution.describe() == (
       'Strategy: default, 1 replica on CPU:0 (one device).')
   assert distribution.record() == dict(strategy='default', replicas=1,
-                                       devices=['CPU:0'])
+                                       devices=['CPU:0'], workers=1)
 
 
 # --- Splitting the CPU (subprocesses) -------------------------------------
@@ -267,15 +292,14 @@ LAUNCH_ERRORS = {
     # The flag overrides the binding (here: towards an error).
     'flag_over_binding': (
         ["--gin_param=train.strategy='default'", '--strategy=multi_worker'],
-        {}, ['launch.train: --strategy=multi_worker: multi-worker training',
-             'not supported yet']),
+        {}, ['launch.train: --strategy=multi_worker needs a cluster']),
     'two_counts': (
         ['--cpu_replicas=1,2'], {},
         ['launch.train: --cpu_replicas=1,2: launch.train takes one count']),
-    'slurm_allocation': (
+    'slurm_allocation_outside_a_step': (
         [], {'SLURM_NTASKS': '2'},
-        ['launch.train: --strategy=auto found a cluster (SLURM_NTASKS=2)',
-         '--strategy=default']),
+        ['launch.train: The SLURM allocation cannot be read as a cluster',
+         'job step (srun)']),
     'indivisible_batch': (  # Agent.batch_size = 4 in debug.gin.
         ['--strategy=mirrored', '--cpu_replicas=3'], {},
         ['launch.train: Agent.batch_size=4 is not divisible by the 3 '
