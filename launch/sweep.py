@@ -12,6 +12,9 @@
   python -m launch.sweep <same flags> --mode=print > runs.txt
   # ... or a job array (sbatch --array=0-11) whose task i runs run i only:
   python -m launch.sweep <same flags> --array_index=$SLURM_ARRAY_TASK_ID
+  # Each run on 4 machines (a job of 4 nodes per line): `srun --ntasks=4
+  # python -m launch.train ... --strategy=multi_worker`
+  python -m launch.sweep <same flags> --mode=print --workers=4 > runs.txt
 
   # done / running / partial / failed / pending, read from disk:
   python -m launch.sweep --root=runs/sweep1 --mode=status
@@ -72,6 +75,11 @@ flags.DEFINE_enum('mode', 'local', ['local', 'print', 'status'],
 flags.DEFINE_integer('array_index', None,
                      'Only run (or print) run i, 0-based, e.g. '
                      '$SLURM_ARRAY_TASK_ID.')
+flags.DEFINE_integer(
+    'workers', 1, 'Workers per run (--mode=print): each line runs its '
+    'launch.train on that many SLURM tasks, `srun --ntasks=N ... '
+    '--strategy=multi_worker` (README "Many GPUs and machines"). Local '
+    'sweeps train each run in one process.', lower_bound=1)
 flags.DEFINE_float('stop_timeout', 120.0,
                    'Seconds an interrupted run may take to save and exit '
                    'before it is killed.')
@@ -80,7 +88,8 @@ FLAGS = flags.FLAGS
 
 def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
           parallel=1, array_index=None, stop_timeout=120.0, out=None,
-          experiments=(), experiments_dir=sweep_experiments.DIRECTORY):
+          experiments=(), experiments_dir=sweep_experiments.DIRECTORY,
+          workers=1):
   """Expands, validates and runs (or prints) a sweep; returns exit status.
 
   tasks, seeds, grid and experiments as the flags (strings, or parsed
@@ -93,6 +102,11 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
     raise ValueError(f'Unknown mode {mode!r}: local, print or status.')
   if not root:
     raise ValueError('--root is required.')
+  if workers > 1 and mode != 'print':
+    raise ValueError(
+        f'--workers={workers} is for --mode=print: a multi-worker run needs '
+        'a cluster (srun on a SLURM allocation, or TF_CONFIG per worker). '
+        'A local sweep trains each run in one process: drop --workers.')
   if mode == 'status' and not tasks:
     runs = sweep_local.load_index(root)
   else:
@@ -117,7 +131,11 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
     selected = [runs[array_index]]
   if mode == 'print':
     for run in selected:
-      print(run.shell, file=out)
+      if workers > 1:  # One launch.train per SLURM task, as one cluster.
+        print(f'srun --ntasks={workers} {run.shell} '
+              '--strategy=multi_worker', file=out)
+      else:
+        print(run.shell, file=out)
     print(f'# {len(runs)} runs: a job array of indices 0-{len(runs) - 1}',
           file=sys.stderr)
     return 0
@@ -139,7 +157,7 @@ def main(argv):
     return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file or [],
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
                  FLAGS.array_index, FLAGS.stop_timeout,
-                 experiments=FLAGS.experiments)
+                 experiments=FLAGS.experiments, workers=FLAGS.workers)
 
 
 if __name__ == '__main__':

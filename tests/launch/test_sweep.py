@@ -69,6 +69,23 @@ def test_cli_print_mode(tmp_path):
   assert not (tmp_path / 'sw').exists()
 
 
+def test_print_mode_emits_multi_worker_runs(tmp_path):
+  out = io.StringIO()
+  assert sweep.sweep(['gym:CartPole-v1'], '0-1', [], [], [],
+                     str(tmp_path / 'sw'), mode='print', out=out,
+                     workers=4) == 0
+  lines = out.getvalue().splitlines()
+  assert len(lines) == 2
+  argv = shlex.split(lines[1])
+  assert argv[:5] == ['srun', '--ntasks=4', 'python', '-m', 'launch.train']
+  assert argv[-1] == '--strategy=multi_worker'
+  assert '--seed=1' in argv or any('seed1' in a for a in argv)
+  with pytest.raises(ValueError, match='--workers=4 is for --mode=print'):
+    sweep.sweep(['gym:CartPole-v1'], '0', [], [], [], str(tmp_path / 'sw'),
+                workers=4)
+  assert not (tmp_path / 'sw').exists()
+
+
 def test_main_reports_config_errors_without_a_traceback(tmp_path):
   argv = ['sweep', f'--root={tmp_path}/sw', '--tasks=gym:CartPole-v1',
           '--gin_param=RSSM.detr=1']
