@@ -14,6 +14,12 @@ takes 0.62 s (vector, size1m), 4.3 s (vector, size12m), 5.0 s (image,
 size1m) and 20 s (image, size12m) per update; `speedup_vs_official` is
 relative to those.
 
+With XLA on, the case runs twice, in two processes sharing a fresh XLA
+compile cache (dreamer_tf/run/compile_cache.py): `compile_seconds` is the
+first (trace + compile), `cached_compile_seconds` the second (trace +
+loading the compiled update), what a resumed or repeated run pays;
+`--nocached_compile` skips the second.
+
 `--cpu_replicas=1,2` measures each case once per replica count: N >= 2
 splits the CPU into N logical devices and trains with the mirrored
 strategy (dreamer_tf/run/distribute.py), 1 with the default strategy.
@@ -27,12 +33,13 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app
 from absl import flags
 
-from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
+from launch import common_flags  # --batch_size, --compile_cache, ...
 
 CASES = {
     # name: (size preset, observation space, action space)
@@ -52,6 +59,9 @@ flags.DEFINE_integer('batch_length', 64, 'Trained steps per sequence.')
 flags.DEFINE_string('child', '', 'Internal: run one case as '
                     'case:precision:xla:replicas.')
 flags.DEFINE_string('output', '', 'Also write the JSON list to this file.')
+flags.DEFINE_bool('cached_compile', True, 'With XLA on, also measure the '
+                  'compile of a second process that finds the first one\'s '
+                  'update in the XLA compile cache.')
 FLAGS = flags.FLAGS
 
 
@@ -108,6 +118,7 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
 def main(argv):
   del argv
   if FLAGS.child:
+    common_flags.enable_compile_cache()  # --compile_cache (or none: '').
     case, precision, xla, replicas = FLAGS.child.split(':')
     print('RESULT ' + json.dumps(run_case(
         case, precision, xla, FLAGS.updates, FLAGS.batch_size or 16,
@@ -125,14 +136,14 @@ def main(argv):
            f'--updates={FLAGS.updates}',
            f'--batch_size={FLAGS.batch_size or 16}',
            f'--batch_length={FLAGS.batch_length}']
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
-    if proc.returncode or not lines:
-      result = dict(case=case, precision=precision, xla=xla == 'on',
-                    replicas=replicas,
-                    error=proc.stderr.strip().splitlines()[-1:])
-    else:
-      result = json.loads(lines[-1][len('RESULT '):])
+    with tempfile.TemporaryDirectory() as cache:
+      cmd.append(f'--compile_cache={cache}' if xla == 'on' else
+                 '--compile_cache=')
+      result = _run_child(cmd, dict(case=case, precision=precision,
+                                    xla=xla == 'on', replicas=replicas))
+      if xla == 'on' and FLAGS.cached_compile and 'error' not in result:
+        again = _run_child(cmd, {})
+        result['cached_compile_seconds'] = again.get('compile_seconds')
     results.append(result)
     print(json.dumps(result), file=sys.stderr, flush=True)
   text = json.dumps(results, indent=2)
@@ -140,6 +151,15 @@ def main(argv):
     with open(FLAGS.output, 'w') as f:
       f.write(text + '\n')
   print(text)
+
+
+def _run_child(cmd, describe):
+  """The result dict of one child process, or `describe` + its error."""
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+  if proc.returncode or not lines:
+    return dict(describe, error=proc.stderr.strip().splitlines()[-1:])
+  return json.loads(lines[-1][len('RESULT '):])
 
 
 if __name__ == '__main__':
