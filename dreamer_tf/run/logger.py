@@ -147,6 +147,30 @@ class Logger:
         f.truncate(size)  # Append mode: the next write lands at `size`.
         f.seek(size)
 
+  def abandon(self, directory):
+    """Moves every JSONL record written so far into `directory` (appended
+    to files of the same names) and empties the files; returns {file name:
+    records moved}. For a run that starts over: the records of an earlier
+    attempt that never wrote a checkpoint describe nothing that survives,
+    and the new attempt would log the same steps again."""
+    moved = {}
+    for f in (self._metrics, self._scores):
+      f.flush()
+      name = os.path.basename(f.name)
+      with open(f.name) as old:
+        text = old.read()
+      if not text:
+        continue
+      os.makedirs(directory, exist_ok=True)
+      with open(os.path.join(directory, name), 'a') as kept:
+        kept.write(text)
+        kept.flush()
+        os.fsync(kept.fileno())
+      f.truncate(0)
+      f.seek(0)
+      moved[name] = text.count('\n')
+    return moved
+
   def close(self):
     self._metrics.close()
     self._scores.close()

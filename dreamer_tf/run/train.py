@@ -71,6 +71,8 @@ from dreamer_tf.run import schedules
 from dreamer_tf.run import workers as workers_lib
 
 OPERATIVE_CONFIG = 'operative_config.gin'
+# Where the records of an attempt that never checkpointed are moved.
+ABANDONED = 'abandoned'
 LOST_REPLAY = ('refuse', 'empty')  # What a resume does without its replay.
 
 
@@ -188,6 +190,7 @@ def train(
     checkpoint = ckpt_lib.Checkpoint(
         ckpt_dir, parts, unavailable=(replay_lib.ReplayCorruptError,))
     if _load(checkpoint, replay_part, lost_replay, cluster) is None:
+      _start_over(logger, logdir)
       driver.reset()
     else:
       _say_resumed(checkpoint, counters, record)
@@ -331,6 +334,21 @@ class _LoggerPart:
 
   def set_state(self, state):
     self.logger.rewind(state['position'])
+
+
+def _start_over(logger, logdir):
+  """A run without a checkpoint starts from step 0: records an earlier
+  attempt logged before it was stopped ahead of its first checkpoint move
+  to <logdir>/abandoned (kept, not mixed into this attempt's steps), and a
+  warning says so."""
+  directory = os.path.join(logdir, ABANDONED)
+  moved = logger.abandon(directory)
+  if moved:
+    logger.warn(
+        'An earlier attempt in this logdir stopped before its first '
+        'checkpoint; the run starts over from step 0. Its records (' +
+        ', '.join(f'{n} in {name}' for name, n in sorted(moved.items())) +
+        f') were moved to {directory}.')
 
 
 def _say_resumed(checkpoint, counters, record):

@@ -141,3 +141,27 @@ def test_warnings_go_to_the_console_unless_it_is_off(tmp_path, capsys):
     logger.warn('Update 1 skipped')
     logger.close()
     assert capsys.readouterr().err == printed
+
+
+def test_abandon_moves_the_records_aside_and_empties_the_files(tmp_path):
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  logger.scalars({'loss': 0.5}, 1)
+  logger.score(1.0, 10, 2)
+  logger.close()
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 3')  # Killed mid-line.
+  logger = log_lib.Logger(str(tmp_path), tensorboard=False, console=False)
+  assert logger.abandon(str(tmp_path / 'kept')) == {'metrics.jsonl': 2,
+                                                     'scores.jsonl': 1}
+  logger.scalars({'loss': 0.25}, 1)
+  logger.close()
+  assert [json.loads(l)['step'] for l in open(tmp_path / 'metrics.jsonl')] \
+      == [1]
+  assert (tmp_path / 'scores.jsonl').read_text() == ''
+  kept = (tmp_path / 'kept' / 'metrics.jsonl').read_text()
+  assert kept.startswith('{"step": 1') and kept.endswith('{"step": 3')
+  # Nothing written: nothing moved, no directory.
+  logger = log_lib.Logger(str(tmp_path / 'fresh'), tensorboard=False,
+                          console=False)
+  assert logger.abandon(str(tmp_path / 'fresh' / 'kept')) == {}
+  assert not (tmp_path / 'fresh' / 'kept').exists()

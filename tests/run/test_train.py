@@ -190,6 +190,24 @@ def test_an_env_that_crashes_every_episode_stops_the_run(tmp_path):
           if 'env/lost_episode_steps' in m] == [2, 2]
 
 
+def test_records_of_an_attempt_killed_before_its_first_checkpoint_move_aside(
+    tmp_path, capsys):
+  """A run killed after it logged steps but before its first checkpoint
+  starts over at step 0 on the rerun; its records would repeat those steps,
+  so they move to <logdir>/abandoned (fault injection found the repeat)."""
+  tmp_path.mkdir(exist_ok=True)
+  with open(tmp_path / 'metrics.jsonl', 'w') as f:
+    for step in range(1, 6):
+      f.write(json.dumps({'step': step, 'train/x': 1.0}) + '\n')
+  run(tmp_path, 8)
+  steps = [r['step'] for r in _read(tmp_path / 'metrics.jsonl')]
+  assert len(steps) == len(set(steps)), steps
+  assert len(_read(tmp_path / train_lib.ABANDONED / 'metrics.jsonl')) == 5
+  err = capsys.readouterr().err
+  assert 'stopped before its first checkpoint' in err and '5 in ' \
+      'metrics.jsonl' in err
+
+
 def test_unknown_env_id_suggests_close_names(tmp_path):
   with pytest.raises(Exception, match='CartPole-v1'):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
