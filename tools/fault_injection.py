@@ -26,7 +26,7 @@ budget is spent, `compare` checks that parameters, optimizer state, slow
 critic, counters, the replay's contents and next draws, `scores.jsonl` and
 the logged metric steps equal those of the run that was never stopped.
 
-`tests/tools/test_fault_injection.py` runs 3 kill points of this tool;
+`tests/tools/test_fault_injection.py` runs 5 kill points of this tool;
 `tests/run/test_train.py` uses `compare` for its exact-resume tests.
 """
 import argparse
