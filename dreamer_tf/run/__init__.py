@@ -1,6 +1,9 @@
 """Running agents: one run (`train` builds the parts, `loop` runs them,
 `driver` steps the envs, `checkpoint` of named parts, `record` run.json,
-`logger`, `report`), evaluation (`evaluate`, `recording`) and `export`.
+`logger`, `report`; `distribute` picks the strategy and `workers` keeps the
+workers of a multi-worker run in step; `compile_cache` keeps compiled
+functions between processes), evaluation (`evaluate`, `recording`) and
+`export`.
 
 This module stays free of TensorFlow so that launchers which only inspect
 run directories (e.g. `launch.sweep --mode=status`) start instantly.
