@@ -1,7 +1,9 @@
 """Shared test helpers: tiny model configs and synthetic replay batches."""
+import json
 import multiprocessing
 import os
 import shutil
+import socket
 import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -113,3 +115,21 @@ def straight_runs(tmp_path_factory):
       runs[variant] = logdir
     return runs[variant]
   return get
+
+
+def free_ports(count):
+  """`count` TCP ports on 127.0.0.1 that were free a moment ago."""
+  sockets = [socket.socket() for _ in range(count)]
+  for sock in sockets:
+    sock.bind(('127.0.0.1', 0))
+  ports = [sock.getsockname()[1] for sock in sockets]
+  for sock in sockets:
+    sock.close()
+  return ports
+
+
+def tf_config(ports, index):
+  """TF_CONFIG of worker `index` of a cluster on 127.0.0.1:`ports`."""
+  return json.dumps({
+      'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
+      'task': {'type': 'worker', 'index': index}})

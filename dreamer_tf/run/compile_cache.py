@@ -56,6 +56,12 @@ def tensorflow_version():
   return 'unknown'
 
 
+def version_directory(directory):
+  """Where the installed TensorFlow's entries go in the cache `directory`."""
+  return os.path.join(os.path.expanduser(directory),
+                      f'tf-{tensorflow_version()}')
+
+
 def enable(directory, max_bytes=MAX_BYTES, environ=None, modules=None):
   """Turns the cache on for this process and the processes it starts.
 
@@ -76,8 +82,7 @@ def enable(directory, max_bytes=MAX_BYTES, environ=None, modules=None):
         'The XLA compile cache must be turned on before TensorFlow loads: '
         'call dreamer_tf.run.compile_cache.enable() before importing '
         'tensorflow, or pass --compile_cache= to run without it.')
-  path = os.path.join(os.path.expanduser(directory),
-                      f'tf-{tensorflow_version()}')
+  path = version_directory(directory)
   try:
     os.makedirs(path, exist_ok=True)
   except OSError as e:

@@ -154,12 +154,10 @@ def train(
     if previous is not None:
       distribute.check_workers(previous, distribution)
     pool = stack.enter_context(_pool(env, env_kwargs, seeds))
-    # Evaluation runs on the chief only.
-    eval_pool = stack.enter_context(_pool(env, env_kwargs, [
-        10**6 + seed * 1000 + i for i in range(min(eval_episodes, 4))]
-                                          )) if (
-                                              eval_every and
-                                              distribution.is_chief) else None
+    eval_pool = None
+    if eval_every and distribution.is_chief:  # The chief alone evaluates.
+      eval_pool = stack.enter_context(_pool(env, env_kwargs, [
+          10**6 + seed * 1000 + i for i in range(min(eval_episodes, 4))]))
     logger = log_lib.Logger(logdir)
     stack.callback(logger.close)
     agent = agent_lib.Agent(pool.obs_space, pool.act_space, seed=seed,

@@ -2,7 +2,6 @@
 the multi-replica update against the single-device one."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import tensorflow as tf
 
 from dreamer_tf.model import placement
 from dreamer_tf.model import update
-from tests.conftest import ROOT, TINY, make_batch
+from tests.conftest import ROOT, TINY, free_ports, make_batch, tf_config
 from tests.model.test_agent import build
 
 
@@ -126,24 +125,6 @@ def test_mirrored_update_runs_with_xla_loss_and_gradients():
   single, mirrored = result['loss_0']
   assert mirrored == pytest.approx(single, rel=1e-4)  # before any update
   assert result['params']['changed'] and result['params']['max_rel'] < 1e-2
-
-
-def free_ports(count):
-  """`count` TCP ports on 127.0.0.1 that were free a moment ago."""
-  sockets = [socket.socket() for _ in range(count)]
-  for sock in sockets:
-    sock.bind(('127.0.0.1', 0))
-  ports = [sock.getsockname()[1] for sock in sockets]
-  for sock in sockets:
-    sock.close()
-  return ports
-
-
-def tf_config(ports, index):
-  """TF_CONFIG of worker `index` of a cluster on 127.0.0.1:`ports`."""
-  return json.dumps({
-      'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
-      'task': {'type': 'worker', 'index': index}})
 
 
 @pytest.mark.slow

@@ -296,8 +296,7 @@ _read = fault_injection.read_jsonl  # Strict: no NaN or Infinity tokens.
 
 def _compile_cache_entries():
   """Files in the launchers' XLA compile cache (tests/conftest.py)."""
-  path = os.path.join(os.environ[compile_cache.ENV_VAR],
-                      f'tf-{compile_cache.tensorflow_version()}')
+  path = compile_cache.version_directory(os.environ[compile_cache.ENV_VAR])
   return {file for _, _, file in compile_cache.entries(path)}
 _logged_steps = fault_injection.logged_steps
 

@@ -16,8 +16,7 @@ from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import evaluate
 from dreamer_tf.run import workers
 from dreamer_tf import replay as replay_lib
-from tests.conftest import ROOT
-from tests.model.test_placement import free_ports, tf_config
+from tests.conftest import ROOT, free_ports, tf_config
 from tools import fault_injection
 
 
