@@ -131,7 +131,8 @@ class Agent:
         self.explore_optimizer = optim.LaProp(
             lr=self.exploration.lr, name='explore_laprop')
         self.explore_optimizer.build(self.explore_variables)
-    self._policy_fn = tf.function(self._policy, jit_compile=jit_compile)
+    self._policy_fn = tf.function(self._policy, jit_compile=jit_compile,
+                                  autograph=False)
     self._update = None
 
   # --- Construction ---------------------------------------------------------

@@ -135,7 +135,7 @@ def _single_replica_update(agent):
     metrics['opt/skipped'] = tf.cond(_finite(metrics), apply,
                                      lambda: tf.constant(1.0))
     return metrics, out.replay
-  return tf.function(step, jit_compile=agent.jit_compile)
+  return tf.function(step, jit_compile=agent.jit_compile, autograph=False)
 
 
 def _multi_replica_update(agent):
@@ -166,7 +166,7 @@ def _multi_replica_update(agent):
       replica = _replica_index()
       if replica not in compiled:
         compiled[replica] = tf.function(
-            wrapped, jit_compile=agent.jit_compile)
+            wrapped, jit_compile=agent.jit_compile, autograph=False)
       return compiled[replica](*args)
     return call
 
@@ -179,7 +179,7 @@ def _multi_replica_update(agent):
     return out.metrics, out.grads, out.explore_grads, out.replay
   replica_gradients = stateless(replica_gradients)
 
-  @tf.function
+  @tf.function(autograph=False)
   def global_gradients(data):
     seed = _update_seed(agent)
     run = strategy.run
@@ -190,7 +190,7 @@ def _multi_replica_update(agent):
     return run(lambda d: replica_gradients(read(), d, seed, retnorms),
                (data,)), retnorms
 
-  @tf.function
+  @tf.function(autograph=False)
   def apply(grads, explore_grads, retnorms):
     _assign_retnorms(agent, retnorms)
     # All-reduce, update. tf.identity places each gradient on its

@@ -39,6 +39,7 @@ The destination must be a new or empty directory, or a previous export
 (`check_destination`) unless `overwrite`, since the SavedModel's files
 would be mixed with (or replace) files it does not own.
 """
+import functools
 import json
 import os
 import re
@@ -75,18 +76,19 @@ class PolicyModule(tf.Module):
     self._layout = _Layout(agent, batch_size)
     layout = self._layout
     seed = tf.TensorSpec([2], tf.int32)
-    self.policy = tf.function(self._policy, input_signature=[
+    function = functools.partial(tf.function, autograph=False)
+    self.policy = function(self._policy, input_signature=[
         layout.obs_spec, layout.state_spec, seed])
-    self.initial_state = tf.function(
+    self.initial_state = function(
         self._initial_state, input_signature=[tf.TensorSpec([], tf.int32)])
-    self.serve = tf.function(self._serve, input_signature=[{
+    self.serve = function(self._serve, input_signature=[{
         name: tf.TensorSpec(spec.shape, spec.dtype, name=name)
         for name, (_, spec) in layout.inputs.items()}])
-    self.serve_initial_state = tf.function(
+    self.serve_initial_state = function(
         lambda batch: {f'state_{k}': v for k, v in
                        self._initial_state(batch).items()},
         input_signature=[tf.TensorSpec([], tf.int32, name='batch')])
-    self.metadata = tf.function(self._metadata, input_signature=[])
+    self.metadata = function(self._metadata, input_signature=[])
 
   def _policy(self, obs, state, seed):
     actions, carry, _ = self._agent.policy(obs, state, seed, mode=self._mode)

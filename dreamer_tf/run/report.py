@@ -20,7 +20,7 @@ class OpenLoop:
 
   def __init__(self, agent, observe=16):
     self.agent, self.observe = agent, observe
-    self._fn = tf.function(self._predict)
+    self._fn = tf.function(self._predict, autograph=False)
 
   def __call__(self, data, seed):
     """data {key: [N, C + T, ...]} in replay format (C = replay_context).
