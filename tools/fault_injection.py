@@ -226,9 +226,10 @@ def compare(straight, resumed, replay_kwargs=None):
   return diffs
 
 
-def inject(root, kill_points, straight=None, extra=()):
+def inject(root, kill_points, straight=None, extra=(), replay_kwargs=None):
   """Runs the faulted run in <root>/faulted (and the straight one in
-  <root>/straight unless given); returns the report dict."""
+  <root>/straight unless given); returns the report dict. extra: more
+  flags for both runs; replay_kwargs: the `Replay` settings they make."""
   root = pathlib.Path(root)
   if straight is None:
     straight = root / 'straight'
@@ -241,11 +242,11 @@ def inject(root, kill_points, straight=None, extra=()):
       kills.append(dict(point, killed=False, note='run already finished'))
       continue
     outcome = kill_at(faulted, point, argv)
-    outcome['problems'] = check_resumable(faulted)
+    outcome['problems'] = check_resumable(faulted, replay_kwargs)
     kills.append(dict(point, **outcome))
   start = time.time()
   run_to_end(argv)
-  diffs = compare(straight, faulted)
+  diffs = compare(straight, faulted, replay_kwargs)
   return dict(
       steps=RUN_STEPS, save_every_steps=SAVE_EVERY, kills=kills,
       killed=sum(k['killed'] for k in kills),
