@@ -3,6 +3,7 @@
   python -m launch.benchmark                       # the 8 standard cases
   python -m launch.benchmark --cases=vector1m --precisions=float32 --xla=on
   python -m launch.benchmark --cases=vector1m --cpu_replicas=1,2  # per replica count
+  python -m launch.benchmark --loop=default,dmc_proprio --loop_updates=40
 
 For every case x precision x XLA setting x replica count a fresh
 subprocess builds the agent
@@ -10,9 +11,10 @@ at the paper's batch (16 x 64, replay context 1), runs one update to compile
 it, then times `--updates` updates on a fixed random batch and reports
 updates/s, seconds per update, compile seconds and the peak RSS of that
 process. The official JAX code on this machine kind (batch 16x64, f32)
-takes 0.62 s (vector, size1m), 4.3 s (vector, size12m), 5.0 s (image,
-size1m) and 20 s (image, size12m) per update; `speedup_vs_official` is
-relative to those.
+takes 0.62 s (24-d vector, 6 actions, size1m), 0.77 s (5-d vector, 1
+action, size1m: DMC cartpole; measured on a day ~25% slower), 4.3 s
+(vector, size12m), 5.0 s (image, size1m) and 20 s (image, size12m) per
+update; `speedup_vs_official` is relative to those.
 
 With XLA on, the case runs twice, in two processes sharing a fresh XLA
 compile cache (dreamer_tf/run/compile_cache.py): `compile_seconds` is the
@@ -26,11 +28,23 @@ strategy (dreamer_tf/run/distribute.py), 1 with the default strategy.
 The replicas share the machine's cores, so on a CPU this checks that the
 multi-replica update runs and what it costs, not a speed-up; each result
 names its `strategy`, `replicas` and `devices`.
+
+`--loop=SUITE,...` measures the training loop instead: for each suite
+(`default` for gin_configs/default.gin, or a name in gin_configs/suites/,
+or a .gin path; `--gin_file` and `--gin_param` apply after each) it runs `launch.train`
+in a fresh logdir, lets the first update compile, then measures
+`--loop_updates` more updates and stops the run with SIGINT. From the
+run's log windows after the first update it reports updates/s, env
+frames/s, the seconds per update inside the update and
+`outside_update_share`, the share of wall time the loop spends outside the
+agent's update (env steps, acting, replay, evaluation, checkpoints,
+logging; `time/update_share` in metrics.jsonl).
 """
 import itertools
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,13 +57,14 @@ from launch import common_flags  # --batch_size, --compile_cache, ...
 
 CASES = {
     # name: (size preset, observation space, action space)
+    'vector5d1m': ('size1m', '5', 'continuous:1'),  # DMC cartpole's spaces.
     'vector1m': ('size1m', '24', 'continuous:6'),
     'vector12m': ('size12m', '24', 'continuous:6'),
     'image1m': ('size1m', '64x64x3', 'discrete:18'),
     'image12m': ('size12m', '64x64x3', 'discrete:18'),
 }
-OFFICIAL_SECONDS = {'vector1m': 0.62, 'vector12m': 4.3, 'image1m': 5.0,
-                    'image12m': 20.0}
+OFFICIAL_SECONDS = {'vector5d1m': 0.772, 'vector1m': 0.62, 'vector12m': 4.3,
+                    'image1m': 5.0, 'image12m': 20.0}
 
 flags.DEFINE_list('cases', ['vector1m', 'image12m'], f'Of {sorted(CASES)}.')
 flags.DEFINE_list('precisions', ['float32', 'bfloat16'], 'Compute dtypes.')
@@ -59,6 +74,10 @@ flags.DEFINE_integer('batch_length', 64, 'Trained steps per sequence.')
 flags.DEFINE_string('child', '', 'Internal: run one case as '
                     'case:precision:xla:replicas.')
 flags.DEFINE_string('output', '', 'Also write the JSON list to this file.')
+flags.DEFINE_list('loop', [], 'Measure the training loop of these suites '
+                  'instead of the update (see the module docstring).')
+flags.DEFINE_integer('loop_updates', 40, 'Updates measured per --loop suite '
+                     '(after the first, which compiles).')
 flags.DEFINE_bool('cached_compile', True, 'With XLA on, also measure the '
                   'compile of a second process that finds the first one\'s '
                   'update in the XLA compile cache.')
@@ -115,8 +134,116 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
       loss_finite=bool(np.isfinite(float(metrics['opt/loss']))))
 
 
+def suite_gin(name):
+  """The gin file of a --loop suite name (see the module docstring)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if name.endswith('.gin'):
+    path = name
+  elif name == 'default':
+    path = os.path.join(root, 'gin_configs', 'default.gin')
+  else:
+    path = os.path.join(root, 'gin_configs', 'suites', f'{name}.gin')
+  if not os.path.isfile(path):
+    suites = sorted(f[:-4] for f in os.listdir(
+        os.path.join(root, 'gin_configs', 'suites')) if f.endswith('.gin'))
+    raise app.UsageError(
+        f'--loop={name}: no gin file {path}. Use default, a .gin path or '
+        f'one of {suites}.')
+  return path
+
+
+def measure_loop(suite, updates, gin_params=(), gin_files=(),
+                 log_every=5, timeout=3600):
+  """Runs launch.train on `suite` (then `gin_files`, then `gin_params`)
+  until `updates` updates after the first (which compiles) are logged,
+  stops it with SIGINT and returns the loop's rates and its share of wall
+  time outside the agent's update."""
+  with tempfile.TemporaryDirectory() as logdir:
+    cmd = [sys.executable, '-m', 'launch.train', f'--logdir={logdir}',
+           f'--gin_file={suite_gin(suite)}',
+           *[f'--gin_file={f}' for f in gin_files],
+           f'--gin_param=train.log_every={log_every}',
+           *[f'--gin_param={p}' for p in gin_params]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    try:
+      while True:
+        windows = _loop_windows(os.path.join(logdir, 'metrics.jsonl'))
+        if sum(w['updates'] for w in windows) >= updates:
+          break
+        if proc.poll() is not None:
+          return dict(suite=suite, error=(proc.stderr.read().strip()
+                                          .splitlines()[-1:]))
+        if time.time() > deadline:
+          return dict(suite=suite, error=f'no {updates} updates within '
+                      f'{timeout} s')
+        time.sleep(1.0)
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+          proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+          os.killpg(proc.pid, signal.SIGKILL)
+          proc.communicate()
+    with open(os.path.join(logdir, 'config.gin')) as f:
+      bindings = f.read()
+  seconds = sum(w['seconds'] for w in windows)
+  update_seconds = sum(w['update_seconds'] for w in windows)
+  count = sum(w['updates'] for w in windows)
+  return dict(
+      suite=suite, gin_params=list(gin_params),
+      env=_binding(bindings, 'train.env'),
+      num_envs=_binding(bindings, 'train.num_envs'),
+      train_ratio=_binding(bindings, 'train.train_ratio'),
+      updates_measured=count, seconds_measured=round(seconds, 2),
+      updates_per_second=round(count / seconds, 3),
+      frames_per_second=round(sum(w['frames'] for w in windows) / seconds, 2),
+      seconds_per_update_inside=round(update_seconds / count, 4),
+      outside_update_share=round(1 - update_seconds / seconds, 4))
+
+
+def _loop_windows(path):
+  """Log windows of a run's metrics.jsonl after the one holding the first
+  update: {seconds, update_seconds, updates, frames} each."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  records = [r for r in records if 'time/window_seconds' in r]
+  windows = []
+  for before, record in zip(records, records[1:]):
+    if before['counters/updates'] < 1:
+      continue  # The first update (tracing, compiling) is in `before`.
+    seconds = record['time/window_seconds']
+    windows.append(dict(
+        seconds=seconds, update_seconds=record['time/update_share'] * seconds,
+        updates=record['counters/updates'] - before['counters/updates'],
+        frames=record['counters/frames'] - before['counters/frames']))
+  return windows
+
+
+def _binding(text, name):
+  """The value of `name = ...` in an operative gin config."""
+  for line in text.splitlines():
+    if line.startswith(f'{name} = '):
+      return line.split(' = ', 1)[1].strip()
+  return None
+
+
 def main(argv):
   del argv
+  if FLAGS.loop:
+    results = []
+    for suite in FLAGS.loop:
+      result = measure_loop(suite, FLAGS.loop_updates, FLAGS.gin_param,
+                            FLAGS.gin_file or ())
+      results.append(result)
+      print(json.dumps(result), file=sys.stderr, flush=True)
+    _emit(results)
+    return
   if FLAGS.child:
     common_flags.enable_compile_cache()  # --compile_cache (or none: '').
     case, precision, xla, replicas = FLAGS.child.split(':')
@@ -146,6 +273,11 @@ def main(argv):
         result['cached_compile_seconds'] = again.get('compile_seconds')
     results.append(result)
     print(json.dumps(result), file=sys.stderr, flush=True)
+  _emit(results)
+
+
+def _emit(results):
+  """Prints the JSON list (and writes it to --output)."""
   text = json.dumps(results, indent=2)
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:

@@ -22,33 +22,6 @@ def pytest_sessionfinish(session, exitstatus):
   if _SESSION_CACHE:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
-
-# The modules that take longest in a full run (seconds of their tests,
-# summed, on 2 cores: test_train ~630, test_placement ~490, test_distribute
-# ~320, test_learning ~280, test_fault_injection ~230, test_workers ~220).
-LONGEST_MODULES = ('tests.run.test_train', 'tests.model.test_placement',
-                   'tests.run.test_distribute', 'tests.test_learning',
-                   'tests.tools.test_fault_injection',
-                   'tests.run.test_workers')
-
-
-def pytest_collection_modifyitems(items):
-  """The longest modules first, then the other modules with slow tests,
-  then the rest (each group in collected order): pytest-xdist's `--dist
-  loadscope` hands out modules in this order, so the long ones start at
-  once and the short ones fill the gaps, instead of a long module starting
-  last and running alone."""
-  slow = {item.module.__name__ for item in items
-          if item.get_closest_marker('slow')}
-
-  def rank(item):
-    name = item.module.__name__
-    if name in LONGEST_MODULES:
-      return LONGEST_MODULES.index(name)
-    return len(LONGEST_MODULES) + (name not in slow)
-  items.sort(key=rank)
-
-
 import gin
 import numpy as np
 import pytest

@@ -165,6 +165,9 @@ class Loop:
     # This worker's share of the global batch (all of it with one worker).
     self.batch_share = agent.batch_size // self.cluster.workers
     self.lost_logged = 0  # Entries of pool.lost_episodes already logged.
+    # Wall seconds spent in the agent's update (not checkpointed: a
+    # statistic of this process, logged per window as time/update_share).
+    self.update_seconds = 0.0
     self.openloop = report_lib.OpenLoop(
         agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
     driver.on_step(self._store)
@@ -229,7 +232,7 @@ class Loop:
     n = len(self.driver) * cluster.workers  # Policy steps per iteration.
     min_items = self.batch_share * self.agent.batch_length
     last_log = last_save = last_report = time.time()
-    window = dict(start=time.time(), steps=c.policy_steps, updates=0)
+    window = self._window(time.time())
     metrics, training, stopping = {}, False, False
     while c.policy_steps < s.steps and not stopping:
       self.driver.step(c.rng.integers(0, 2**31 - 1, 2).astype(np.int32))
@@ -253,7 +256,7 @@ class Loop:
         now = time.time()
       if now - last_log >= s.log_every:
         self._log(metrics, window, now)
-        window = dict(start=now, steps=c.policy_steps, updates=0)
+        window = self._window(now)
         last_log = now
       if (s.report_every and now - last_report >= s.report_every
           and self.ratio.updates):
@@ -308,11 +311,14 @@ class Loop:
       self.agent.set_intrinsic_weight(weight)
       self.logger.scalars({'explore/intrinsic_weight': weight}, self.frames)
     batch = self.replay.sample(self.batch_share)
+    start = time.perf_counter()
     with self.cluster.collective():  # A lost worker is named.
       metrics, updates = self.agent.train(batch)
+    skipped = float(metrics['opt/skipped'])  # Waits for the update.
+    self.update_seconds += time.perf_counter() - start
     if not self.replay.prioritized:
       updates.pop('priority', None)
-    if float(metrics['opt/skipped']):
+    if skipped:
       # The agent skipped the update; its latents are not written back.
       c = self.counters
       c.nonfinite += 1
@@ -375,15 +381,28 @@ class Loop:
                         report_lib.video_grid(*preds[name], observe),
                         self.frames)
 
+  def _window(self, now):
+    """The counts at the start of a log window."""
+    return dict(start=now, steps=self.counters.policy_steps, updates=0,
+                update_seconds=self.update_seconds)
+
   def _log(self, metrics, window, now):
+    """Logs the window's rates and the last update's metrics. Where the
+    time goes: time/update_share is the share of the window's wall time
+    spent in the agent's update (from handing it the batch to its result);
+    the rest is the loop's (env steps, acting, replay, evaluation,
+    checkpoints, logging)."""
     c, s = self.counters, self.settings
     seconds = max(now - window['start'], 1e-9)
+    update_seconds = self.update_seconds - window['update_seconds']
     fps = (c.policy_steps - window['steps']) * s.frames_per_step
     replayed = self.agent.batch_size * self.agent.batch_length
     values = {f'train/{k}': v for k, v in metrics.items()}
     values.update({
         'fps/policy': fps / seconds,
         'fps/train': window['updates'] * replayed / seconds,
+        'time/window_seconds': seconds,
+        'time/update_share': update_seconds / seconds,
         'counters/policy_steps': c.policy_steps,
         'counters/frames': self.frames,
         'counters/updates': self.ratio.updates,

@@ -63,6 +63,11 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path, capsys):
   assert all(s['episode/score'] == s['episode/length'] for s in scores)
   metrics = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert any('train/opt/loss' in m for m in metrics)
+  # Where the wall time goes: the update's share of each log window.
+  shares = [m['time/update_share'] for m in metrics
+            if 'time/update_share' in m]
+  assert shares and all(0 <= share <= 1 for share in shares)
+  assert any(share > 0 for share in shares)
   # Open-loop reports log prediction errors in every loop iteration from
   # the first update on (policy step 42 = 40 + 32 / 16) to 120.
   reports = [m for m in metrics if 'report/openloop/vector_imagined' in m]
