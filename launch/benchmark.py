@@ -158,36 +158,43 @@ def measure_loop(suite, updates, gin_params=(), gin_files=(),
   until `updates` updates after the first (which compiles) are logged,
   stops it with SIGINT and returns the loop's rates and its share of wall
   time outside the agent's update."""
-  with tempfile.TemporaryDirectory() as logdir:
+  with tempfile.TemporaryDirectory() as tmp:
+    logdir = os.path.join(tmp, 'run')
     cmd = [sys.executable, '-m', 'launch.train', f'--logdir={logdir}',
            f'--gin_file={suite_gin(suite)}',
            *[f'--gin_file={f}' for f in gin_files],
            f'--gin_param=train.log_every={log_every}',
            *[f'--gin_param={p}' for p in gin_params]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    try:
-      while True:
-        windows = _loop_windows(os.path.join(logdir, 'metrics.jsonl'))
-        if sum(w['updates'] for w in windows) >= updates:
-          break
-        if proc.poll() is not None:
-          return dict(suite=suite, error=(proc.stderr.read().strip()
-                                          .splitlines()[-1:]))
-        if time.time() > deadline:
-          return dict(suite=suite, error=f'no {updates} updates within '
-                      f'{timeout} s')
-        time.sleep(1.0)
-    finally:
-      if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-          proc.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-          os.killpg(proc.pid, signal.SIGKILL)
-          proc.communicate()
+    # The console output goes to a file: a pipe nobody reads would fill
+    # and block the run.
+    with open(os.path.join(tmp, 'console.txt'), 'w+') as console:
+      proc = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+      deadline = time.time() + timeout
+      try:
+        while True:
+          windows = _loop_windows(os.path.join(logdir, 'metrics.jsonl'))
+          measured = sum(w['updates'] for w in windows)
+          if measured >= updates:
+            break
+          if proc.poll() is not None:
+            console.seek(0)
+            last = console.read().replace('\r', '\n').strip()
+            return dict(suite=suite, error=(
+                f'the run ended (exit {proc.returncode}) after {measured} '
+                f'measured updates: {last.splitlines()[-1:]}'))
+          if time.time() > deadline:
+            return dict(suite=suite, error=f'{measured} of {updates} '
+                        f'updates measured within {timeout} s')
+          time.sleep(1.0)
+      finally:
+        if proc.poll() is None:
+          os.killpg(proc.pid, signal.SIGINT)
+          try:
+            proc.wait(timeout=600)
+          except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     with open(os.path.join(logdir, 'config.gin')) as f:
       bindings = f.read()
   seconds = sum(w['seconds'] for w in windows)
@@ -211,7 +218,8 @@ def _loop_windows(path):
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
+    # Whole lines only: the run may be writing the last one.
+    records = [json.loads(line) for line in f if line.endswith('\n')]
   records = [r for r in records if 'time/window_seconds' in r]
   windows = []
   for before, record in zip(records, records[1:]):
@@ -220,8 +228,8 @@ def _loop_windows(path):
     seconds = record['time/window_seconds']
     windows.append(dict(
         seconds=seconds, update_seconds=record['time/update_share'] * seconds,
-        updates=record['counters/updates'] - before['counters/updates'],
-        frames=record['counters/frames'] - before['counters/frames']))
+        updates=int(record['counters/updates'] - before['counters/updates']),
+        frames=int(record['counters/frames'] - before['counters/frames'])))
   return windows
 
 

@@ -33,6 +33,7 @@ def test_loop_windows_start_after_the_first_update(tmp_path):
           'step': frames, 'counters/updates': updates,
           'counters/frames': frames, 'time/window_seconds': seconds,
           'time/update_share': share}) + '\n')
+    f.write('{"step": 72, "counters/upd')  # Being written: left out.
   windows = benchmark._loop_windows(str(path))  # pylint: disable=protected-access
   assert windows == [
       dict(seconds=2.0, update_seconds=1.0, updates=4, frames=8),
@@ -58,3 +59,11 @@ def test_loop_mode_measures_a_real_training_run():
   assert result['frames_per_second'] > 0
   assert 0 < result['outside_update_share'] < 1
   assert result['seconds_per_update_inside'] > 0
+
+
+def test_loop_mode_reports_a_run_that_ends_before_its_updates():
+  result = benchmark.measure_loop('default', updates=5,
+                                  gin_params=["RSSM.deter='big'"], timeout=300)
+  assert set(result) == {'suite', 'error'}
+  assert 'the run ended (exit 1) after 0 measured updates' in result['error']
+  assert 'RSSM.deter' in result['error']
