@@ -53,6 +53,8 @@ import time
 from absl import app
 from absl import flags
 
+from dreamer_tf.analysis import metrics as metrics_lib
+from dreamer_tf.analysis import results as results_lib
 from launch import common_flags  # --batch_size, --compile_cache, ...
 
 CASES = {
@@ -173,7 +175,7 @@ def measure_loop(suite, updates, gin_params=(), gin_files=(),
       deadline = time.time() + timeout
       try:
         while True:
-          windows = _loop_windows(os.path.join(logdir, 'metrics.jsonl'))
+          windows = _loop_windows(logdir)
           measured = sum(w['updates'] for w in windows)
           if measured >= updates:
             break
@@ -195,16 +197,15 @@ def measure_loop(suite, updates, gin_params=(), gin_files=(),
           except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    with open(os.path.join(logdir, 'config.gin')) as f:
-      bindings = f.read()
+    bindings = results_lib.read_config(logdir)
   seconds = sum(w['seconds'] for w in windows)
   update_seconds = sum(w['update_seconds'] for w in windows)
   count = sum(w['updates'] for w in windows)
   return dict(
       suite=suite, gin_params=list(gin_params),
-      env=_binding(bindings, 'train.env'),
-      num_envs=_binding(bindings, 'train.num_envs'),
-      train_ratio=_binding(bindings, 'train.train_ratio'),
+      env=bindings.get('train.env'),
+      num_envs=bindings.get('train.num_envs'),
+      train_ratio=bindings.get('train.train_ratio'),
       updates_measured=count, seconds_measured=round(seconds, 2),
       updates_per_second=round(count / seconds, 3),
       frames_per_second=round(sum(w['frames'] for w in windows) / seconds, 2),
@@ -212,15 +213,12 @@ def measure_loop(suite, updates, gin_params=(), gin_files=(),
       outside_update_share=round(1 - update_seconds / seconds, 4))
 
 
-def _loop_windows(path):
+def _loop_windows(logdir):
   """Log windows of a run's metrics.jsonl after the one holding the first
-  update: {seconds, update_seconds, updates, frames} each."""
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    # Whole lines only: the run may be writing the last one.
-    records = [json.loads(line) for line in f if line.endswith('\n')]
-  records = [r for r in records if 'time/window_seconds' in r]
+  update: {seconds, update_seconds, updates, frames} each. (A last line the
+  run is still writing is left out.)"""
+  records = [r for r in metrics_lib.read(logdir)
+             if 'time/window_seconds' in r]
   windows = []
   for before, record in zip(records, records[1:]):
     if before['counters/updates'] < 1:
@@ -231,14 +229,6 @@ def _loop_windows(path):
         updates=int(record['counters/updates'] - before['counters/updates']),
         frames=int(record['counters/frames'] - before['counters/frames'])))
   return windows
-
-
-def _binding(text, name):
-  """The value of `name = ...` in an operative gin config."""
-  for line in text.splitlines():
-    if line.startswith(f'{name} = '):
-      return line.split(' = ', 1)[1].strip()
-  return None
 
 
 def main(argv):

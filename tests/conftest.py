@@ -1,4 +1,5 @@
 """Shared test helpers: tiny model configs and synthetic replay batches."""
+import ast
 import json
 import multiprocessing
 import os
@@ -96,7 +97,8 @@ XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
 VARIANTS = {'baseline': {}, 'xp': XP}
 # The `Replay` settings of each variant's bindings, to read its replay.
 REPLAY_KWARGS = {'baseline': {}, 'xp': dict(
-    fracs=dict(uniform=0.5, priority=0.5), importance=0.6)}
+    fracs=ast.literal_eval(XP['Replay.fracs']),
+    importance=float(XP['Replay.importance']))}
 
 
 def launch_flags(variant):

@@ -34,7 +34,7 @@ def test_loop_windows_start_after_the_first_update(tmp_path):
           'counters/frames': frames, 'time/window_seconds': seconds,
           'time/update_share': share}) + '\n')
     f.write('{"step": 72, "counters/upd')  # Being written: left out.
-  windows = benchmark._loop_windows(str(path))  # pylint: disable=protected-access
+  windows = benchmark._loop_windows(str(tmp_path))  # pylint: disable=protected-access
   assert windows == [
       dict(seconds=2.0, update_seconds=1.0, updates=4, frames=8),
       dict(seconds=4.0, update_seconds=1.0, updates=4, frames=8)]
