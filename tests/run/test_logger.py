@@ -165,3 +165,37 @@ def test_abandon_moves_the_records_aside_and_empties_the_files(tmp_path):
                           console=False)
   assert logger.abandon(str(tmp_path / 'fresh' / 'kept')) == {}
   assert not (tmp_path / 'fresh' / 'kept').exists()
+
+
+def test_tensorboard_scalars_are_what_tf_summary_scalar_writes(tmp_path):
+  """One event per `scalars` call, holding per value exactly the tag,
+  plugin metadata and float32 tensor of `tf.summary.scalar` (so that
+  TensorBoard reads them alike); non-finite values stay out."""
+  import glob  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  records = [({'train/loss': 1.5, 'fps/policy': 1e-7, 'x/int': 3}, 10),
+             ({'train/loss': -2.25, 'x/nan': float('nan'),
+               'x/inf': float('inf')}, 20)]
+  ours = tmp_path / 'ours'
+  logger = log_lib.Logger(str(ours), console=False)
+  for values, step in records:
+    logger.scalars(values, step)
+  logger.close()
+  reference = tmp_path / 'tf'
+  writer = tf.summary.create_file_writer(str(reference))
+  with writer.as_default():
+    for values, step in records:
+      for key, value in values.items():
+        if np.isfinite(value):
+          tf.summary.scalar(key, value, step=step)
+  writer.close()
+
+  def values(logdir):
+    (path,) = glob.glob(str(logdir / 'events.out.tfevents.*'))
+    return [(event.step, value.tag, value.metadata.SerializeToString(),
+             value.tensor.SerializeToString())
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value]
+  assert values(ours) == values(reference)
+  assert len(values(ours)) == 4

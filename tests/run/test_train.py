@@ -2,24 +2,19 @@
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import gin
 import numpy as np
 import pytest
 
 from dreamer_tf.run import checkpoint as ckpt_lib
-from dreamer_tf.run import compile_cache
 from dreamer_tf import config
 from dreamer_tf import envs
 from dreamer_tf.envs import parallel
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.run import train as train_lib
-from tests.conftest import ROOT, TINY, launch_argv
+from tests.conftest import TINY
 from tools import fault_injection
 
 RUN = TINY + ['Agent.batch_size = 4', 'Agent.batch_length = 8',
@@ -218,86 +213,7 @@ def test_unknown_env_id_suggests_close_names(tmp_path):
     run(tmp_path, 10, "train.env = 'gym:CartPol-v1'")
 
 
-STEPS, EVERY = fault_injection.RUN_STEPS, fault_injection.SAVE_EVERY
-EVAL_EVERY, QUIET = fault_injection.EVAL_EVERY, fault_injection.QUIET
-_launch = launch_argv
-
-
-@pytest.mark.slow
-def test_exact_resume_after_ctrl_c(tmp_path, straight_runs):
-  """Stop a run after its first checkpoint by a terminal's Ctrl-C (SIGINT
-  to the whole process group, env workers included) and rerun the command:
-  a clean stop, then the same result as never stopping, and no replay step
-  written before the stop is lost. (tests/tools/test_fault_injection.py
-  kills the DreamerV3-XP run with SIGKILL at seeded random points.)"""
-  straight_run = straight_runs('baseline')
-  compiled = _compile_cache_entries()
-  stopped = tmp_path / 'stopped'
-  proc = subprocess.Popen(_launch(stopped), cwd=ROOT,
-                          env=QUIET, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          start_new_session=True)
-  # Past the second checkpoint, so that training has started.
-  while not _logged_steps(stopped) or _logged_steps(stopped)[-1] <= 3 * EVERY:
-    assert proc.poll() is None, 'the run ended before it could be stopped'
-    time.sleep(0.02)
-  os.killpg(proc.pid, signal.SIGINT)
-  out, err = proc.communicate(timeout=300)
-  # A clean stop: exit 0, the counters printed, a final checkpoint at
-  # exactly those counters, and no process of the run left behind.
-  assert proc.returncode == 0, err[-3000:]
-  printed = json.loads(out.strip().splitlines()[-1])
-  state = ckpt_lib.read(str(stopped / 'ckpt'))['counters']
-  assert state['policy_steps'] == printed['policy_steps']
-  assert state['ratio']['updates'] == printed['updates']
-  deadline = time.time() + 10  # (multiprocessing's tracker exits last)
-  while _alive_in_group(proc.pid) and time.time() < deadline:
-    time.sleep(0.1)
-  assert not _alive_in_group(proc.pid)
-  assert state['policy_steps'] < STEPS, 'stopped too late to test a resume'
-  # The same command as the straight run, in a fresh logdir, loaded every
-  # function the straight run compiled from the XLA compile cache (the
-  # first update and evaluation ran before the stop): no new entry.
-  assert _compile_cache_entries() == compiled
-  assert not fault_injection.check_resumable(stopped)
-  fault_injection.run_to_end(_launch(stopped))
-  # Agent (params, slow critic, return stats, optimizer), live loop state,
-  # counters, replay contents and draws, scores.jsonl, logged steps.
-  assert not fault_injection.compare(straight_run, stopped)
-  meta = ckpt_lib.Checkpointer(str(stopped / 'ckpt')).load()[1]
-  assert meta['parts']['counters']['ratio']['updates'] > 0
-  assert 'eval_envs/env/0' in meta['tensor_names']
-  # Evaluation has its own RNG and its envs are checkpointed: the same
-  # evaluation episodes as never stopping.
-  evals = [r['step'] for r in _read(stopped / 'scores.jsonl')
-           if r['kind'] == 'eval']
-  assert evals == [step for step in range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)
-                   for _ in range(2)]
-
-
 _read = fault_injection.read_jsonl  # Strict: no NaN or Infinity tokens.
-
-
-def _compile_cache_entries():
-  """Files in the launchers' XLA compile cache (tests/conftest.py)."""
-  path = compile_cache.version_directory(os.environ[compile_cache.ENV_VAR])
-  return {file for _, _, file in compile_cache.entries(path)}
-_logged_steps = fault_injection.logged_steps
-
-
-def _alive_in_group(pgid):
-  """Pids of live (not zombie) processes in process group `pgid`."""
-  pids = []
-  for name in os.listdir('/proc'):
-    try:
-      with open(f'/proc/{name}/stat') as f:
-        # pid (comm) state ppid pgrp ...; comm may contain spaces.
-        fields = f.read().rsplit(')', 1)[1].split()
-    except (OSError, IndexError):
-      continue
-    if int(fields[2]) == pgid and fields[0] != 'Z':
-      pids.append(int(name))
-  return pids
 
 
 # --- A checkpoint and its replay save are one commit ----------------------
