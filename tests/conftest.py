@@ -1,5 +1,4 @@
 """Shared test helpers: tiny model configs and synthetic replay batches."""
-import ast
 import json
 import multiprocessing
 import os
@@ -22,6 +21,14 @@ def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   if _SESSION_CACHE:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+import gin
+import numpy as np
+import pytest
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # The longest modules start first, longest first (seconds measured on 2
@@ -52,13 +59,6 @@ def pytest_collection_modifyitems(items):
             else len(LONGEST_FIRST))
   items.sort(key=rank)
 
-import gin
-import numpy as np
-import pytest
-
-from tools import fault_injection
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A tiny model for plumbing tests (seconds to compile and run on 2 cores).
 # XLA is off: compiling the tiny update takes XLA ~45 s on 2 cores and
@@ -111,30 +111,6 @@ def assert_same(got, expected):
     assert set(g) == set(e)
     for key in e:
       np.testing.assert_array_equal(g[key], e[key], err_msg=f'{key} at {t}')
-
-
-# The debug-suite training run of tools/fault_injection.py (CartPole, tiny
-# agent, a checkpoint every 16 policy steps) with DreamerV3-XP on:
-# prioritized replay with importance weights, priorities from the world
-# model and the intrinsic return, latent disagreement with the return-driven
-# schedule. tests/tools/test_fault_injection.py stops and kills it.
-XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
-      'Replay.fracs': "{'uniform': 0.5, 'priority': 0.5}",
-      'Replay.importance': '0.6',
-      'Priority.weights': "{'world_model': 1.0, 'intrinsic_return': 1.0}",
-      'train.intrinsic_schedule': '@ReturnProgress()'}
-# The `Replay` settings of these bindings, to read the run's replay.
-XP_REPLAY_KWARGS = dict(fracs=ast.literal_eval(XP['Replay.fracs']),
-                        importance=float(XP['Replay.importance']))
-XP_FLAGS = [f'--gin_param={k}={v}' for k, v in XP.items()]
-
-
-@pytest.fixture(scope='session')
-def straight_xp_run(tmp_path_factory):
-  """The logdir of the XP run that was never stopped."""
-  logdir = tmp_path_factory.mktemp('straight_xp')
-  fault_injection.run_to_end(fault_injection.command(logdir, extra=XP_FLAGS))
-  return logdir
 
 
 def free_ports(count):

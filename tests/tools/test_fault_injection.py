@@ -2,10 +2,11 @@
 Ctrl-C stops it cleanly, SIGKILL at seeded random points leaves a
 checkpoint that agrees with its replay save, and the resumed run ends as a
 run that was never stopped. The suite stops the DreamerV3-XP variant
-(tests/conftest.py), whose resume has the most state: the ensemble, the
+(`XP` below), whose resume has the most state: the ensemble, the
 intrinsic critic, the schedule, the step priorities and the prioritized
-selector. Its 20-point run as a script is in
+selector. The tool's 20-point run is in
 docs/benchmarks/fault-injection-2026-11-27.md."""
+import ast
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import compile_cache
-from tests.conftest import ROOT, XP_FLAGS, XP_REPLAY_KWARGS
+from tests.conftest import ROOT
 from tools import fault_injection
 
 # 5 kill points, every kind among them (the seed is chosen for that: an
@@ -25,6 +26,29 @@ from tools import fault_injection
 KILLS, SEED = 5, 2
 STEPS, EVERY = fault_injection.RUN_STEPS, fault_injection.SAVE_EVERY
 EVAL_EVERY = fault_injection.EVAL_EVERY
+
+# The debug-suite training run of tools/fault_injection.py (CartPole, tiny
+# agent, a checkpoint every 16 policy steps) with DreamerV3-XP on:
+# prioritized replay with importance weights, priorities from the world
+# model and the intrinsic return, latent disagreement with the return-driven
+# schedule: the variant whose resume has the most state.
+XP = {'Exploration.signal': "'latent'", 'Exploration.units': '16',
+      'Replay.fracs': "{'uniform': 0.5, 'priority': 0.5}",
+      'Replay.importance': '0.6',
+      'Priority.weights': "{'world_model': 1.0, 'intrinsic_return': 1.0}",
+      'train.intrinsic_schedule': '@ReturnProgress()'}
+# The `Replay` settings of these bindings, to read the run's replay.
+XP_REPLAY_KWARGS = dict(fracs=ast.literal_eval(XP['Replay.fracs']),
+                        importance=float(XP['Replay.importance']))
+XP_FLAGS = [f'--gin_param={k}={v}' for k, v in XP.items()]
+
+
+@pytest.fixture(scope='module')
+def straight_xp_run(tmp_path_factory):
+  """The logdir of the XP run that was never stopped."""
+  logdir = tmp_path_factory.mktemp('straight_xp')
+  fault_injection.run_to_end(fault_injection.command(logdir, extra=XP_FLAGS))
+  return logdir
 
 
 def test_kill_points_are_seeded_and_cover_every_kind():
