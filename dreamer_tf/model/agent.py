@@ -440,23 +440,47 @@ class Agent:
     return obs, prev_actions, actions[:, c:], state
 
 
-def resolve_auto(obs_space, precision, jit_compile):
+def resolve_auto(obs_space, precision, jit_compile, native_bf16=None):
   """Picks precision and XLA for 'auto' from measured speed (README.md).
 
   On GPUs: bfloat16 with XLA (the paper's setting). On CPUs (2-core
-  benchmark, batch 16x64): models with image inputs are fastest in bfloat16
-  without XLA (oneDNN; size12m 5.1 s/update vs 8.1 s f32 and 14.0 s f32
-  XLA), vector-only models in float32 with XLA (size1m 0.44 s vs 0.62 s
-  without XLA and 0.55 s bf16 XLA).
+  benchmarks, batch 16x64): vector-only models are fastest in float32 with
+  XLA; models with image inputs without XLA (XLA's CPU convolutions are
+  slow), in bfloat16 where the CPU computes it natively (`native_bf16`,
+  default `cpu_has_native_bf16()`: AVX-512 BF16 or AMX; size12m 5.1
+  s/update vs 8.1 s float32) and in float32 elsewhere, where bfloat16 is
+  emulated (AVX2 only: image size1m 23.3 s/update vs 8.9 s float32;
+  docs/benchmarks/auto-precision-2026-11-27.json).
   """
   gpu = bool(tf.config.list_physical_devices('GPU'))
   images = any(s.is_image for s in obs_space.values())
   if precision == 'auto':
-    precision = 'bfloat16' if gpu or images else 'float32'
+    if native_bf16 is None:
+      native_bf16 = cpu_has_native_bf16()
+    precision = 'bfloat16' if gpu or (images and native_bf16) else 'float32'
   if jit_compile == 'auto':
     jit_compile = gpu or not images
   if not isinstance(jit_compile, bool):
     raise ValueError(f"Agent.jit_compile={jit_compile!r}; use True, False or "
                      "'auto'.")
   return precision, jit_compile
+
+
+# CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic.
+NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def cpu_has_native_bf16(cpuinfo='/proc/cpuinfo'):
+  """Whether the CPU has a bfloat16 instruction set (NATIVE_BF16_FLAGS).
+  False where `cpuinfo` cannot be read (not Linux): float32 is the safe
+  choice, as emulated bfloat16 is several times slower."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith('flags'):
+          flags = set(line.split(':', 1)[1].split())
+          return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+  except OSError:
+    pass
+  return False
 

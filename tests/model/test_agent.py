@@ -159,3 +159,33 @@ def test_state_round_trip_and_mismatch_error():
   c = build('24', 'discrete:3', *TINY, 'RSSM.deter = 128')
   with pytest.raises(ValueError, match='model configuration differs'):
     c.set_state(state)
+
+
+def test_auto_picks_bfloat16_only_for_images_on_a_native_bfloat16_cpu():
+  """On a CPU: vectors in float32 with XLA; images without XLA, in
+  bfloat16 only where the CPU has bfloat16 instructions (emulated
+  bfloat16 is several times slower); explicit settings are kept."""
+  assert not tf.config.list_physical_devices('GPU')
+  vector = spaces.parse_obs_space('24')
+  image = spaces.parse_obs_space('64x64x3,state:7')
+  resolve = agent_lib.resolve_auto
+  for native in (True, False):
+    assert resolve(vector, 'auto', 'auto', native) == ('float32', True)
+  assert resolve(image, 'auto', 'auto', True) == ('bfloat16', False)
+  assert resolve(image, 'auto', 'auto', False) == ('float32', False)
+  assert resolve(image, 'bfloat16', True, False) == ('bfloat16', True)
+  with pytest.raises(ValueError, match="use True, False or 'auto'"):
+    resolve(vector, 'auto', 'yes', False)
+
+
+@pytest.mark.parametrize('flags, native', [
+    ('fpu sse2 avx2 fma', False),
+    ('fpu avx2 avx512f avx512_bf16', True),
+    ('fpu avx2 amx_bf16 amx_tile', True),
+])
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+  cpuinfo = tmp_path / 'cpuinfo'
+  cpuinfo.write_text(f'processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n'
+                     f'processor\t: 1\nflags\t\t: {flags}\n')
+  assert agent_lib.cpu_has_native_bf16(str(cpuinfo)) is native
+  assert agent_lib.cpu_has_native_bf16(str(tmp_path / 'missing')) is False
