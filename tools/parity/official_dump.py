@@ -132,15 +132,21 @@ def make_batch(rng, b, length, deter, stoch, classes):
   return data
 
 
-def main():
-  args = parse()
+def require_official(checkout):
+  """Fails with the fix unless the official package imports (from the
+  `checkout` on PYTHONPATH); JAX then runs on the CPU."""
   try:
-    import dreamerv3  # noqa: F401  (the official package)
+    import dreamerv3  # noqa: F401  pylint: disable=import-outside-toplevel
   except ImportError:
     raise SystemExit(
         'The official dreamerv3 package is not importable: run with '
-        f'PYTHONPATH={args.official} (a checkout of danijar/dreamerv3).')
+        f'PYTHONPATH={checkout} (a checkout of danijar/dreamerv3).')
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+
+def main():
+  args = parse()
+  require_official(args.official)
   import jax
   jax.config.update('jax_platforms', 'cpu')
   import jax.numpy as jnp
