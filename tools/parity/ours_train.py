@@ -29,11 +29,10 @@ loss/con, retnorm/scale -> S, opt/lr -> lr; lo, hi are read from the
 return normaliser after the update. Ours' `ret`, `ret_min`, `ret_max`,
 `ret_rate` are R / S while the official ones are (R - lo) / S; both forms
 are written on both sides: `ret*` = the official form, `ret*_raw` = ours.
-`ret_rate` (offset form) cannot be derived from ours' metrics, so
-`update.loss` is wrapped at run time to ALSO return it from the same
-returns and percentiles (record only: the loss and the update are
-unchanged; the library never does this). `tar` = the mean return R
-(official: the mean of the value target, R without valnorm).
+`ret_rate` in the offset form cannot be derived from ours' metrics and
+is not written (our library is not wrapped); `ret_rate_raw` compares.
+`tar` = the mean return R (official: the mean of the value target, R
+without valnorm).
 """
 import argparse
 import json
@@ -126,29 +125,6 @@ def our_data(data):
   return data
 
 
-def add_offset_metrics():
-  """Wraps `update.loss` to also return the official-form return rate
-  `ret_rate/offset` = mean(|(R - lo) / S| >= 1) with this update's lo and
-  S (recomputed from the same returns and the normaliser's state before
-  its assignment, which follows in placement.py)."""
-  import tensorflow as tf
-  from dreamer_tf.model import update
-  orig = update.loss
-  if getattr(orig, 'records_offset', False):
-    return
-
-  def loss(agent, imagination, scale):
-    out = orig(agent, imagination, scale)
-    retnorm = agent.retnorm
-    lo, hi = retnorm.updated(retnorm.percentiles(imagination.ret))
-    normed = (imagination.ret - lo) / retnorm.scale_of(lo, hi)
-    out.metrics['ret_rate/offset'] = tf.reduce_mean(
-        tf.cast(tf.abs(normed) >= 1.0, tf.float32))
-    return out
-  loss.records_offset = True
-  update.loss = loss
-
-
 def official_names(metrics, lo, hi):
   """Ours' metrics {name: float} -> the official names (module doc)."""
   row = {RENAME.get(k, k): v for k, v in metrics.items()}
@@ -156,7 +132,6 @@ def official_names(metrics, lo, hi):
   scale = row['S']
   for k in ('ret', 'ret_min', 'ret_max', 'ret_rate'):
     row[f'{k}_raw'] = row.pop(k)
-  row['ret_rate'] = row.pop('ret_rate/offset')
   for k in ('ret', 'ret_min', 'ret_max'):
     row[k] = row[f'{k}_raw'] - lo / scale
   row['tar'] = row['ret_raw'] * scale
@@ -171,7 +146,6 @@ def main():
       args.out, 'index.npz'))
   if len(reader) < args.num_updates:
     raise SystemExit(f'The index has {len(reader)} batches.')
-  add_offset_metrics()
   agent, bindings = compare.build_agent(dump, [
       "Agent.jit_compile = 'auto'", *args.gin_param])
   print('Gin bindings:', '; '.join(bindings))
