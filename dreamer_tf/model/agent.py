@@ -31,6 +31,7 @@ DEFAULT_LOSS_SCALES = dict(
     rec=1.0, reward=1.0, cont=1.0, dyn=1.0, rep=0.1, policy=1.0, value=1.0,
     repval=0.3)
 PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
+ACTOR_GRADS = ('reinforce', 'backprop')
 EXTRINSIC, INTRINSIC = behavior.EXTRINSIC, explore_lib.INTRINSIC
 # Init seeds of the exploration modules: their own stream, so that turning
 # exploration on leaves every other module's initial weights unchanged.
@@ -50,6 +51,11 @@ class Agent:
   `reward_grad=False` stops the reward loss's gradient at the reward head's
   input features (official `reward_grad`); `repval_loss` and `repval_grad`
   switch the replay-value loss and its gradient into the world model (§3.7).
+  `actor_grad` is the actor's gradient estimator: 'reinforce' (the paper
+  and the official code since 2024, §3.6) or 'backprop' (the 2023 recipe's
+  choice for continuous actions: the imagined returns are differentiated
+  through the frozen world model and critic, update.py); 'backprop' needs
+  every action key continuous and no exploration stream.
   `exploration` (gin `Exploration`, explore.py) adds the ensemble and the
   intrinsic reward stream; `priority` (gin `Priority`, priority.py) says
   how `train` turns an update's signals into replay priorities.
@@ -63,9 +69,9 @@ class Agent:
       self, obs_space, act_space, batch_size=16, batch_length=64,
       replay_context=1, imag_length=15, horizon=333, lam=0.95,
       contdisc=True, loss_scales=None, slow_rate=0.02, reward_grad=True,
-      repval_loss=True, repval_grad=True, precision='auto',
-      jit_compile='auto', seed=0, strategy=None, exploration=None,
-      priority=None):
+      repval_loss=True, repval_grad=True, actor_grad='reinforce',
+      precision='auto', jit_compile='auto', seed=0, strategy=None,
+      exploration=None, priority=None):
     spaces_lib.check_obs_space(obs_space)
     spaces_lib.check_act_space(act_space)
     obs_space = {k: v for k, v in obs_space.items()
@@ -81,6 +87,7 @@ class Agent:
     self.contdisc, self.slow_rate = contdisc, slow_rate
     self.reward_grad = reward_grad
     self.repval_loss, self.repval_grad = repval_loss, repval_grad
+    self.actor_grad = actor_grad
     self.precision, self.jit_compile, self.seed = precision, jit_compile, seed
     self.strategy = strategy or tf.distribute.get_strategy()
     replicas = self.strategy.num_replicas_in_sync
@@ -94,6 +101,7 @@ class Agent:
     self.exploration = exploration or explore_lib.ExplorationConfig()
     self.priority = priority or priority_lib.PriorityConfig()
     self.priority.check(exploration=self.exploration.enabled)
+    self._check_actor_grad()
     self.loss_scales = self._expand_scales(loss_scales)
     dtype = PRECISIONS[precision]
     act_size = sum(s.size for s in act_space.values())
@@ -151,6 +159,26 @@ class Agent:
         name=f'slow_critic_{INTRINSIC}', trainable=False)
     self.retnorms[INTRINSIC] = behavior.ReturnNormalizer(
         name=f'retnorm_{INTRINSIC}')
+
+  def _check_actor_grad(self):
+    """Refuses an actor gradient estimator this agent cannot use."""
+    if self.actor_grad not in ACTOR_GRADS:
+      raise ConfigError(
+          f'Agent.actor_grad={self.actor_grad!r}; use one of '
+          f'{list(ACTOR_GRADS)}.')
+    if self.actor_grad != 'backprop':
+      return
+    discrete = sorted(k for k, s in self.act_space.items() if s.discrete)
+    if discrete:
+      raise ConfigError(
+          f"Agent.actor_grad='backprop' needs continuous actions, but "
+          f'{discrete} are discrete; the 2023 recipe used REINFORCE for '
+          "discrete actions: bind Agent.actor_grad='reinforce'.")
+    if self.exploration.enabled:
+      raise ConfigError(
+          "Agent.actor_grad='backprop' is not available with exploration "
+          '(an intrinsic reward stream): bind Agent.actor_grad='
+          "'reinforce' or turn exploration off.")
 
   def advantage_weights(self):
     """{stream: weight} of the actor's advantage: the extrinsic weight

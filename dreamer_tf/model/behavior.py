@@ -223,16 +223,25 @@ def advantage(ret, value, scale):
   return sg((ret - value[:, :-1]) / scale)
 
 
-def actor_loss(policy, actions, adv, weight, actent=3e-4):
+def actor_loss(policy, actions, adv, weight, actent=3e-4, adv_grad=None):
   """L_π = w_τ (-log π(a_τ) A_τ - η H[π]) on the first H steps (§3.6).
 
   policy: {key: distribution over [N, H+1]}; actions {key: [N, H+1, .]};
   adv A [N, H]; weight w [N, H+1]. Returns (loss [N, H], entropies {key:
   [N, H]}).
+
+  With `adv_grad` (the backprop actor of the 2023 recipe, its
+  `actor_grad_cont: backprop`): L_π = w_τ (-A_τ - η H[π]), where A_τ =
+  (R_τ - v_τ) / S keeps the gradient of the imagined dynamics with respect
+  to the reparameterised actions (`update.imagine`).
   """
-  logpi = sum(policy[k].log_prob(sg(actions[k]))[:, :-1] for k in policy)
   ents = {k: policy[k].entropy()[:, :-1] for k in policy}
-  loss = weight[:, :-1] * -(logpi * sg(adv) + actent * sum(ents.values()))
+  if adv_grad is not None:
+    objective = adv_grad
+  else:
+    logpi = sum(policy[k].log_prob(sg(actions[k]))[:, :-1] for k in policy)
+    objective = logpi * sg(adv)
+  loss = weight[:, :-1] * -(objective + actent * sum(ents.values()))
   return loss, ents
 
 
@@ -262,7 +271,7 @@ EXTRINSIC = 'extr'  # The reward stream of the env's rewards (§3.4).
 @gin.configurable
 def imagination_losses(
     policy, actions, value, slow_value, ret, weight, scale, actent=3e-4,
-    slowreg=1.0, adv_weights=None):
+    slowreg=1.0, adv_weights=None, ret_grad=None, value_grad=None):
   """Actor (§3.6) and imagination critic (§3.7) losses, [N, H] each.
 
   policy: {key: distribution over [N, H+1]}; actions: {key: [N, H+1, .]}
@@ -278,7 +287,14 @@ def imagination_losses(
   A^k normalised by its own S^k). The losses are then `policy`, `value`
   (the extrinsic critic) and `value_<stream>` for the others; metrics of
   the other streams are prefixed `<stream>/`.
+
+  ret_grad [N, H] and value_grad [N, H+1] (one reward stream only): R and
+  v with the gradient of imagination, for the backprop actor
+  (`actor_loss`); the critic still learns from the stop-gradient R.
   """
+  if ret_grad is not None and isinstance(ret, dict) and len(ret) > 1:
+    raise ValueError('The backprop actor takes one reward stream; '
+                     f'got {sorted(ret)}.')
   if not isinstance(ret, dict):
     value, slow_value, ret, scale = (
         {EXTRINSIC: x} for x in (value, slow_value, ret, scale))
@@ -298,7 +314,11 @@ def imagination_losses(
     stats = return_metrics(ret[stream], val, adv, scale[stream])
     stats['slowval'] = tf.reduce_mean(slow_value[stream])
     metrics.update({prefix + k: v for k, v in stats.items()})
-  policy_loss, ents = actor_loss(policy, actions, total_adv, weight, actent)
+  adv_grad = None
+  if ret_grad is not None:
+    adv_grad = (ret_grad - value_grad[:, :-1]) / scale[EXTRINSIC]
+  policy_loss, ents = actor_loss(policy, actions, total_adv, weight, actent,
+                                 adv_grad)
   metrics['weight'] = tf.reduce_mean(weight)
   for k, ent in ents.items():
     metrics[f'ent/{k}'] = tf.reduce_mean(ent)

@@ -30,8 +30,10 @@ the optimizer and the slow critic (placement.py).
 `agent` is the `Agent` whose modules and settings define the loss (the
 official code's `self`).
 """
+import contextlib
 from typing import NamedTuple
 
+import keras
 import tensorflow as tf
 
 from dreamer_tf.model import behavior
@@ -82,6 +84,11 @@ class Imagination(NamedTuple):
   weight: tf.Tensor  # [N, H+1] w_τ = Π_{k<=τ} ĉ_k, stop-gradient
   intrinsic: Stream = None  # The intrinsic stream (explore.py) or None.
   explore_loss: tf.Tensor = None  # [B, T-1] the ensemble's loss or None.
+  # With `Agent.actor_grad='backprop'` (2023 recipe): R_τ and v_τ with the
+  # gradient of the imagined dynamics, reaching the actor's parameters
+  # only (`_actor_only`); None with REINFORCE.
+  ret_grad: tf.Tensor = None  # [N, H]
+  value_grad: tf.Tensor = None  # [N, H+1] the fast critic's mean
 
   @property
   def streams(self):
@@ -143,12 +150,26 @@ def imagine(agent, data, seed):
   start = {k: sg(tf.reshape(v, [b * t, *v.shape[2:]]))
            for k, v in model.posterior.items()}  # [N, ...]
   policy = lambda feat, s: agent.actor.sample(sg(feat), s)
-  states, actions = agent.wm.rssm.imagine(
-      start, policy, agent.imag_length, img_seed)
-  feat = sg(agent.wm.rssm.feat(states))  # [N, H+1, F]
-  reward = agent.wm.reward(feat).mean()  # [N, H+1]
-  cont = agent.wm.cont(feat).mean()
   disc = 1.0 if agent.contdisc else 1.0 - 1.0 / agent.horizon
+  backprop = agent.actor_grad == 'backprop'
+  ret_grad = value_grad = None
+  with _actor_only(agent) if backprop else contextlib.nullcontext():
+    states, actions = agent.wm.rssm.imagine(
+        start, policy, agent.imag_length, img_seed)
+    # With backprop, features, rewards, continues and the values of the
+    # returns carry the gradient of the (reparameterised) actions through
+    # the frozen dynamics; otherwise everything below is stop-gradient.
+    feat_grad = agent.wm.rssm.feat(states)  # [N, H+1, F]
+    reward_feat = feat_grad if backprop else sg(feat_grad)
+    reward = agent.wm.reward(reward_feat).mean()  # [N, H+1]
+    cont = agent.wm.cont(reward_feat).mean()
+    if backprop:
+      value_grad = agent.critic(feat_grad).mean()
+      ret_grad = behavior.lambda_return(
+          tf.zeros_like(cont), 1.0 - cont * disc, reward, value_grad, 1.0,
+          agent.lam)
+  feat = sg(feat_grad)
+  reward, cont = sg(reward), sg(cont)
   # One critic pass serves the returns (stop-gradient mean) and the
   # critic loss (logits with gradient, in `behavior_losses`).
   value_logits = agent.critic(feat).logits
@@ -171,7 +192,25 @@ def imagine(agent, data, seed):
   return Imagination(
       world_model=model, feat=feat, actions=sg(actions),
       value_logits=value_logits, reward=reward, cont=cont, ret=ret,
-      weight=weight, intrinsic=intrinsic, explore_loss=explore_loss)
+      weight=weight, intrinsic=intrinsic, explore_loss=explore_loss,
+      ret_grad=ret_grad, value_grad=value_grad)
+
+
+def _actor_only(agent):
+  """A scope in which every parameter but the actor's reads as a constant.
+
+  The backprop actor (2023 recipe) differentiates the imagined returns
+  through the dynamics, reward, continue and critic networks; in the
+  official 2023 code only the actor's optimizer applies that gradient. With
+  one optimizer over all parameters, the same is had by reading the other
+  parameters as stop-gradient values while imagining: the returns' gradient
+  then reaches the actor alone. Values are read through any enclosing
+  StatelessScope (the multi-replica path), so they are this replica's.
+  """
+  actor = {id(v) for v in agent.actor.trainable_weights}
+  variables = agent.trainable_variables + agent.explore_variables
+  return keras.StatelessScope(state_mapping=[
+      (v, v.value if id(v) in actor else sg(v.value)) for v in variables])
 
 
 def return_scale(retnorm, ret):
@@ -208,7 +247,8 @@ def behavior_losses(agent, imagination, scale):
   ret = {k: s.ret for k, s in streams.items()}
   losses, metrics = behavior.imagination_losses(
       policy, actions, value, slow, ret, imagination.weight, scales,
-      adv_weights={k: weights[k] for k in streams})
+      adv_weights={k: weights[k] for k in streams},
+      ret_grad=imagination.ret_grad, value_grad=imagination.value_grad)
   metrics.update(rew=tf.reduce_mean(imagination.reward),
                  con=tf.reduce_mean(imagination.cont))
   if imagination.intrinsic is not None:

@@ -119,6 +119,16 @@ def test_mirrored_update_with_exploration_equals_single_device():
 
 
 @pytest.mark.slow
+def test_mirrored_backprop_actor_update_equals_single_device():
+  """The backprop actor reads the frozen parameters through a scope nested
+  in the multi-replica path's StatelessScope: each replica's values, and
+  the same update as on one device."""
+  result = run_mirrored('24', 'continuous:2', 'Agent.jit_compile = False',
+                        "Agent.actor_grad = 'backprop'")
+  _assert_same_updates(result, {'loss/policy', 'loss/value', 'loss/dyn'})
+
+
+@pytest.mark.slow
 def test_mirrored_update_runs_with_xla_loss_and_gradients():
   """The multi-replica XLA path (collectives outside XLA) trains too."""
   result = run_mirrored('24', 'continuous:2', 'Agent.jit_compile = True')

@@ -3,6 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dreamer_tf.config_check import ConfigError
+from dreamer_tf.model import behavior
+from dreamer_tf.model import placement
 from dreamer_tf.model import update
 from tests.conftest import TINY, make_batch
 from tests.model.test_agent import build
@@ -126,3 +129,112 @@ def test_actor_learns_a_one_step_bandit_in_imagination():
   after = good_rate(2)
   assert before < 0.4
   assert after > 0.8, (before, after, {k: float(v) for k, v in metrics.items()})
+
+
+# --- The backprop actor (Agent.actor_grad = 'backprop', 2023 recipe) --------
+
+def _perturbed_backprop_agent():
+  """A continuous-action agent whose zero-initialised reward and critic
+  outputs are perturbed, so that returns depend on the actions."""
+  agent = build('5', 'continuous:2', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 3', 'Agent.imag_length = 4',
+                "Agent.actor_grad = 'backprop'")
+  for i, kernel in enumerate((agent.wm.reward_head.out.kernel,
+                              agent.critic.out.kernel)):
+    kernel.assign(tf.random.stateless_normal(kernel.shape, [i, 7]))
+  return agent
+
+
+def _reference_backprop_actor_grads(agent, data, seed):
+  """The 2023 code's actor gradient, written out: imagine with every
+  parameter live, L = mean(w (-(R - v)/S - η H)) over the first H steps,
+  and differentiate with respect to the actor's parameters only (its own
+  optimizer). Same seeds as `update.imagine`."""
+  wm_seed, img_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 2))
+  model = update.world_model_loss(agent, data, wm_seed)
+  start = {k: tf.stop_gradient(tf.reshape(v, [-1, *v.shape[2:]]))
+           for k, v in model.posterior.items()}
+  actor_vars = agent.actor.trainable_weights
+  with tf.GradientTape() as tape:
+    policy = lambda f, s: agent.actor.sample(tf.stop_gradient(f), s)
+    states, _ = agent.wm.rssm.imagine(start, policy, agent.imag_length,
+                                      img_seed)
+    feat = agent.wm.rssm.feat(states)
+    reward = agent.wm.reward(feat).mean()
+    cont = agent.wm.cont(feat).mean()
+    value = agent.critic(feat).mean()
+    ret = behavior.lambda_return(tf.zeros_like(cont), 1.0 - cont, reward,
+                                 value, 1.0, agent.lam)
+    scale = update.return_scale(agent.retnorm, ret).scale
+    weight = tf.stop_gradient(tf.math.cumprod(cont, 1))
+    ent = sum(d.entropy() for d in agent.actor(
+        tf.stop_gradient(feat)).values())[:, :-1]
+    loss = tf.reduce_mean(weight[:, :-1] * -(
+        (ret - value[:, :-1]) / scale + 3e-4 * ent))
+  return tape.gradient(loss, actor_vars)
+
+
+def test_backprop_actor_gradient_equals_the_2023_formulation():
+  agent = _perturbed_backprop_agent()
+  data, seed = make_batch(agent), tf.constant([3, 4])
+  n_actor = len(agent.actor.trainable_weights)
+  names = [v.path for v in agent.trainable_variables]
+  first = names.index(agent.actor.trainable_weights[0].path)
+  got = placement.gradients(agent, data, seed).grads
+  expected = _reference_backprop_actor_grads(agent, data, seed)
+  for g, e in zip(got[first:first + n_actor], expected):
+    np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-7)
+  assert float(tf.linalg.global_norm(expected)) > 0
+
+
+def test_backprop_actor_changes_only_the_actors_gradient():
+  """Every other parameter's gradient equals REINFORCE's exactly: the
+  returns' gradient reaches the actor alone, and the critic, world model
+  and replay-value losses are unchanged."""
+  agent = _perturbed_backprop_agent()
+  data, seed = make_batch(agent), tf.constant([3, 4])
+  backprop = placement.gradients(agent, data, seed)
+  agent.actor_grad = 'reinforce'
+  reinforce = placement.gradients(agent, data, seed)
+  actor = {v.path for v in agent.actor.trainable_weights}
+  differ = []
+  for var, b, r in zip(agent.trainable_variables, backprop.grads,
+                       reinforce.grads):
+    if var.path in actor:
+      differ.append(not np.allclose(b.numpy(), r.numpy()))
+    else:
+      np.testing.assert_allclose(b.numpy(), r.numpy(), rtol=1e-6,
+                                 atol=1e-8, err_msg=var.path)
+  assert any(differ)
+  for key in ('loss/value', 'loss/repval', 'ret', 'adv', 'loss/dyn'):
+    assert float(backprop.metrics[key]) == pytest.approx(
+        float(reinforce.metrics[key]), rel=1e-6, abs=1e-8)
+
+
+def test_backprop_actor_trains_under_xla():
+  agent = build('5', 'continuous:2', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 3', "Agent.actor_grad = 'backprop'",
+                'Agent.jit_compile = True')
+  before = [v.numpy().copy() for v in agent.actor.trainable_weights]
+  for _ in range(2):
+    metrics, _ = agent.train(make_batch(agent))
+  assert float(metrics['opt/skipped']) == 0.0
+  assert all(not np.array_equal(b, v.numpy()) for b, v in
+             zip(before, agent.actor.trainable_weights))
+
+
+@pytest.mark.parametrize('act, bindings, words', [
+    ('discrete:3', [], ['continuous actions', "'reinforce'"]),
+    ('continuous:2', ['Exploration.signal = "latent"'], ['exploration']),
+])
+def test_backprop_actor_refuses_what_it_cannot_train(act, bindings, words):
+  with pytest.raises(ConfigError) as err:
+    build('5', act, *TINY, "Agent.actor_grad = 'backprop'", *bindings)
+  for word in words:
+    assert word in str(err.value)
+
+
+def test_unknown_actor_grad_is_refused():
+  with pytest.raises(ConfigError, match="'reinforce', 'backprop'"):
+    build('5', 'continuous:2', *TINY, "Agent.actor_grad = 'dynamics'")
