@@ -17,8 +17,10 @@ launch.train` shows everything). Otherwise:
   failures raise Python exceptions that carry their message.
 
 TensorFlow's "Could not find cuda drivers on your machine" (INFO) is
-printed before the level is read and stays. oneDNN stays on
-(TF_ENABLE_ONEDNN_OPTS is left alone). matplotlib's INFO records
+printed before the level is read and stays, and so, on CPUs where
+TensorFlow turns oneDNN on by default (AVX-512 VNNI, AMX), does "oneDNN
+custom operations are on". oneDNN stays on (TF_ENABLE_ONEDNN_OPTS is left
+alone). matplotlib's INFO records
 ("generated new fontManager"), which absl's INFO verbosity would print,
 are hidden too; `--logger_levels=matplotlib:INFO` shows them.
 """

@@ -18,7 +18,11 @@ from tests.conftest import ROOT
 # one it prints before reading any setting (launch/quiet.py).
 NOISE = ('cpu_feature_guard', 'cuInit', 'service.cc', 'dump_mlir_util',
          'device_compiler', 'Compiled cluster')
-UNAVOIDABLE = ('cudart_stub.cc', 'before absl::InitializeLog()')
+# Printed before TensorFlow reads the level: the CUDA stub, absl's notice,
+# and, on CPUs where TensorFlow turns oneDNN on by default (AVX-512 VNNI /
+# AMX), oneDNN's notice.
+UNAVOIDABLE = ('cudart_stub.cc', 'before absl::InitializeLog()',
+               'oneDNN custom operations are on')
 
 
 def without_tf_log_level():

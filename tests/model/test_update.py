@@ -124,7 +124,10 @@ def test_actor_learns_a_one_step_bandit_in_imagination():
     actions, _, _ = agent.policy(obs, agent.initial_carry(500), [seed, 0])
     return float(np.mean(actions['action'].numpy() == 2))
   before = good_rate(1)
-  for _ in range(300):
+  # The good action's rate passes 0.98 after ~400 updates, on CPUs with and
+  # without oneDNN's fused kernels (whose rounding moves the 300-update
+  # rate anywhere in 0.6 ... 0.95).
+  for _ in range(450):
     metrics, _ = agent.train(bandit_batch(rng, 8, 16))
   after = good_rate(2)
   assert before < 0.4
