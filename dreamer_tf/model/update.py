@@ -165,9 +165,11 @@ def imagine(agent, data, seed):
     cont = agent.wm.cont(reward_feat).mean()
     if backprop:
       value_grad = agent.critic(feat_grad).mean()
+      # Through rewards and values only: the 2023 code took the
+      # continuation's mode, which passes no gradient.
       ret_grad = behavior.lambda_return(
-          tf.zeros_like(cont), 1.0 - cont * disc, reward, value_grad, 1.0,
-          agent.lam)
+          tf.zeros_like(cont), 1.0 - sg(cont) * disc, reward, value_grad,
+          1.0, agent.lam)
   feat = sg(feat_grad)
   reward, cont = sg(reward), sg(cont)
   # One critic pass serves the returns (stop-gradient mean) and the
@@ -205,12 +207,23 @@ def _actor_only(agent):
   one optimizer over all parameters, the same is had by reading the other
   parameters as stop-gradient values while imagining: the returns' gradient
   then reaches the actor alone. Values are read through any enclosing
-  StatelessScope (the multi-replica path), so they are this replica's.
+  StatelessScope (the multi-replica path), so they are this replica's. A
+  StatelessScope does not fall back to an enclosing one, so every variable
+  of the agent's networks is mapped (the non-trainable ones and the slow
+  critics as plain values), and no read inside escapes to the replica's
+  real variable. (Optimizer state is not read here and stays unmapped.)
   """
   actor = {id(v) for v in agent.actor.trainable_weights}
-  variables = agent.trainable_variables + agent.explore_variables
+  trainable = agent.trainable_variables + agent.explore_variables
+  trained = {id(v) for v in trainable}
+  networks = list(agent.modules.values()) + list(agent.slow_critics.values())
+  if agent.ensemble is not None:
+    networks.append(agent.ensemble)
+  others = list({id(v): v for m in networks for v in m.weights
+                 if id(v) not in trained}.values())
   return keras.StatelessScope(state_mapping=[
-      (v, v.value if id(v) in actor else sg(v.value)) for v in variables])
+      (v, v.value if id(v) in actor else sg(v.value)) for v in trainable] +
+      [(v, v.value) for v in others])
 
 
 def return_scale(retnorm, ret):
