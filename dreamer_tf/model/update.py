@@ -156,9 +156,10 @@ def imagine(agent, data, seed):
   with _actor_only(agent) if backprop else contextlib.nullcontext():
     states, actions = agent.wm.rssm.imagine(
         start, policy, agent.imag_length, img_seed)
-    # With backprop, features, rewards, continues and the values of the
-    # returns carry the gradient of the (reparameterised) actions through
-    # the frozen dynamics; otherwise everything below is stop-gradient.
+    # With backprop, the features, rewards and values of the returns carry
+    # the gradient of the (reparameterised) actions through the frozen
+    # dynamics (the continuation enters the returns as a constant);
+    # otherwise everything below is stop-gradient.
     feat_grad = agent.wm.rssm.feat(states)  # [N, H+1, F]
     reward_feat = feat_grad if backprop else sg(feat_grad)
     reward = agent.wm.reward(reward_feat).mean()  # [N, H+1]
