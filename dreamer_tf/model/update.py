@@ -216,15 +216,13 @@ def _actor_only(agent):
   """
   actor = {id(v) for v in agent.actor.trainable_weights}
   trainable = agent.trainable_variables + agent.explore_variables
-  trained = {id(v) for v in trainable}
   networks = list(agent.modules.values()) + list(agent.slow_critics.values())
   if agent.ensemble is not None:
     networks.append(agent.ensemble)
-  others = list({id(v): v for m in networks for v in m.weights
-                 if id(v) not in trained}.values())
+  constant = [v for m in networks for v in m.non_trainable_weights]
   return keras.StatelessScope(state_mapping=[
       (v, v.value if id(v) in actor else sg(v.value)) for v in trainable] +
-      [(v, v.value) for v in others])
+      [(v, v.value) for v in constant])
 
 
 def return_scale(retnorm, ret):
