@@ -4,6 +4,10 @@
   python -m launch.benchmark --cases=vector1m --precisions=float32 --xla=on
   python -m launch.benchmark --cases=vector1m --cpu_replicas=1,2  # per replica count
   python -m launch.benchmark --loop=default,dmc_proprio --loop_updates=40
+  # Side by side with the official code (issue 14; ../shared/bench/README.md
+  # builds its environment in $VENV and unpacks its tree in $SRC):
+  python -m launch.benchmark --official_python=$VENV/bin/python \
+      --official_src=$SRC --cases=vector5d1m,vector5d12m,image1m,image12m
 
 For every case x precision x XLA setting x replica count a fresh
 subprocess builds the agent
@@ -21,6 +25,14 @@ compile cache (dreamer_tf/run/compile_cache.py): `compile_seconds` is the
 first (trace + compile), `cached_compile_seconds` the second (trace +
 loading the compiled update), what a resumed or repeated run pays;
 `--nocached_compile` skips the second.
+
+With `--official_src` and `--official_python`, each case is measured side
+by side: first the official update (launch/official.py: seconds per update,
+first and cached compile, peak RSS), then ours in every `--precisions` x
+`--xla` setting; one row per case names the setting our `auto` picks, the
+fastest one measured and whether they agree, the speed-up official/ours of
+the `auto` setting and its compile and RSS ratios ours/official, and a
+Markdown table goes to stderr.
 
 `--cpu_replicas=1,2` measures each case once per replica count: N >= 2
 splits the CPU into N logical devices and trains with the mirrored
@@ -56,17 +68,21 @@ from absl import flags
 from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import results as results_lib
 from launch import common_flags  # --batch_size, --compile_cache, ...
+from launch import official
 
 CASES = {
     # name: (size preset, observation space, action space)
     'vector5d1m': ('size1m', '5', 'continuous:1'),  # DMC cartpole's spaces.
+    'vector5d12m': ('size12m', '5', 'continuous:1'),
     'vector1m': ('size1m', '24', 'continuous:6'),
     'vector12m': ('size12m', '24', 'continuous:6'),
-    'image1m': ('size1m', '64x64x3', 'discrete:18'),
-    'image12m': ('size12m', '64x64x3', 'discrete:18'),
+    # 6 actions as the official harness (../shared/bench); before
+    # 2026-11-28 the image cases had 18 (each result names its spaces).
+    'image1m': ('size1m', '64x64x3', 'discrete:6'),
+    'image12m': ('size12m', '64x64x3', 'discrete:6'),
 }
-OFFICIAL_SECONDS = {'vector5d1m': 0.772, 'vector1m': 0.62, 'vector12m': 4.3,
-                    'image1m': 5.0, 'image12m': 20.0}
+OFFICIAL_SECONDS = {'vector5d1m': 0.772, 'vector5d12m': 4.3, 'vector1m': 0.62,
+                    'vector12m': 4.3, 'image1m': 5.0, 'image12m': 20.0}
 
 flags.DEFINE_list('cases', ['vector1m', 'image12m'], f'Of {sorted(CASES)}.')
 flags.DEFINE_list('precisions', ['float32', 'bfloat16'], 'Compute dtypes.')
@@ -80,6 +96,15 @@ flags.DEFINE_list('loop', [], 'Measure the training loop of these suites '
                   'instead of the update (see the module docstring).')
 flags.DEFINE_integer('loop_updates', 40, 'Updates measured per --loop suite '
                      '(after the first, which compiles).')
+flags.DEFINE_string('official_src', '', 'Side by side: the unpacked '
+                    'official danijar/dreamerv3 tree; times its update on '
+                    'each case before ours (launch/official.py).')
+flags.DEFINE_string('official_python', '', 'Side by side: the python of the '
+                    'official code\'s environment (../shared/bench/README.md).')
+flags.DEFINE_string('official_harness', os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), 'shared', 'bench', 'official_update.py'),
+                    'Side by side: the official timing harness.')
 flags.DEFINE_bool('cached_compile', True, 'With XLA on, also measure the '
                   'compile of a second process that finds the first one\'s '
                   'update in the XLA compile cache.')
@@ -107,6 +132,8 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
   agent = agent_lib.Agent(spaces.parse_obs_space(obs),
                           spaces.parse_act_space(act),
                           strategy=distribution.strategy)
+  auto_precision, auto_xla = agent_lib.resolve_auto(
+      agent.obs_space, 'auto', 'auto')
   data = random_batch(agent, np.random.default_rng(0))
   start = time.perf_counter()
   metrics, _ = agent.train(data)
@@ -122,6 +149,7 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
   return dict(
       case=case, size=size, obs_space=obs, action_space=act,
       precision=precision, xla=xla == 'on',
+      auto_precision=auto_precision, auto_xla=auto_xla,
       batch=[batch_size, batch_length], strategy=distribution.name,
       replicas=distribution.replicas, devices=list(distribution.devices),
       params=agent.parameter_counts()['total'],
@@ -252,10 +280,21 @@ def main(argv):
   unknown = set(FLAGS.cases) - set(CASES)
   if unknown:
     raise app.UsageError(f'Unknown cases {sorted(unknown)}; use {sorted(CASES)}.')
+  if FLAGS.official_src or FLAGS.official_python:
+    _side_by_side()
+    return
+  results = []
+  for case in FLAGS.cases:
+    results.extend(_measure_ours(case))
+  _emit(results)
+
+
+def _measure_ours(case):
+  """Our results of `case`, one per precision x XLA x replica count."""
   replica_counts = [int(n) for n in FLAGS.cpu_replicas or ['1']]
   results = []
-  for case, precision, xla, replicas in itertools.product(
-      FLAGS.cases, FLAGS.precisions, FLAGS.xla, replica_counts):
+  for precision, xla, replicas in itertools.product(
+      FLAGS.precisions, FLAGS.xla, replica_counts):
     cmd = [sys.executable, '-m', 'launch.benchmark',
            f'--child={case}:{precision}:{xla}:{replicas}',
            f'--updates={FLAGS.updates}',
@@ -271,7 +310,42 @@ def main(argv):
         result['cached_compile_seconds'] = again.get('compile_seconds')
     results.append(result)
     print(json.dumps(result), file=sys.stderr, flush=True)
-  _emit(results)
+  return results
+
+
+def _side_by_side():
+  """Per case, the official update (launch/official.py), then ours in
+  every --precisions x --xla setting, one after the other: one row each
+  (official, the setting `auto` picks, the fastest of ours, ratios), and
+  a Markdown table on stderr."""
+  try:
+    official.check_paths(FLAGS.official_python, FLAGS.official_src,
+                         FLAGS.official_harness)
+  except official.OfficialError as e:
+    raise app.UsageError(str(e)) from e
+  missing = set(FLAGS.cases) - set(official.HARNESS_CASES)
+  if missing:
+    raise app.UsageError(
+        f'--cases {sorted(missing)} have no official counterpart; side by '
+        f'side use {sorted(official.HARNESS_CASES)}.')
+  if (FLAGS.cpu_replicas or ['1']) != ['1']:
+    raise app.UsageError('Side by side measures one device; leave '
+                         '--cpu_replicas unset.')
+  rows = []
+  for case in FLAGS.cases:
+    try:
+      theirs = official.measure(case, FLAGS.official_python,
+                                FLAGS.official_src, FLAGS.official_harness)
+    except official.OfficialError as e:
+      raise app.UsageError(str(e)) from e
+    print(json.dumps(dict(case=case, official=theirs)), file=sys.stderr,
+          flush=True)
+    ours = _measure_ours(case)
+    row = official.side_by_side(case, theirs, ours)
+    row['ours_all'] = ours
+    rows.append(row)
+  print(official.markdown(rows), file=sys.stderr, flush=True)
+  _emit(rows)
 
 
 def _emit(results):
