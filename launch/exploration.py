@@ -1,0 +1,137 @@
+"""Hard-exploration results of a sweep: first success, found and solved
+fractions of seeds, success-rate curves (DeepSea's treasure).
+
+  python -m launch.exploration --runs=runs/xp_deepsea --out=results/deepsea
+  python -m launch.exploration --runs=runs/xp_deepsea --methods=baseline,latent_fixed \
+      --last_episodes=200 --rate=0.9 --out=results/deepsea_strict
+
+Per task and method (runs of an experiment sweep are named by their
+experiment unless --label is given): seeds; episodes to the first success
+(episode score > --threshold) per seed and their median over seeds ("> N"
+when the median seed never succeeded within its N episodes); the fraction
+of seeds that found a success and that solved the task (success rate of
+their last --last_episodes episodes >= --rate), each with a 95% Wilson interval;
+the final success rate (last --last_episodes episodes, mean over seeds [95%
+bootstrap CI]). See dreamer_tf/analysis/exploration.py.
+
+Writes <out>.md, <out>.csv and the success-rate curves
+<out>/success_rate/<task>.png/.svg and grid.png/.svg (launch/plot.py: per
+method the mean over seeds with a 95% bootstrap band and a thin line per
+seed; x = env frames, which for DeepSea N x N is N per episode).
+"""
+import math
+import os
+
+from absl import app
+from absl import flags
+
+from dreamer_tf.analysis import exploration
+from dreamer_tf.analysis import results
+from launch import errors
+from launch import plot
+from launch import score_flags  # noqa: F401  (--runs, --methods, ...)
+
+flags.DEFINE_float('threshold', exploration.THRESHOLD,
+                   'An episode with a score above this succeeded.')
+flags.DEFINE_integer('last_episodes', exploration.WINDOW,
+                     'Last episodes of a run that decide `solved` and the '
+                     'final success rate.', lower_bound=1)
+flags.DEFINE_float('rate', exploration.RATE,
+                   'Success rate over the last --last_episodes episodes that '
+                   'counts as solved.')
+FLAGS = flags.FLAGS
+
+COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
+           'found_high', 'solved', 'solved_low', 'solved_high',
+           'median_first_success', 'median_censored', 'first_success',
+           'final_rate', 'final_rate_low', 'final_rate_high']
+
+
+def build(table, threshold, window, rate, reps=2000, seed=0):
+  """One row per task x method of {task: {method: [Run]}}."""
+  rows = []
+  for task, methods in table.items():
+    for method, runs in methods.items():
+      s = exploration.summary(runs, threshold, window, rate, reps, seed)
+      rows.append(dict(
+          task=task, method=method, seeds=s['seeds'],
+          episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],
+          found_low=s['found_ci'][0], found_high=s['found_ci'][1],
+          solved=s['solved'] / s['seeds'], solved_low=s['solved_ci'][0],
+          solved_high=s['solved_ci'][1],
+          median_first_success=s['median_first'],
+          median_censored=s['median_censored'],
+          first_success=' '.join('-' if f is None else str(f)
+                                 for f in s['first_success']),
+          final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
+          final_rate_high=s['final_rate_ci'][1]))
+  return rows
+
+
+def markdown(rows, threshold, window, rate):
+  """The rows as one Markdown table per task."""
+  lines = [
+      f'Success: episode score > {threshold:g}. Solved: success rate of the '
+      f'last {window} episodes >= {rate:g}. Fractions of seeds with 95% '
+      'Wilson intervals; first success in episodes, per seed (- never) and '
+      f'median over seeds; final rate: last {window} episodes, mean over '
+      'seeds [95% bootstrap CI].']
+  for task in dict.fromkeys(r['task'] for r in rows):
+    lines += ['', f'### {task}', '',
+              '| method | seeds | found | solved | first success: median '
+              '(per seed) | final success rate |',
+              '|---|---|---|---|---|---|']
+    for r in (r for r in rows if r['task'] == task):
+      median = r['median_first_success']
+      median = ('n/a' if math.isnan(median) else
+                f'> {median:g}' if r['median_censored'] else f'{median:g}')
+      lines.append(
+          f'| {r["method"]} | {r["seeds"]} | {_fraction(r, "found")} | '
+          f'{_fraction(r, "solved")} | {median} ({r["first_success"]}) | '
+          f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
+          f'{r["final_rate_high"]:.2f}] |')
+  return '\n'.join(lines) + '\n'
+
+
+def _fraction(row, name):
+  count = round(row[name] * row['seeds'])
+  return (f'{count}/{row["seeds"]} [{row[name + "_low"]:.2f}, '
+          f'{row[name + "_high"]:.2f}]')
+
+
+def make_results(out=''):
+  """(rows, Markdown, figure paths) the flags ask for."""
+  table = score_flags.select(score_flags.collect())
+  rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate, FLAGS.reps,
+               FLAGS.seed)
+  text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)
+  paths = []
+  if out:
+    rates = {task: {method: [exploration.successes(r, FLAGS.threshold)
+                             for r in runs]
+                    for method, runs in methods.items()}
+             for task, methods in table.items()}
+    paths = plot.make_figures(
+        rates, os.path.join(out, 'success_rate'), reps=FLAGS.reps,
+        seed=FLAGS.seed, ylabel='success rate',
+        colors=plot.colors_of(table))
+  return rows, text, paths
+
+
+@errors.exits_on_user_error('launch.exploration')
+def main(argv):
+  del argv
+  with errors.user_input():
+    rows, text, paths = make_results(FLAGS.out)
+  print(text)
+  if FLAGS.out:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    with open(FLAGS.out + '.md', 'w') as f:
+      f.write(text)
+    with open(FLAGS.out + '.csv', 'w') as f:
+      f.write(results.to_csv(rows, COLUMNS))
+    print('\n'.join([FLAGS.out + '.md', FLAGS.out + '.csv'] + paths))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,79 @@
+"""dreamer_tf/analysis/exploration.py: first success, solved, Wilson
+intervals, the censored median, a method's summary (exact fixtures)."""
+import math
+
+import numpy as np
+import pytest
+
+from dreamer_tf.analysis import exploration
+from dreamer_tf.analysis import scores
+
+
+def run(ys, seed=0):
+  ys = np.asarray(ys, np.float64)
+  return scores.Run('deepsea_10', 'baseline', seed,
+                    10.0 * np.arange(1, ys.size + 1), ys)
+
+
+def test_first_success_and_successes():
+  r = run([0.0, -0.01, -0.05, 0.99, 0.0, 0.99])
+  assert exploration.first_success(r) == 4
+  assert exploration.first_success(run([0.0, -0.09, 0.5])) is None  # > 0.5.
+  assert exploration.first_success(run([])) is None
+  s = exploration.successes(r)
+  np.testing.assert_array_equal(s.ys, [0, 0, 0, 1, 0, 1])
+  np.testing.assert_array_equal(s.xs, r.xs)
+  assert s.seed == 0 and s.task == 'deepsea_10'
+
+
+def test_solved_looks_at_the_last_window_only():
+  late = run([0.0] * 90 + [0.99] * 6 + [0.0] * 4)
+  assert exploration.solved(late, window=10, rate=0.6)
+  assert not exploration.solved(late, window=10, rate=0.7)
+  early = run([0.99] * 50 + [0.0] * 50)
+  assert not exploration.solved(early, window=10, rate=0.1)
+  assert not exploration.solved(run([0.99] * 5), window=10, rate=0.1)
+
+
+def test_wilson_interval():
+  # Known values: 0 of 3 -> [0, 0.5615]; 3 of 3 -> [0.4385, 1];
+  # 5 of 10 -> [0.2366, 0.7634].
+  low, high = exploration.wilson(0, 3)
+  assert low == pytest.approx(0.0, abs=1e-12)
+  assert high == pytest.approx(0.56150, abs=1e-4)
+  low, high = exploration.wilson(3, 3)
+  assert low == pytest.approx(0.43850, abs=1e-4)
+  assert high == pytest.approx(1.0, abs=1e-12)
+  low, high = exploration.wilson(5, 10)
+  assert (low, high) == (pytest.approx(0.23659, abs=1e-4),
+                         pytest.approx(0.76341, abs=1e-4))
+  assert all(math.isnan(v) for v in exploration.wilson(0, 0))
+
+
+def test_median_first_counts_seeds_without_a_success_as_larger():
+  assert exploration.median_first([30, 10, 20], [100] * 3) == (20.0, False)
+  assert exploration.median_first([30, 10, 20, 40], [100] * 4) == (25.0,
+                                                                    False)
+  # Median on a censored seed: "more than" its episodes stand in for it.
+  assert exploration.median_first([None, 10, None], [400, 500, 300]) == (
+      300.0, True)
+  assert exploration.median_first([None, 10], [300, 500]) == (155.0, True)
+  assert exploration.median_first([None, 10, 20], [100] * 3) == (20.0, False)
+  value, censored = exploration.median_first([], [])
+  assert math.isnan(value) and not censored
+
+
+def test_summary_of_three_seeds():
+  runs = [run([0.0] * 7 + [0.99] * 3, seed=0),   # first 8, last 4: 3/4.
+          run([0.99] + [0.0] * 9, seed=1),        # first 1, last 4: 0/4.
+          run([0.0] * 10, seed=2)]                # never.
+  s = exploration.summary(runs, window=4, rate=0.5, reps=200)
+  assert s['seeds'] == 3 and s['episodes'] == [10, 10, 10]
+  assert s['first_success'] == [8, 1, None]
+  assert s['found'] == 2 and s['solved'] == 1
+  assert s['found_ci'] == exploration.wilson(2, 3)
+  assert s['solved_ci'] == exploration.wilson(1, 3)
+  assert (s['median_first'], s['median_censored']) == (8.0, False)
+  assert s['final_rate'] == pytest.approx(0.25)
+  low, high = s['final_rate_ci']
+  assert 0.0 <= low <= 0.25 <= high <= 0.75

@@ -1,0 +1,58 @@
+"""launch/exploration.py on an experiment sweep's runs: Markdown, CSV,
+success-rate figures, and a clear error for a path without runs."""
+import csv
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.analysis import fakes
+from tests.conftest import ROOT
+
+
+@pytest.fixture(name='sweep')
+def sweep_fixture(tmp_path):
+  """deepsea:10, baseline and prioritized x seeds 0, 1 (10 frames per
+  episode). Baseline: seed 0 never finds the treasure, seed 1 finds it at
+  episode 3 and then always; prioritized: both find it at episode 2 and
+  then always."""
+  runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
+                    tasks=('deepsea:10',))
+  scores = [[0.0] * 6, [0.0, -0.01, 0.99, 0.99, 0.99, 0.99],
+            [0.0] + [0.99] * 5, [-0.02] + [0.99] * 5]
+  for r, ys in zip(runs, scores):
+    fakes.write_run(r, [(10 * (i + 1), y) for i, y in enumerate(ys)])
+  return str(tmp_path / 'xp')
+
+
+def _launch(*args):
+  return subprocess.run(
+      [sys.executable, '-m', 'launch.exploration', *args], cwd=ROOT,
+      capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_exploration_tables_and_curves(sweep, tmp_path):
+  out = str(tmp_path / 'res' / 'deepsea')
+  proc = _launch(f'--runs={sweep}', '--last_episodes=3', '--rate=0.5',
+                 '--reps=100', f'--out={out}')
+  assert proc.returncode == 0, proc.stderr
+  text = open(out + '.md').read()
+  assert '### deepsea_10' in text
+  assert '| baseline | 2 | 1/2 [' in text and '> 4.5 (- 3)' in text
+  assert '| prioritized | 2 | 2/2 [' in text and '| 2 (2 2) |' in text
+  rows = {r['method']: r for r in csv.DictReader(io.StringIO(
+      open(out + '.csv').read()))}
+  assert float(rows['baseline']['solved']) == 0.5
+  assert float(rows['prioritized']['final_rate']) == 1.0
+  assert rows['baseline']['first_success'] == '- 3'
+  for name in ('deepsea_10.png', 'grid.png', 'grid.svg'):
+    assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
+
+
+def test_exploration_without_runs_fails_clearly(tmp_path):
+  proc = _launch(f'--runs={tmp_path}/none', f'--out={tmp_path}/x')
+  assert proc.returncode != 0
+  assert 'No run directories match' in proc.stderr
+  assert 'Traceback' not in proc.stderr
