@@ -125,12 +125,8 @@ def main(argv):
     rows, text, paths = make_results(FLAGS.out)
   print(text)
   if FLAGS.out:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    with open(FLAGS.out + '.md', 'w') as f:
-      f.write(text)
-    with open(FLAGS.out + '.csv', 'w') as f:
-      f.write(results.to_csv(rows, COLUMNS))
-    print('\n'.join([FLAGS.out + '.md', FLAGS.out + '.csv'] + paths))
+    print('\n'.join(score_flags.write_tables(
+        FLAGS.out, text, results.to_csv(rows, COLUMNS)) + paths))
 
 
 if __name__ == '__main__':

@@ -4,6 +4,8 @@ defined once.
 The launchers import this module, so they can also be imported together
 (the tests do) without absl's DuplicateFlagError.
 """
+import os
+
 from absl import flags
 
 from dreamer_tf.analysis import scores
@@ -49,3 +51,14 @@ def select(table):
   """The table restricted to --methods (all without it)."""
   methods = flags.FLAGS.methods
   return scores.select_methods(table, methods) if methods else table
+
+
+def write_tables(out, markdown, csv_text):
+  """Writes <out>.md and <out>.csv (creating the folder); returns the
+  paths."""
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  paths = [out + '.md', out + '.csv']
+  for path, text in zip(paths, (markdown, csv_text)):
+    with open(path, 'w') as f:
+      f.write(text)
+  return paths

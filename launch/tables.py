@@ -229,11 +229,7 @@ def main(argv):
     rows, text = make_tables(FLAGS.window)
   print(text)
   if FLAGS.out:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    with open(FLAGS.out + '.md', 'w') as f:
-      f.write(text)
-    with open(FLAGS.out + '.csv', 'w') as f:
-      f.write(to_csv(rows))
+    score_flags.write_tables(FLAGS.out, text, to_csv(rows))
 
 
 def make_tables(window):
