@@ -30,6 +30,7 @@ import numpy as np
 
 from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import failures
+from dreamer_tf.run import memory
 from dreamer_tf.run import report as report_lib
 from dreamer_tf.run import workers as workers_lib
 
@@ -168,6 +169,9 @@ class Loop:
     # Wall seconds spent in the agent's update (not checkpointed: a
     # statistic of this process, logged per window as time/update_share).
     self.update_seconds = 0.0
+    # The first update of this process compiles it; the heap memory the
+    # compile freed is given back after it (run/memory.py).
+    self.compiled = False
     self.openloop = report_lib.OpenLoop(
         agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
     driver.on_step(self._store)
@@ -316,6 +320,9 @@ class Loop:
       metrics, updates = self.agent.train(batch)
     skipped = float(metrics['opt/skipped'])  # Waits for the update.
     self.update_seconds += time.perf_counter() - start
+    if not self.compiled:
+      self.compiled = True
+      memory.release_free_memory()
     if not self.replay.prioritized:
       updates.pop('priority', None)
     if skipped:
