@@ -337,7 +337,10 @@ def _side_by_side():
       theirs = official.measure(case, FLAGS.official_python,
                                 FLAGS.official_src, FLAGS.official_harness)
     except official.OfficialError as e:
-      raise app.UsageError(str(e)) from e
+      # The other cases still run; the row says what failed.
+      rows.append(dict(case=case, error=f'official side: {e}'))
+      print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+      continue
     print(json.dumps(dict(case=case, official=theirs)), file=sys.stderr,
           flush=True)
     ours = _measure_ours(case)

@@ -156,6 +156,9 @@ def markdown(rows):
       '(cached) | official peak RSS GiB | ours |',
       '|---|---|---|---|---|---|---|---|---|']
   for row in rows:
+    if 'official' not in row:
+      lines.append(f'| {row["case"]} | {row["error"]} | | | | | | | |')
+      continue
     off = row['official']
     if 'ours_auto' not in row:
       lines.append(f'| {row["case"]} | {off["seconds_per_update"]} | '

@@ -164,3 +164,18 @@ def test_benchmark_side_by_side_measures_the_official_side_then_ours(fake):
   assert ours['auto_precision'] == 'float32' and ours['auto_xla'] is True
   assert ours['seconds_per_update'] > 0
   assert '| vector5d1m | 0.75 |' in proc.stderr
+
+
+def test_benchmark_side_by_side_keeps_going_when_the_official_side_fails(
+    fake, monkeypatch):
+  monkeypatch.setenv('FAKE_FAIL', '1')
+  proc = _benchmark(f'--official_python={fake["python"]}',
+                    f'--official_src={fake["src"]}',
+                    f'--official_harness={fake["harness"]}',
+                    '--cases=vector5d1m', '--precisions=float32', '--xla=off')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  [row] = json.loads(proc.stdout)
+  assert row['case'] == 'vector5d1m' and 'ours_all' not in row
+  assert 'official side: The official harness failed' in row['error']
+  assert 'no such backend' in row['error']
+  assert '| vector5d1m | official side:' in proc.stderr
