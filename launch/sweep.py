@@ -6,6 +6,9 @@
       --gin_file=gin_configs/suites/dmc_proprio.gin \
       --tasks=dmc:walker_walk,dmc:cheetah_run --seeds=0-2 \
       --grid=train.train_ratio=256,512 --parallel=2
+  # Beside other work (a run started from another shell): the sweep's runs
+  # take only the CPU it leaves.
+  python -m launch.sweep <same flags> --nice=19
 
   # The same sweep on a cluster: one shell-quoted `python -m launch.train ...`
   # line per run (all runs, so that line i is always run i) ...
@@ -80,6 +83,10 @@ flags.DEFINE_integer(
     'launch.train on that many SLURM tasks, `srun --ntasks=N ... '
     '--strategy=multi_worker` (README "Many GPUs and machines"). Local '
     'sweeps train each run in one process.', lower_bound=1)
+flags.DEFINE_integer('nice', 0, 'Lower the local runs\' CPU priority by this '
+                     '(0-19; 19: they take only what other work leaves, '
+                     'e.g. beside a training run started elsewhere).',
+                     lower_bound=0, upper_bound=19)
 flags.DEFINE_float('stop_timeout', 120.0,
                    'Seconds an interrupted run may take to save and exit '
                    'before it is killed.')
@@ -89,7 +96,7 @@ FLAGS = flags.FLAGS
 def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
           parallel=1, array_index=None, stop_timeout=120.0, out=None,
           experiments=(), experiments_dir=sweep_experiments.DIRECTORY,
-          workers=1):
+          workers=1, nice=0):
   """Expands, validates and runs (or prints) a sweep; returns exit status.
 
   tasks, seeds, grid and experiments as the flags (strings, or parsed
@@ -144,7 +151,7 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
     return 0
   return sweep_local.run_local(selected, parallel, root=root,
                                index_runs=runs, out=out,
-                               stop_timeout=stop_timeout)
+                               stop_timeout=stop_timeout, nice=nice)
 
 
 @errors.exits_on_user_error('launch.sweep')
@@ -157,7 +164,8 @@ def main(argv):
     return sweep(FLAGS.tasks, FLAGS.seeds, FLAGS.grid, FLAGS.gin_file or [],
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
                  FLAGS.array_index, FLAGS.stop_timeout,
-                 experiments=FLAGS.experiments, workers=FLAGS.workers)
+                 experiments=FLAGS.experiments, workers=FLAGS.workers,
+                 nice=FLAGS.nice)
 
 
 if __name__ == '__main__':

@@ -140,7 +140,7 @@ class _Interrupted(Exception):
 
 
 def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
-              stop_timeout=120.0, poll=0.2):
+              stop_timeout=120.0, poll=0.2, nice=0):
   """Runs the unfinished `runs` as subprocesses, `parallel` at once.
 
   Each run executes its `argv` (cwd unchanged, the repo on PYTHONPATH) with
@@ -149,8 +149,11 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
   not stop the others. If `root` is given, <root>/index.json (listing
   `index_runs`, default `runs`) is rewritten whenever a run starts or ends.
   Returns the exit status: 0 if every launched run finished, 1 if any
-  failed or ended unfinished, 130 if interrupted.
+  failed or ended unfinished, 130 if interrupted. `nice` (0-19) lowers the
+  runs' CPU priority (`_lower_priority`).
   """
+  if not 0 <= nice <= 19:
+    raise ValueError(f'nice={nice}: use 0 (normal) to 19 (lowest).')
   out = out or sys.stdout
   index_runs = index_runs or runs
   update_index = (lambda: write_index(root, index_runs)) if root else (
@@ -178,7 +181,7 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
     while todo or active:
       while todo and len(active) < parallel:
         run = todo.popleft()
-        proc = _start(run)
+        proc = _start(run, nice)
         if not proc:
           results[run.name] = 'failed'
           _say(out, f'fail  {run.name}: could not start (see '
@@ -215,8 +218,29 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
   return 0 if all(r == 'done' for r in results.values()) else 1
 
 
-def _start(run):
-  """Starts `run` in its own session: (Popen, log), or None on failure."""
+def _lower_priority(nice):
+  """A Popen preexec_fn: the run's CPU priority `nice` steps lower.
+
+  Each run starts in its own session, and on Linux with autogroups (the
+  default scheduler setting) every session is a scheduling group of its
+  own, among which a process's nice value counts for nothing: the group
+  shares the CPU equally with every other session, e.g. a training run
+  started from another shell. So the group's own nice
+  (/proc/self/autogroup) is set too, where the kernel has it.
+  """
+  def apply():
+    os.nice(nice)
+    try:
+      with open('/proc/self/autogroup', 'w') as f:
+        f.write(str(nice))
+    except OSError:
+      pass  # No autogroups (not Linux, or switched off): nice is enough.
+  return apply
+
+
+def _start(run, nice=0):
+  """Starts `run` in its own session (`nice` steps lower in CPU
+  priority): (Popen, log), or None on failure."""
   os.makedirs(run.logdir, exist_ok=True)
   log = open(os.path.join(run.logdir, LOG_FILE), 'a', buffering=1)
   log.write(f'\n=== launch.sweep {_now()} on {socket.gethostname()}: '
@@ -226,7 +250,8 @@ def _start(run):
   try:
     proc = subprocess.Popen(
         list(run.argv), stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        preexec_fn=_lower_priority(nice) if nice else None)
   except OSError as e:
     log.write(f'launch.sweep: could not start: {e}\n')
     log.close()

@@ -242,3 +242,32 @@ def test_experiment_runs_record_their_experiment(tmp_path):
   loaded = sweep_local.load_index(str(root))
   assert [(r.experiment, r.method) for r in loaded] == [
       ('baseline', 'baseline'), ('prioritized', 'prioritized')]
+
+
+# Records the run's nice value and scheduling group, then finishes.
+PRIORITY = r"""
+import json, os, sys
+logdir = sys.argv[1]
+try:
+  group = open('/proc/self/autogroup').read().strip()
+except OSError:
+  group = None
+with open(os.path.join(logdir, 'priority.json'), 'w') as f:
+  json.dump({'nice': os.nice(0), 'group': group}, f)
+with open(os.path.join(logdir, 'done.json'), 'w') as f:
+  json.dump({'policy_steps': 1}, f)
+"""
+
+
+def test_nice_lowers_the_runs_priority_and_their_group(tmp_path):
+  run = make_runs(tmp_path)[0]
+  run = dataclasses.replace(run, argv=(sys.executable, '-c', PRIORITY,
+                                       run.logdir))
+  base = os.nice(0)
+  assert sweep_local.run_local([run], out=io.StringIO(), nice=7) == 0
+  seen = json.loads((tmp_path / run.name / 'priority.json').read_text())
+  assert seen['nice'] == min(19, base + 7)
+  if seen['group'] is not None:  # Linux with autogroups.
+    assert seen['group'].endswith('nice 7')
+  with pytest.raises(ValueError, match='nice=20: use 0'):
+    sweep_local.run_local([run], out=io.StringIO(), nice=20)
