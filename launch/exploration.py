@@ -7,8 +7,8 @@ fractions of seeds, success-rate curves (DeepSea's treasure).
 
 Per task and method (runs of an experiment sweep are named by their
 experiment unless --label is given): seeds; episodes to the first success
-(episode score > --threshold) per seed and their median over seeds ("> N"
-when the median seed never succeeded within its N episodes); the fraction
+(episode score > --threshold) per seed and their median over seeds (">= N"
+when a seed that never succeeded could move it up); the fraction
 of seeds that found a success and that solved the task (success rate of
 their last --last_episodes episodes >= --rate), each with a 95% Wilson interval;
 the final success rate (last --last_episodes episodes, mean over seeds [95%
@@ -38,13 +38,14 @@ flags.DEFINE_integer('last_episodes', exploration.WINDOW,
                      'final success rate.', lower_bound=1)
 flags.DEFINE_float('rate', exploration.RATE,
                    'Success rate over the last --last_episodes episodes that '
-                   'counts as solved.')
+                   'counts as solved.', lower_bound=0.0, upper_bound=1.0)
 FLAGS = flags.FLAGS
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
            'found_high', 'solved', 'solved_low', 'solved_high',
            'median_first_success', 'median_censored', 'first_success',
-           'final_rate', 'final_rate_low', 'final_rate_high']
+           'final_rate', 'final_rate_low', 'final_rate_high',
+           'without_episodes']
 
 
 def build(table, threshold, window, rate, reps=2000, seed=0):
@@ -64,7 +65,8 @@ def build(table, threshold, window, rate, reps=2000, seed=0):
           first_success=' '.join('-' if f is None else str(f)
                                  for f in s['first_success']),
           final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
-          final_rate_high=s['final_rate_ci'][1]))
+          final_rate_high=s['final_rate_ci'][1],
+          without_episodes=' '.join(map(str, s['without_episodes']))))
   return rows
 
 
@@ -72,24 +74,31 @@ def markdown(rows, threshold, window, rate):
   """The rows as one Markdown table per task."""
   lines = [
       f'Success: episode score > {threshold:g}. Solved: success rate of the '
-      f'last {window} episodes >= {rate:g}. Fractions of seeds with 95% '
-      'Wilson intervals; first success in episodes, per seed (- never) and '
-      f'median over seeds; final rate: last {window} episodes, mean over '
-      'seeds [95% bootstrap CI].']
+      f'last {window} episodes >= {rate:g} (a seed with fewer episodes is '
+      'not solved; its final rate is over the episodes it has). Fractions '
+      'of seeds with 95% Wilson intervals; first success in episodes, per '
+      'seed (- never) and median over seeds (">=": a lower bound, a seed '
+      'that never succeeded within its episodes could move it up); final '
+      f'rate: last {window} episodes, mean over seeds [95% bootstrap CI].']
   for task in dict.fromkeys(r['task'] for r in rows):
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
               '(per seed) | final success rate |',
               '|---|---|---|---|---|---|']
-    for r in (r for r in rows if r['task'] == task):
+    task_rows = [r for r in rows if r['task'] == task]
+    for r in task_rows:
       median = r['median_first_success']
       median = ('n/a' if math.isnan(median) else
-                f'> {median:g}' if r['median_censored'] else f'{median:g}')
+                f'>= {median:g}' if r['median_censored'] else f'{median:g}')
       lines.append(
           f'| {r["method"]} | {r["seeds"]} | {_fraction(r, "found")} | '
           f'{_fraction(r, "solved")} | {median} ({r["first_success"]}) | '
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
           f'{r["final_rate_high"]:.2f}] |')
+    left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
+                for r in task_rows if r['without_episodes']]
+    if left_out:
+      lines += ['', 'Left out, no episode yet: ' + ', '.join(left_out) + '.']
   return '\n'.join(lines) + '\n'
 
 
@@ -101,6 +110,9 @@ def _fraction(row, name):
 
 def make_results(out=''):
   """(rows, Markdown, figure paths) the flags ask for."""
+  if FLAGS['final_episodes'].present:
+    raise ValueError('launch.exploration takes --last_episodes; '
+                     '--final_episodes is for launch.tables, plot and results.')
   table = score_flags.select(score_flags.collect())
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate, FLAGS.reps,
                FLAGS.seed)

@@ -98,8 +98,11 @@ def _run(cmd, env, out, timeout):
                         f'{" ".join(cmd)}') from e
   if proc.returncode or not os.path.isfile(out):
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    what = (f'exit {proc.returncode}' if proc.returncode else
+            f'exit 0 but wrote no {out}')
     raise OfficialError(
-        f'The official harness failed (exit {proc.returncode}): {tail}')
+        f'The official harness failed ({what}): {tail}; command: '
+        f'{" ".join(cmd)}')
   with open(out) as f:
     return json.load(f)
 

@@ -10,10 +10,12 @@ last `window` episodes is at least `rate` (the policy goes for the
 treasure, not an accident of exploration). Fractions of seeds come with a
 Wilson score interval (honest at 3-5 seeds, unlike a bootstrap); episodes
 to the first success are reported per seed and as the median over seeds,
-where a seed that never succeeded counts as "more than its episodes".
+where a seed that never succeeded counts as "more than its episodes"
+(right-censored; see `median_first`).
 """
 import dataclasses
 import math
+import statistics
 
 import numpy as np
 
@@ -46,12 +48,13 @@ def solved(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
 
 
 def wilson(successes_count, total, level=0.95):
-  """Wilson score interval (low, high) of a proportion; (nan, nan) for
-  total 0."""
+  """Wilson score interval (low, high) of a proportion at confidence
+  `level` (0 < level < 1); (nan, nan) for total 0."""
+  if not 0 < level < 1:
+    raise ValueError(f'A confidence level is in (0, 1), got {level}.')
   if total == 0:
     return math.nan, math.nan
-  z = {0.9: 1.6448536269514722, 0.95: 1.959963984540054,
-       0.99: 2.5758293035489004}[level]
+  z = statistics.NormalDist().inv_cdf((1 + level) / 2)
   p = successes_count / total
   centre = (p + z * z / (2 * total)) / (1 + z * z / total)
   half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (
@@ -60,20 +63,23 @@ def wilson(successes_count, total, level=0.95):
 
 
 def median_first(firsts, episodes):
-  """Median over seeds of episodes to the first success, where a seed
-  without one (None) ranks above every seed with one. Returns (value,
-  censored): the median, or a lower bound of it and True when the median
-  falls on a seed that never succeeded (its episode count stands in for
-  its first success: "more than that")."""
+  """Median over seeds of episodes to the first success, with right
+  censoring: a seed without one (None) is known only to need more than
+  its episode count n, so n stands in for it and ranks above an equal
+  first success. Returns (value, censored): the median, and True when a
+  censored seed sits at or below the middle of the order, where its
+  unknown value could move the median up: the value is then a lower bound
+  ("at least"). Seeds of uneven length are handled by their own n: with
+  firsts [None, 400, 500] and episodes [300, 1000, 1000] the median is at
+  least 400, not 500."""
   if not firsts:
     return math.nan, False
   order = sorted(
-      (f if f is not None else math.inf, n) for f, n in zip(firsts, episodes))
-  middle = order[(len(order) - 1) // 2:len(order) // 2 + 1]
-  if any(math.isinf(f) for f, _ in middle):
-    # A censored seed's first success is beyond its episode count n.
-    return float(np.mean([n if math.isinf(f) else f for f, n in middle])), True
-  return float(np.mean([f for f, _ in middle])), False
+      (n, True) if f is None else (f, False) for f, n in zip(firsts, episodes))
+  upper = len(order) // 2
+  middle = order[(len(order) - 1) // 2:upper + 1]
+  censored = any(c for _, c in order[:upper + 1])
+  return float(np.mean([v for v, _ in middle])), censored
 
 
 def summary(runs, threshold=THRESHOLD, window=WINDOW, rate=RATE, reps=2000,
@@ -81,19 +87,30 @@ def summary(runs, threshold=THRESHOLD, window=WINDOW, rate=RATE, reps=2000,
   """Statistics of one method's seeds (a list of scores.Run) on one task:
   seeds, episodes per seed, the first success per seed, the found and
   solved fractions with Wilson intervals, the median first success and
-  the final success rate (last `window` episodes; mean over seeds, 95%
-  bootstrap CI)."""
+  the final success rate (last `window` episodes, or all of a shorter
+  run's; mean over seeds, 95% bootstrap CI).
+
+  Runs without an episode yet (a sweep's run that has just started) are
+  left out of every statistic and listed by seed in `without_episodes`;
+  ValueError when no run has an episode."""
+  empty = [r.seed for r in runs if r.ys.size == 0]
+  if len(empty) == len(runs):
+    names = f'{runs[0].method} on {runs[0].task}, ' if runs else ''
+    raise ValueError(
+        f'No run ({names}seeds {empty}) has an episode yet; wait for the '
+        'first episodes or leave these runs out.')
+  runs = [r for r in runs if r.ys.size]
   firsts = [first_success(r, threshold) for r in runs]
   episodes = [int(r.ys.size) for r in runs]
   found = sum(f is not None for f in firsts)
   solved_count = sum(solved(r, threshold, window, rate) for r in runs)
-  final = [float(np.mean(r.ys[-window:] > threshold)) if r.ys.size else
-           math.nan for r in runs]
+  final = [float(np.mean(r.ys[-window:] > threshold)) for r in runs]
   final_mean, final_low, final_high = scores.bootstrap_ci(
       np.asarray(final), reps=reps, seed=seed)
   median, censored = median_first(firsts, episodes)
   return dict(
       seeds=len(runs), episodes=episodes, first_success=firsts,
+      without_episodes=empty,
       found=found, found_ci=wilson(found, len(runs)),
       solved=solved_count, solved_ci=wilson(solved_count, len(runs)),
       median_first=median, median_censored=censored,

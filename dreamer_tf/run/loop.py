@@ -171,7 +171,7 @@ class Loop:
     self.update_seconds = 0.0
     # The first update of this process compiles it; the heap memory the
     # compile freed is given back after it (run/memory.py).
-    self.compiled = False
+    self.trimmed = False
     self.openloop = report_lib.OpenLoop(
         agent, max(1, min(REPORT_OBSERVE, agent.batch_length // 2)))
     driver.on_step(self._store)
@@ -320,8 +320,8 @@ class Loop:
       metrics, updates = self.agent.train(batch)
     skipped = float(metrics['opt/skipped'])  # Waits for the update.
     self.update_seconds += time.perf_counter() - start
-    if not self.compiled:
-      self.compiled = True
+    if not self.trimmed:
+      self.trimmed = True
       memory.release_free_memory()
     if not self.replay.prioritized:
       updates.pop('priority', None)

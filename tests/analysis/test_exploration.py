@@ -48,6 +48,14 @@ def test_wilson_interval():
   assert (low, high) == (pytest.approx(0.23659, abs=1e-4),
                          pytest.approx(0.76341, abs=1e-4))
   assert all(math.isnan(v) for v in exploration.wilson(0, 0))
+  # Any level: 90% is narrower; 80% (z = 1.2816) too.
+  low90, high90 = exploration.wilson(5, 10, level=0.9)
+  assert 0.2366 < low90 < 0.5 < high90 < 0.7634
+  low80, high80 = exploration.wilson(5, 10, level=0.8)
+  assert low90 < low80 and high80 < high90
+  assert low80 == pytest.approx(0.3122, abs=1e-4)  # By hand.
+  with pytest.raises(ValueError, match=r'in \(0, 1\), got 95'):
+    exploration.wilson(5, 10, level=95)
 
 
 def test_median_first_counts_seeds_without_a_success_as_larger():
@@ -59,6 +67,13 @@ def test_median_first_counts_seeds_without_a_success_as_larger():
       300.0, True)
   assert exploration.median_first([None, 10], [300, 500]) == (155.0, True)
   assert exploration.median_first([None, 10, 20], [100] * 3) == (20.0, False)
+  # Runs of uneven length: the short censored seed (300 episodes) ranks by
+  # its own count, below both successes: the median is at least 400.
+  assert exploration.median_first([None, 400, 500], [300, 1000, 1000]) == (
+      400.0, True)
+  # A censored seed ranks above an equal first success.
+  assert exploration.median_first([None, 300, 100], [300, 1000, 1000]) == (
+      300.0, False)
   value, censored = exploration.median_first([], [])
   assert math.isnan(value) and not censored
 
@@ -77,3 +92,14 @@ def test_summary_of_three_seeds():
   assert s['final_rate'] == pytest.approx(0.25)
   low, high = s['final_rate_ci']
   assert 0.0 <= low <= 0.25 <= high <= 0.75
+
+
+def test_summary_leaves_out_runs_without_episodes():
+  runs = [run([0.0, 0.99], seed=0), run([], seed=1), run([0.0, 0.0], seed=2)]
+  s = exploration.summary(runs, window=2, reps=100)
+  assert s['seeds'] == 2 and s['without_episodes'] == [1]
+  assert s['episodes'] == [2, 2] and s['first_success'] == [2, None]
+  assert s['final_rate'] == pytest.approx(0.25)
+  with pytest.raises(ValueError, match=r'No run \(baseline on deepsea_10, '
+                     r'seeds \[1, 2\]\) has an episode yet'):
+    exploration.summary([run([], seed=1), run([], seed=2)])

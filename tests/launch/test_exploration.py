@@ -40,7 +40,7 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert proc.returncode == 0, proc.stderr
   text = open(out + '.md').read()
   assert '### deepsea_10' in text
-  assert '| baseline | 2 | 1/2 [' in text and '> 4.5 (- 3)' in text
+  assert '| baseline | 2 | 1/2 [' in text and '>= 4.5 (- 3)' in text
   assert '| prioritized | 2 | 2/2 [' in text and '| 2 (2 2) |' in text
   rows = {r['method']: r for r in csv.DictReader(io.StringIO(
       open(out + '.csv').read()))}
@@ -56,3 +56,23 @@ def test_exploration_without_runs_fails_clearly(tmp_path):
   assert proc.returncode != 0
   assert 'No run directories match' in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_exploration_flag_errors(sweep, tmp_path):
+  proc = _launch(f'--runs={sweep}', '--final_episodes=5')
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert 'takes --last_episodes; --final_episodes is for' in proc.stderr
+  proc = _launch(f'--runs={sweep}', '--rate=1.5')
+  assert proc.returncode != 0
+  assert 'rate' in proc.stderr and '1' in proc.stderr
+
+
+def test_a_run_without_episodes_yet_is_left_out_and_named(tmp_path):
+  runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
+                    tasks=('deepsea:10',))
+  for r, ys in zip(runs, [[0.0, 0.99], [], [0.99], [0.0]]):
+    fakes.write_run(r, [(10 * (i + 1), y) for i, y in enumerate(ys)])
+  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50')
+  assert proc.returncode == 0, proc.stderr
+  assert '| baseline | 1 | 1/1 [' in proc.stdout
+  assert 'Left out, no episode yet: baseline (seeds 1).' in proc.stdout

@@ -22,6 +22,8 @@ cached = os.listdir(cache) != []
 open(os.path.join(cache, 'entry'), 'w').write('x')
 if os.environ.get('FAKE_FAIL'):
   sys.exit('jaxlib: no such backend')
+if os.environ.get('FAKE_NO_OUT'):
+  print('done'); sys.exit(0)
 result = dict(args=args, cache=cache, cached=cached, jax_version='0.4.33',
               n_params=688004, train_lower_s=3.0,
               train_compile_s=0.5 if cached else 12.0,
@@ -68,7 +70,13 @@ def test_measure_runs_the_harness_twice_on_one_fresh_compile_cache(fake):
 def test_a_failing_harness_and_unknown_cases_are_named(fake, monkeypatch):
   monkeypatch.setenv('FAKE_FAIL', '1')
   with pytest.raises(official.OfficialError,
-                     match=r'failed \(exit 1\).*no such backend'):
+                     match=r'failed \(exit 1\).*no such backend.*'
+                     r'command: .*official_update.py'):
+    official.measure('image1m', fake['python'], fake['src'], fake['harness'])
+  monkeypatch.delenv('FAKE_FAIL')
+  monkeypatch.setenv('FAKE_NO_OUT', '1')
+  with pytest.raises(official.OfficialError,
+                     match=r'failed \(exit 0 but wrote no .*\.json\)'):
     official.measure('image1m', fake['python'], fake['src'], fake['harness'])
   with pytest.raises(official.OfficialError, match=r"no case 'vector1m'"):
     official.measure('vector1m', fake['python'], fake['src'], fake['harness'])
@@ -163,6 +171,10 @@ def test_benchmark_side_by_side_measures_the_official_side_then_ours(fake):
   assert ours['action_space'] == 'continuous:1' and ours['obs_space'] == '5'
   assert ours['auto_precision'] == 'float32' and ours['auto_xla'] is True
   assert ours['seconds_per_update'] > 0
+  # The same run's official time, not launch.benchmark's constant (0.772).
+  assert ours['official_seconds_per_update'] == 0.75
+  assert ours['speedup_vs_official'] == round(
+      0.75 / ours['seconds_per_update'], 2)
   assert '| vector5d1m | 0.75 |' in proc.stderr
 
 

@@ -176,6 +176,18 @@ def test_a_run_whose_updates_were_all_skipped_raises_after_its_checkpoint():
   assert 'train.max_nonfinite = 100' in loop.logger.warnings[0]
 
 
+def test_the_memory_the_first_update_freed_is_given_back_once(monkeypatch):
+  """run/memory.py's trim runs after the first update (the one that
+  compiles), not after every update."""
+  calls = []
+  monkeypatch.setattr(loop_lib.memory, 'release_free_memory',
+                      lambda: calls.append(1) or True)
+  loop, _ = _loop(_SteppingDriver(), steps=10)
+  with pytest.raises(failures.NonFiniteError):  # All 9 updates skipped.
+    loop.run()
+  assert loop.counters.ratio.updates == 9 and calls == [1]
+
+
 def test_too_many_skipped_updates_stop_the_run_with_a_checkpoint():
   loop, saves = _loop(_SteppingDriver(), steps=100, max_nonfinite=3)
   with pytest.raises(failures.NonFiniteError, match='3 updates had a non-'
