@@ -78,3 +78,41 @@ def test_laprop_compiles_with_xla():
   step()
   step()
   assert np.all(var.numpy() < 1.0)
+
+
+class _PerTensor(optim.LaProp):
+  """LaProp through Keras' own per-tensor loop over `update_step`."""
+
+  def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    # pylint: disable-next=bad-super-call
+    super(optim.LaProp, self)._backend_update_step(
+        grads, trainable_variables, learning_rate)
+
+
+@pytest.mark.parametrize('agc_clip', [0.3, 0.0])
+@pytest.mark.parametrize('jit_compile', [False, True])
+def test_all_tensors_at_once_equals_update_step_per_tensor(agc_clip,
+                                                           jit_compile):
+  """`apply` (all tensors in one pass) does update_step's arithmetic: the
+  parameters and moments agree bit for bit over steps with clipping on
+  and off, one tensor clipped hard, one not at all, one scalar."""
+  rng = np.random.default_rng(1)
+  shapes = [(3, 4), (5,), (), (2, 3, 2)]
+  starts = [rng.normal(size=s).astype(np.float32) for s in shapes]
+  starts[1][:] = 0.0  # ||θ|| = 0: AGC's pmin floor.
+  scales = [100.0, 1.0, 1e-4, 3.0]
+  runs = []
+  for cls in (optim.LaProp, _PerTensor):
+    variables = [tf.Variable(s) for s in starts]
+    opt = cls(lr=0.01, warmup=2, agc_clip=agc_clip)
+    opt.build(variables)
+    step = tf.function(lambda g, o=opt, v=variables: o.apply(g, v),
+                       jit_compile=jit_compile, autograph=False)
+    draw = np.random.default_rng(2)
+    for _ in range(4):
+      step([tf.constant(draw.normal(size=s).astype(np.float32) * c)
+            for s, c in zip(shapes, scales)])
+    runs.append([v.numpy() for v in variables + opt._nu + opt._mu])  # pylint: disable=protected-access
+    assert int(opt.iterations) == 4
+  for fused, reference in zip(*runs):
+    np.testing.assert_array_equal(fused, reference)
