@@ -157,8 +157,12 @@ class Agent:
     self.slow_critics[INTRINSIC] = behavior.Critic(
         critic_config, seeds=seeds, dtype=dtype,
         name=f'slow_critic_{INTRINSIC}', trainable=False)
+    retnorm = behavior.ReturnNormalizerConfig()
+    if self.exploration.retnorm_limit is not None:
+      retnorm = dataclasses.replace(
+          retnorm, limit=self.exploration.retnorm_limit)
     self.retnorms[INTRINSIC] = behavior.ReturnNormalizer(
-        name=f'retnorm_{INTRINSIC}')
+        retnorm, name=f'retnorm_{INTRINSIC}')
 
   def _check_actor_grad(self):
     """Refuses an actor gradient estimator this agent cannot use."""

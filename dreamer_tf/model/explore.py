@@ -30,6 +30,7 @@ its own reward stream with its own critic, slow critic and return
 normaliser (update.py, behavior.imagination_losses).
 """
 import dataclasses
+from typing import Optional
 
 import gin
 import keras
@@ -52,7 +53,11 @@ class ExplorationConfig:
   members K, layers and units of each predictor's MLP; lr of the
   ensemble's LaProp (its other settings follow the LaProp bindings);
   extrinsic_weight: the weight of the extrinsic advantage (the intrinsic
-  weight comes from the schedule, `run/schedules.py`).
+  weight comes from the schedule, `run/schedules.py`). retnorm_limit: the
+  floor of the intrinsic stream's return scale S = max(limit, P95 - P5)
+  (§3.5); None keeps `ReturnNormalizer.limit` (DreamerV3's 1, which leaves
+  returns smaller than 1 unamplified: a disagreement reward of ~0.002 per
+  step then barely moves the actor; a lower floor lets it).
   """
   signal: str = 'none'
   members: int = 5
@@ -61,6 +66,7 @@ class ExplorationConfig:
   lr: float = 1e-4
   spread: str = 'variance'
   extrinsic_weight: float = 1.0
+  retnorm_limit: Optional[float] = None
 
   def __post_init__(self):
     if self.signal not in SIGNALS:
@@ -75,6 +81,10 @@ class ExplorationConfig:
     if self.extrinsic_weight < 0:
       raise ValueError(f'Exploration.extrinsic_weight='
                        f'{self.extrinsic_weight} must be >= 0.')
+    if self.retnorm_limit is not None and not self.retnorm_limit > 0:
+      raise ValueError(f'Exploration.retnorm_limit={self.retnorm_limit} must '
+                       'be > 0 (a floor of the return scale), or None for '
+                       'ReturnNormalizer.limit.')
 
   @property
   def enabled(self):

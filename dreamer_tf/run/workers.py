@@ -40,6 +40,9 @@ VOTE_EVERY = 16
 POSITIONS = 8
 
 _TASK = re.compile(r'/job:(\w+)/replica:\d+/task:(\d+)')
+# The peer a collective failed to reach (gRPC's "remote target"); the bare
+# task pattern also matches this worker's own devices in op names.
+_REMOTE_TASK = re.compile(r'remote target /job:(\w+)/replica:\d+/task:(\d+)')
 WorkerLostError = failures.WorkerLostError
 
 
@@ -134,8 +137,8 @@ class Cluster(Solo):
 
   def describe_loss(self, error):
     """The message for a collective that failed on a lost worker."""
-    tasks = sorted({f'/job:{job}/task:{task}' for job, task in
-                    _TASK.findall(str(error))})
+    found = (_REMOTE_TASK.findall(str(error)) or _TASK.findall(str(error)))
+    tasks = sorted({f'/job:{job}/task:{task}' for job, task in found})
     who = (f'Worker {", ".join(tasks)}' if tasks else
            'Another worker')
     reason = str(error).strip().splitlines()

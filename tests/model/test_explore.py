@@ -28,6 +28,19 @@ def test_config_errors_name_the_fix():
     explore.ExplorationConfig(spread='var')
   with pytest.raises(ValueError, match='>= 0'):
     explore.ExplorationConfig(extrinsic_weight=-1.0)
+  with pytest.raises(ValueError, match=r'retnorm_limit=0.0 must be > 0'):
+    explore.ExplorationConfig(retnorm_limit=0.0)
+
+
+def test_the_intrinsic_return_scale_has_its_own_floor():
+  agent = explorer('latent', 'Exploration.retnorm_limit = 0.01')
+  intrinsic, extrinsic = agent.retnorms['intr'], agent.retnorms['extr']
+  assert (intrinsic.limit, extrinsic.limit) == (0.01, 1.0)
+  # Returns spread over 0.05: S = 0.05 for the intrinsic stream, the floor
+  # of 1 for the extrinsic one.
+  assert float(intrinsic.scale_of(0.0, 0.05)) == pytest.approx(0.05)
+  assert float(extrinsic.scale_of(0.0, 0.05)) == 1.0
+  assert explorer().retnorms['intr'].limit == 1.0  # Unset: both alike.
 
 
 def test_members_are_initialised_independently_and_none_at_zero():

@@ -83,6 +83,19 @@ def test_a_lost_worker_is_named_with_the_fix():
                             'stopped responding (worker 0 saw: Collective '
                             'ops is aborted by: recvmsg:Connection reset')
   assert 'rerun the same command on all of them' in message
+  # The op that failed names this worker's own device too (seen in a run
+  # on a loaded machine): only the unreachable peer is named.
+  text = ('{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_'
+          'device_/job:worker/replica:0/task:0/device:CPU:0}} Collective ops '
+          'is aborted by: recvmsg:Connection reset by peer\nAdditional GRPC '
+          'error information from remote target /job:worker/replica:0/task:1 '
+          'while calling /tensorflow.WorkerService/RecvBuf:')
+  assert cluster.describe_loss(RuntimeError(text)).startswith(
+      'Worker /job:worker/task:1 of this 2-worker run stopped responding')
+  # Without a remote target, every task the error names.
+  assert cluster.describe_loss(RuntimeError(
+      'failed on /job:worker/replica:0/task:1/device:CPU:0')).startswith(
+          'Worker /job:worker/task:1 of')
 
 
 # --- Two launch.train workers on 127.0.0.1 -------------------------------
