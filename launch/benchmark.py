@@ -24,7 +24,9 @@ With XLA on, the case runs twice, in two processes sharing a fresh XLA
 compile cache (dreamer_tf/run/compile_cache.py): `compile_seconds` is the
 first (trace + compile), `cached_compile_seconds` the second (trace +
 loading the compiled update), what a resumed or repeated run pays;
-`--nocached_compile` skips the second.
+`--nocached_compile` skips the second. `trace_seconds` is the part of the
+first that traces the update into a graph (`traced_ops` ops, function
+bodies included; one device only): the part no cache saves.
 
 With `--official_src` and `--official_python`, each case is measured side
 by side: first the official update (launch/official.py: seconds per update,
@@ -138,6 +140,8 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
       agent.obs_space, 'auto', 'auto')
   data = random_batch(agent, np.random.default_rng(0))
   start = time.perf_counter()
+  traced_ops = agent.trace_update(data)
+  trace_seconds = time.perf_counter() - start
   metrics, _ = agent.train(data)
   float(metrics['opt/loss'])
   compile_seconds = time.perf_counter() - start
@@ -159,6 +163,9 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
       updates_per_second=round(1 / seconds, 3),
       seconds_min=round(min(times), 4), seconds_max=round(max(times), 4),
       compile_seconds=round(compile_seconds - seconds, 2),
+      # Of which tracing the update into a graph (the rest: XLA's compile
+      # or the compile cache's load, and the first run's allocations).
+      trace_seconds=round(trace_seconds, 2), traced_ops=traced_ops,
       peak_rss_gib=round(resource.getrusage(
           resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
       official_seconds_per_update=OFFICIAL_SECONDS[case],

@@ -421,6 +421,25 @@ class Agent:
     updates.update({k: np.asarray(v) for k, v in values.items()})
     return metrics, updates
 
+  def trace_update(self, data):
+    """Traces the update for `data`'s shapes and dtypes without running
+    it; a later `train` on such a batch reuses the trace (and compiles it
+    when it first runs). Returns the number of ops traced, the bodies of
+    its functions (`tf.cond` branches, `tf.scan` loops) included, or None
+    with several replicas, whose update is several functions traced per
+    replica when they run. For measuring where the first update's time
+    goes (launch.benchmark's `trace_seconds`)."""
+    data = dict(data)
+    stepid = data.pop('stepid', None)
+    self._check_batch(data, stepid)
+    if self._update is None:
+      self._update = placement.make_update(self)
+    if not hasattr(self._update, 'get_concrete_function'):
+      return None
+    graph = self._update.get_concrete_function(data).graph.as_graph_def()
+    return len(graph.node) + sum(
+        len(f.node_def) for f in graph.library.function)
+
   def _check_batch(self, data, stepid):
     needed = set(self.obs_space) | set(self.act_space)
     if self.replay_context:

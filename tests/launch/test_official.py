@@ -171,6 +171,10 @@ def test_benchmark_side_by_side_measures_the_official_side_then_ours(fake):
   assert ours['action_space'] == 'continuous:1' and ours['obs_space'] == '5'
   assert ours['auto_precision'] == 'float32' and ours['auto_xla'] is True
   assert ours['seconds_per_update'] > 0
+  # The trace is measured on its own, and is part of the first update.
+  assert ours['traced_ops'] > 1000
+  assert 0 < ours['trace_seconds'] < ours['compile_seconds'] + ours[
+      'seconds_per_update']
   # The same run's official time, not launch.benchmark's constant (0.772).
   assert ours['official_seconds_per_update'] == 0.75
   assert ours['speedup_vs_official'] == round(

@@ -113,6 +113,21 @@ def test_train_returns_self_describing_replay_updates():
     agent.train(dict(data, stepid=stepid[:, 1:]))
 
 
+def test_trace_update_traces_once_for_the_updates_that_follow():
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 4', 'Agent.jit_compile = False')
+  data = make_batch(agent)
+  ops = agent.trace_update(data)
+  assert isinstance(ops, int) and ops > 1000
+  assert agent.optimizer.iterations.numpy() == 0  # Traced, not run.
+  agent.train(data)
+  agent.train(data)
+  # pylint: disable-next=protected-access
+  assert agent._update.experimental_get_tracing_count() == 1
+  with pytest.raises(ValueError, match='lacks keys'):
+    agent.trace_update({'is_first': data['is_first']})
+
+
 def test_bad_batches_and_configs_fail_clearly():
   agent = build('24', 'discrete:3', *TINY, 'Agent.batch_length = 4')
   data = make_batch(agent)
