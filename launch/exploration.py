@@ -53,6 +53,10 @@ def build(table, threshold, window, rate, reps=2000, seed=0):
   rows = []
   for task, methods in table.items():
     for method, runs in methods.items():
+      if not any(r.ys.size for r in runs):  # An arm that has just started.
+        rows.append(dict(task=task, method=method, seeds=0,
+                         without_episodes=' '.join(str(r.seed) for r in runs)))
+        continue
       s = exploration.summary(runs, threshold, window, rate, reps, seed)
       rows.append(dict(
           task=task, method=method, seeds=s['seeds'],
@@ -86,7 +90,7 @@ def markdown(rows, threshold, window, rate):
               '(per seed) | final success rate |',
               '|---|---|---|---|---|---|']
     task_rows = [r for r in rows if r['task'] == task]
-    for r in task_rows:
+    for r in (r for r in task_rows if r['seeds']):
       median = r['median_first_success']
       median = ('n/a' if math.isnan(median) else
                 f'>= {median:g}' if r['median_censored'] else f'{median:g}')

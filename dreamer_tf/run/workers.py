@@ -79,6 +79,10 @@ class Cluster(Solo):
     self.worker, self.workers = distribution.worker, distribution.workers
     self.is_chief = distribution.is_chief
     self.local = self.strategy.num_replicas_in_sync // self.workers
+    # This process's own task, never named as the lost one.
+    resolver = getattr(self.strategy, 'cluster_resolver', None)
+    self.task = (None if resolver is None else
+                 (str(resolver.task_type), str(resolver.task_id)))
 
   def gather(self, values):
     """[workers, len(values)] int64: every worker's `values`, by rank."""
@@ -138,7 +142,8 @@ class Cluster(Solo):
   def describe_loss(self, error):
     """The message for a collective that failed on a lost worker."""
     found = (_REMOTE_TASK.findall(str(error)) or _TASK.findall(str(error)))
-    tasks = sorted({f'/job:{job}/task:{task}' for job, task in found})
+    tasks = sorted({f'/job:{job}/task:{task}' for job, task in found
+                    if (job, task) != self.task})
     who = (f'Worker {", ".join(tasks)}' if tasks else
            'Another worker')
     reason = str(error).strip().splitlines()

@@ -70,9 +70,16 @@ def test_exploration_flag_errors(sweep, tmp_path):
 def test_a_run_without_episodes_yet_is_left_out_and_named(tmp_path):
   runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
                     tasks=('deepsea:10',))
-  for r, ys in zip(runs, [[0.0, 0.99], [], [0.99], [0.0]]):
+  # baseline: one seed without episodes; prioritized: both (just started).
+  for r, ys in zip(runs, [[0.0, 0.99], [], [], []]):
     fakes.write_run(r, [(10 * (i + 1), y) for i, y in enumerate(ys)])
-  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50')
+  out = str(tmp_path / 'res')
+  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50', f'--out={out}')
   assert proc.returncode == 0, proc.stderr
   assert '| baseline | 1 | 1/1 [' in proc.stdout
-  assert 'Left out, no episode yet: baseline (seeds 1).' in proc.stdout
+  assert '| prioritized |' not in proc.stdout
+  assert ('Left out, no episode yet: baseline (seeds 1), prioritized (seeds '
+          '0 1).') in proc.stdout
+  rows = {r['method']: r for r in csv.DictReader(open(out + '.csv'))}
+  assert rows['prioritized']['seeds'] == '0'
+  assert rows['prioritized']['without_episodes'] == '0 1'

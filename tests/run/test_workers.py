@@ -92,10 +92,15 @@ def test_a_lost_worker_is_named_with_the_fix():
           'while calling /tensorflow.WorkerService/RecvBuf:')
   assert cluster.describe_loss(RuntimeError(text)).startswith(
       'Worker /job:worker/task:1 of this 2-worker run stopped responding')
-  # Without a remote target, every task the error names.
+  # Without a remote target, every task the error names but this one.
+  cluster.task = ('worker', '0')
   assert cluster.describe_loss(RuntimeError(
-      'failed on /job:worker/replica:0/task:1/device:CPU:0')).startswith(
+      'failed on /job:worker/replica:0/task:1/device:CPU:0 from '
+      '/job:worker/replica:0/task:0/device:CPU:0')).startswith(
           'Worker /job:worker/task:1 of')
+  assert cluster.describe_loss(RuntimeError(
+      'on /job:worker/replica:0/task:0/device:CPU:0')).startswith(
+          'Another worker of')
 
 
 # --- Two launch.train workers on 127.0.0.1 -------------------------------
