@@ -410,11 +410,7 @@ class Agent:
     and, if the batch had one, 'stepid': stepid[:, C:] (int64 [B, T, 2])
     naming their replay steps, ready for `Replay.update`.
     """
-    data = dict(data)
-    stepid = data.pop('stepid', None)
-    self._check_batch(data, stepid)
-    if self._update is None:
-      self._update = placement.make_update(self)
+    data, stepid = self._prepare(data)
     metrics, values = self._update(data)
     updates = {} if stepid is None else {
         'stepid': np.asarray(stepid, np.int64)[:, self.replay_context:]}
@@ -429,16 +425,22 @@ class Agent:
     with several replicas, whose update is several functions traced per
     replica when they run. For measuring where the first update's time
     goes (launch.benchmark's `trace_seconds`)."""
-    data = dict(data)
-    stepid = data.pop('stepid', None)
-    self._check_batch(data, stepid)
-    if self._update is None:
-      self._update = placement.make_update(self)
+    data, _ = self._prepare(data)
     if not hasattr(self._update, 'get_concrete_function'):
       return None
     graph = self._update.get_concrete_function(data).graph.as_graph_def()
     return len(graph.node) + sum(
         len(f.node_def) for f in graph.library.function)
+
+  def _prepare(self, data):
+    """(the batch without `stepid`, stepid or None), checked; builds the
+    update on first use."""
+    data = dict(data)
+    stepid = data.pop('stepid', None)
+    self._check_batch(data, stepid)
+    if self._update is None:
+      self._update = placement.make_update(self)
+    return data, stepid
 
   def _check_batch(self, data, stepid):
     needed = set(self.obs_space) | set(self.act_space)

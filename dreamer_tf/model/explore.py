@@ -56,8 +56,9 @@ class ExplorationConfig:
   weight comes from the schedule, `run/schedules.py`). retnorm_limit: the
   floor of the intrinsic stream's return scale S = max(limit, P95 - P5)
   (§3.5); None keeps `ReturnNormalizer.limit` (DreamerV3's 1, which leaves
-  returns smaller than 1 unamplified: a disagreement reward of ~0.002 per
-  step then barely moves the actor; a lower floor lets it).
+  returns smaller than 1 unamplified). A lower floor weighs small
+  intrinsic rewards more against the extrinsic stream and the entropy
+  bonus; whether that helps is untested (docs/benchmarks/xp-deepsea.md).
   """
   signal: str = 'none'
   members: int = 5
