@@ -41,19 +41,45 @@ TINY = conftest.TINY + [
 ] + [arg for arg in sys.argv[3:] if arg != '+weights']
 
 
-def state(agent):
+def groups(agent):
+  """The agent's state variables by group."""
   optimizers = [agent.optimizer] + (
       [agent.explore_optimizer] if agent.explore_optimizer else [])
   optimizer = [v for o in optimizers for v in o.variables]
-  groups = dict(
+  return dict(
       params=agent.trainable_variables + agent.explore_variables,
       slow_critic=agent.slow_variables,
       retnorm=[v for r in agent.retnorms.values() for v in r.weights],
       optimizer_nu=[v for v in optimizer if 'nu' in v.name],
       optimizer_mu=[v for v in optimizer if 'mu' in v.name])
-  return {k: [np.array(v.numpy() if not hasattr(v, 'values') else
-                       v.values[0].numpy()) for v in vs]
-          for k, vs in groups.items()}
+
+
+def local_copies(variable):
+  """The local copies of a (Keras or TensorFlow) variable: one per replica
+  of this process for a mirrored one, else the variable itself."""
+  # A Keras variable keeps the TensorFlow variable (a MirroredVariable
+  # under a multi-replica strategy) as its `value`.
+  inner = getattr(variable, 'value', variable)
+  return list(getattr(inner, 'values', [inner]))
+
+
+def state(agent):
+  """Each state variable's value (a mirrored one's first local copy)."""
+  return {k: [np.array(local_copies(v)[0].numpy()) for v in vs]
+          for k, vs in groups(agent).items()}
+
+
+def copies_max_abs_diff(agent):
+  """Per group, the largest |copy i - copy 0| over the local copies of
+  every variable (0.0: all replicas hold the same state; None: no
+  variable of the group has several local copies)."""
+  out = {}
+  for group, variables in groups(agent).items():
+    diffs = [float(np.abs(c.numpy() - copies[0].numpy()).max())
+             for copies in map(local_copies, variables)
+             for c in copies[1:]]
+    out[group] = max(diffs) if diffs else None
+  return out
 
 
 def main(obs, act, updates=2):
@@ -129,6 +155,8 @@ def main(obs, act, updates=2):
                        int(mirrored.optimizer.iterations.numpy())]
   out['latents_max_abs_diff'] = float(np.abs(
       u1['deter'] - u2['deter']).max())
+  # The replicas' own copies must agree, not only copy 0 with one device.
+  out['copies_max_abs_diff'] = copies_max_abs_diff(mirrored)
   a, b = state(single), state(mirrored)
   for group in a:
     # Per tensor: max |single - mirrored| / max |single| (relative error at

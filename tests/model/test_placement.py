@@ -83,8 +83,10 @@ def test_mirrored_update_equals_single_device_update():
   _assert_same_updates(result, {'loss/dyn', 'loss/policy', 'loss/value'})
 
 
-def _assert_same_updates(result, loss_keys):
-  """Every loss metric of both updates, and the state after them, match."""
+def _assert_same_updates(result, loss_keys, local_copies=2):
+  """Every loss metric of both updates, and the state after them, match;
+  with `local_copies` > 1 (replicas in this process), every copy of the
+  state equals copy 0 bit for bit."""
   for i in range(2):
     per_loss = result[f'loss_metrics_{i}']
     assert loss_keys <= set(per_loss)
@@ -93,6 +95,13 @@ def _assert_same_updates(result, loss_keys):
   for group in ('params', 'slow_critic', 'retnorm'):
     assert result[group]['changed'], group
     assert result[group]['max_rel'] < 1e-5, (group, result)
+  # Every replica holds the same state, bit for bit: what was compared
+  # above through copy 0 holds for every copy.
+  copies = result['copies_max_abs_diff']
+  assert set(copies) == {'params', 'slow_critic', 'retnorm', 'optimizer_nu',
+                         'optimizer_mu'}, copies
+  expected = 0.0 if local_copies > 1 else None
+  assert all(diff == expected for diff in copies.values()), copies
   # The optimizer moments see the all-reduced sum of partial sums, whose
   # float32 rounding differs from the one-device sum; LaProp's g/sqrt(nu)
   # magnifies that for near-zero gradient entries in the momentum.
@@ -166,6 +175,7 @@ def test_multi_worker_update_equals_single_device_update():
     assert result['iterations'] == [2, 2]
     assert result['stepid_0'] == result['stepid_1'] == [True, True]
     assert result['latents_max_abs_diff_0'] < 1e-5, result
-    _assert_same_updates(result, {'loss/dyn', 'loss/policy', 'loss/value'})
+    _assert_same_updates(result, {'loss/dyn', 'loss/policy', 'loss/value'},
+                         local_copies=1)
   # Both workers hold the same parameters.
   assert results[0]['params'] == results[1]['params']
