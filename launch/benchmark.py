@@ -27,6 +27,10 @@ loading the compiled update), what a resumed or repeated run pays;
 `--nocached_compile` skips the second. `trace_seconds` is the part of the
 first that traces the update into a graph (`traced_ops` ops, function
 bodies included; one device only): the part no cache saves.
+`rss_phases` is the process's resident memory and peak (GiB) after each
+phase (import, build, trace, first update, timed updates, malloc_trim);
+`cached_peak_rss_gib` and `cached_rss_phases` are the second process's
+(docs/benchmarks/rss-phases-2026-11-28.json: where vector5d1m's goes).
 
 With `--official_src` and `--official_python`, each case is measured side
 by side: first the official update (launch/official.py: seconds per update,
@@ -69,6 +73,7 @@ from absl import flags
 
 from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import results as results_lib
+from dreamer_tf.run import memory
 from launch import common_flags  # --batch_size, --compile_cache, ...
 from launch import official
 
@@ -118,7 +123,14 @@ FLAGS = flags.FLAGS
 def run_case(case, precision, xla, updates, batch_size, batch_length,
              replicas=1):
   """Builds the agent for one case and measures it in this process (on
-  `replicas` logical CPU devices: call it before any TensorFlow op)."""
+  `replicas` logical CPU devices: call it before any TensorFlow op).
+  `rss_phases` is the process's resident memory and its peak so far (GiB)
+  after each phase: TensorFlow imported, the agent built, the update
+  traced, the first update (XLA's compile), the timed updates, and after
+  giving freed heap memory back (run/memory.py)."""
+  phases = {'start': memory.usage()}
+  import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+  phases['import_tensorflow'] = memory.usage()
   from dreamer_tf.run import distribute  # pylint: disable=import-outside-toplevel
   distribution = distribute.resolve('auto', cpu_replicas=replicas)
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -136,15 +148,18 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
   agent = agent_lib.Agent(spaces.parse_obs_space(obs),
                           spaces.parse_act_space(act),
                           strategy=distribution.strategy)
+  phases['agent_built'] = memory.usage()
   auto_precision, auto_xla = agent_lib.resolve_auto(
       agent.obs_space, 'auto', 'auto')
   data = random_batch(agent, np.random.default_rng(0))
   start = time.perf_counter()
   traced_ops = agent.trace_update(data)
   trace_seconds = time.perf_counter() - start
+  phases['traced'] = memory.usage()
   metrics, _ = agent.train(data)
   float(metrics['opt/loss'])
   compile_seconds = time.perf_counter() - start
+  phases['first_update'] = memory.usage()
   times = []
   for _ in range(updates):
     start = time.perf_counter()
@@ -152,6 +167,9 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
     float(metrics['opt/loss'])  # Wait for the step to finish.
     times.append(time.perf_counter() - start)
   seconds = float(np.median(times))
+  phases['updates'] = memory.usage()
+  memory.release_free_memory()
+  phases['trimmed'] = memory.usage()
   return dict(
       case=case, size=size, obs_space=obs, action_space=act,
       precision=precision, xla=xla == 'on',
@@ -168,6 +186,7 @@ def run_case(case, precision, xla, updates, batch_size, batch_length,
       trace_seconds=round(trace_seconds, 2), traced_ops=traced_ops,
       peak_rss_gib=round(resource.getrusage(
           resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+      rss_phases=phases,
       official_seconds_per_update=OFFICIAL_SECONDS[case],
       speedup_vs_official=round(OFFICIAL_SECONDS[case] / seconds, 2),
       loss_finite=bool(np.isfinite(float(metrics['opt/loss']))))
@@ -317,6 +336,8 @@ def _measure_ours(case):
       if xla == 'on' and FLAGS.cached_compile and 'error' not in result:
         again = _run_child(cmd, {})
         result['cached_compile_seconds'] = again.get('compile_seconds')
+        result['cached_peak_rss_gib'] = again.get('peak_rss_gib')
+        result['cached_rss_phases'] = again.get('rss_phases')
     results.append(result)
     print(json.dumps(result), file=sys.stderr, flush=True)
   return results

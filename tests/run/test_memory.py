@@ -1,4 +1,5 @@
-"""run/memory.py: freed heap memory goes back to the operating system."""
+"""run/memory.py: freed heap memory goes back to the operating system; the
+process's resident memory and its peak are read."""
 import json
 import platform
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import pytest
 
+from dreamer_tf.run import memory
 from tests.conftest import ROOT
 
 # Runs in a fresh interpreter: in a test worker, other tests' allocations
@@ -51,3 +53,20 @@ def test_release_gives_freed_heap_pages_back():
   # Without the call the pages stay: the drop is the trim's.
   kept = _probe('none')
   assert kept['freed'] - kept['after'] < 50 * 2**20, kept
+
+
+def test_usage_reads_rss_and_peak_of_a_status_file(tmp_path):
+  status = tmp_path / 'status'
+  status.write_text('Name:\tpython\nVmHWM:\t 2097152 kB\nVmRSS:\t 1048576 kB\n'
+                    'Threads:\t12\n')
+  assert memory.usage(str(status)) == dict(rss_gib=1.0, peak_gib=2.0)
+  # No such file (macOS) or a file without the fields: no numbers.
+  assert memory.usage(str(tmp_path / 'none')) is None
+  (tmp_path / 'other').write_text('Name:\tpython\n')
+  assert memory.usage(str(tmp_path / 'other')) is None
+
+
+@pytest.mark.skipif(platform.system() != 'Linux', reason='/proc is Linux')
+def test_usage_of_this_process_is_positive_and_peak_at_least_current():
+  now = memory.usage()
+  assert 0 < now['rss_gib'] <= now['peak_gib']
