@@ -53,4 +53,3 @@ def usage(status='/proc/self/status'):
             for name, key in (('rss_gib', 'VmRSS'), ('peak_gib', 'VmHWM'))}
   except (KeyError, ValueError, IndexError):
     return None
-

@@ -17,10 +17,7 @@ import gc, json, sys
 from dreamer_tf.run import memory
 
 def rss():
-  with open('/proc/self/status') as f:
-    for line in f:
-      if line.startswith('VmRSS:'):
-        return int(line.split()[1]) * 1024
+  return memory.usage()['rss_gib'] * memory.GIB  # bytes, to ~1 MB
 
 # 300 MB in 4 KiB blocks: below glibc's mmap threshold, so they live on
 # the heap and stay with the process after they are freed.
