@@ -21,7 +21,9 @@ Names (`train.strategy`, launch.train `--strategy`):
 `cpu_replicas` = N >= 2 splits the CPU into N logical devices
 (`tf.config.set_logical_device_configuration`) so that `mirrored` runs N
 replicas on a machine without GPUs: for testing the multi-replica update,
-not for speed (the replicas share the cores). TensorFlow fixes its devices
+not for speed (the replicas share the cores: the size1m vector update
+is 1.70x slower on 2 replicas than on 1, docs/benchmarks/
+vector-update-probes-2026-11-28.json). TensorFlow fixes its devices
 when it first uses them, so the split must come before any TensorFlow op in
 the process (`resolve` is the first thing `train` does, and launch.train
 runs no op before it); afterwards the split can only be repeated
