@@ -3,7 +3,7 @@
   python -m launch.benchmark                       # the 8 standard cases
   python -m launch.benchmark --cases=vector1m --precisions=float32 --xla=on
   python -m launch.benchmark --cases=vector1m --cpu_replicas=1,2  # per replica count
-  python -m launch.benchmark --loop=default,dmc_proprio --loop_updates=40
+  python -m launch.benchmark --loop=default,dmc_proprio_repeat2 --loop_updates=40
   # Side by side with the official code (issue 14; ../shared/bench/README.md
   # builds its environment in $VENV and unpacks its tree in $SRC):
   python -m launch.benchmark --official_python=$VENV/bin/python \
