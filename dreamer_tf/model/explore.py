@@ -58,7 +58,9 @@ class ExplorationConfig:
   (§3.5); None keeps `ReturnNormalizer.limit` (DreamerV3's 1, which leaves
   returns smaller than 1 unamplified). A lower floor weighs small
   intrinsic rewards more against the extrinsic stream and the entropy
-  bonus; whether that helps is untested (docs/benchmarks/xp-deepsea.md).
+  bonus. On DeepSea a floor of 0.01 did not move a uniform actor: there
+  the world model, not the scale, was the limit (docs/benchmarks/
+  xp-deepsea.md).
   """
   signal: str = 'none'
   members: int = 5
