@@ -1,0 +1,187 @@
+"""What a DeepSea agent's world model knows about the grid (issue 12).
+
+An actor is driven towards DeepSea's treasure only through imagination
+(§3.3): the world model must (1) tell the cells apart, (2) imagine where
+each action leads, and (3) predict the treasure's reward; an exploration
+bonus can only single out a novel transition if (4) the ensemble's
+disagreement depends on the action. This probe measures the four on a
+restored agent, over every reachable cell (r, c), c <= r, each reached from
+(0, 0) by a real path ((r - c) left moves along column 0, then c right
+moves) that the posterior observes:
+
+  reconstruct   the posterior z_t ~ q(z_t | h_t, x_t) at (r, c) decodes
+                (argmax of the decoder's mean, p(x_t | h_t, z_t), §3.2) to
+                the one-hot of (r, c)
+  imagine       one prior step ẑ ~ p(ẑ | h) after action a (the dynamics
+                predictor, §3.1) decodes to the cell the environment moves
+                to; rows 0 .. N-2 (from the last row the episode ends)
+  treasure      the reward head's mean on the step imagined by moving right
+                from the bottom-right cell (the environment pays 0.99) and
+                by moving left there (it pays 0)
+  actor         the actor's probability of the right move on the diagonal
+  disagreement  with an ensemble (explore.py): the latent disagreement
+                (variance over members of the predicted class probabilities,
+                mean over the S x C entries) of each (cell, action)
+
+Latents are sampled, so every path is run `samples` times (one stateless
+seed) and accuracies are fractions over cells x samples.
+
+`probe(agent, size)` returns the summary and the per-cell rows; the
+environment's mapping is bsuite's (`envs/deepsea.py`, mapping seed 42).
+`launch/probe_deepsea.py` runs it on checkpoints.
+"""
+import numpy as np
+import tensorflow as tf
+
+from dreamer_tf.envs import deepsea
+
+OBS_KEY = 'vector'  # The DeepSea suite's observation key (envs/deepsea.py).
+
+
+def paths(size):
+  """Every reachable cell and a path to it: [(row, col, moves)], moves a
+  string of 'L'/'R' of length row (left moves first, along column 0)."""
+  return [(r, c, 'L' * (r - c) + 'R' * c)
+          for r in range(size) for c in range(r + 1)]
+
+
+def move(mapping, row, col, right):
+  """(env action, next column) of a right or left move at (row, col)."""
+  right_action = int(mapping[row, col])
+  size = mapping.shape[0]
+  if right:
+    return right_action, min(col + 1, size - 1)
+  return 1 - right_action, max(col - 1, 0)
+
+
+def episodes(size, mapping_seed=deepsea.MAPPING_SEED):
+  """Observations and previous actions of every cell's path, run in the
+  environment and padded with left moves to `size` steps.
+
+  Returns (cells [(row, col)], obs [M, N, N*N], prev_action [M, N] (the env
+  action before each step; -1 at step 0), mapping [N, N]).
+  """
+  env = deepsea.DeepSeaEnv(size=size, mapping_seed=mapping_seed)
+  mapping = np.asarray(env.action_mapping)
+  cells, obs, prev = [], [], []
+  for row, col, moves in paths(size):
+    moves = moves + 'L' * (size - 1 - len(moves))
+    seen, before = [env.reset(seed=0)[0]], [-1]
+    r = c = 0
+    for m in moves:
+      action, c = move(mapping, r, c, m == 'R')
+      seen.append(env.step(action)[0])
+      before.append(action)
+      r += 1
+    cells.append((row, col))
+    obs.append(np.stack(seen))
+    prev.append(before)
+  return cells, np.asarray(obs, np.float32), np.asarray(prev), mapping
+
+
+def _check_agent(agent, size):
+  space = agent.wm.obs_space
+  keys = list(agent.wm.keys)
+  if keys != [OBS_KEY] or tuple(space[OBS_KEY].shape) != (size * size,):
+    shapes = {k: tuple(space[k].shape) for k in keys}
+    raise ValueError(
+        f'The probe needs an agent trained on deepsea:{size} (one '
+        f"observation '{OBS_KEY}' of {size * size} values), but this agent "
+        f'observes {shapes}: pass the size the run was trained with.')
+  classes = agent.act_space['action'].classes if 'action' in \
+      agent.act_space else None
+  if classes != 2:
+    raise ValueError('The probe needs a DeepSea agent (one discrete action '
+                     f"'action' with 2 choices), got {agent.act_space}.")
+
+
+def _cell_of(decoded):
+  """Decoded observation [..., N*N] -> flat index of its largest entry."""
+  return np.argmax(np.asarray(decoded), -1)
+
+
+def probe(agent, size, samples=8, seed=0,
+          mapping_seed=deepsea.MAPPING_SEED):
+  """Measures the module docstring's quantities. Returns a dict: `summary`
+  (accuracies, treasure rewards, actor, disagreement, posterior entropy)
+  and `cells` (a row per reachable cell)."""
+  if samples < 1:
+    raise ValueError(f'samples={samples} must be >= 1.')
+  _check_agent(agent, size)
+  wm, rssm = agent.wm, agent.wm.rssm
+  cells, obs, prev, mapping = episodes(size, mapping_seed)
+  m, n = len(cells), size
+  # [M*S, N, ...]: every path `samples` times.
+  obs = np.repeat(obs, samples, 0)
+  prev = np.repeat(prev, samples, 0)
+  prev_actions = tf.one_hot(np.maximum(prev, 0), 2) * (
+      prev >= 0).astype(np.float32)[..., None]  # zeros before step 0
+  is_first = np.zeros(prev.shape, bool)
+  is_first[:, 0] = True
+  seeds = tf.random.experimental.stateless_split(
+      tf.constant([seed, 0], tf.int32), 3)
+  tokens = wm.encode({OBS_KEY: tf.constant(obs)})
+  _, post = rssm.observe(rssm.initial(m * samples), tokens, prev_actions,
+                         is_first, seeds[0])
+  rows = np.repeat([r for r, _ in cells], samples)
+  at = lambda x: tf.gather(x, rows, axis=1, batch_dims=1)  # step r of each
+  state = dict(deter=at(post['deter']), stoch=at(post['stoch']))
+  entropy = rssm.dist(at(post['logits'])).entropy().numpy()  # [M*S]
+  feat = rssm.feat(state)
+  true_cell = np.repeat([r * n + c for r, c in cells], samples)
+  recon = _cell_of(wm.decode(state)[OBS_KEY].mode()) == true_cell
+  policy = agent.actor(feat)['action'].probs.numpy()  # [M*S, 2]
+
+  imagined, reward, spread = {}, {}, {}
+  for a in (0, 1):
+    action = tf.one_hot(tf.fill([m * samples], a), 2)
+    nxt, _ = rssm.img_step(state, action, seeds[1 + a])
+    imagined[a] = _cell_of(wm.decode(nxt)[OBS_KEY].mode())
+    reward[a] = wm.reward(rssm.feat(nxt)).mean().numpy()
+    if agent.ensemble is not None:
+      probs = tf.nn.softmax(agent.ensemble(feat, action), -1)
+      spread[a] = tf.reduce_mean(
+          tf.math.reduce_variance(probs, 0), [-2, -1]).numpy()
+
+  per_cell, imagine_ok, diag_right_ok = [], [], []
+  for i, (r, c) in enumerate(cells):
+    span = slice(i * samples, (i + 1) * samples)
+    row = dict(row=r, col=c, reconstruct=float(recon[span].mean()),
+               posterior_entropy=float(entropy[span].mean()))
+    right_action = int(mapping[r, c])
+    row['actor_right'] = float(policy[span, right_action].mean())
+    for name, right in (('right', True), ('left', False)):
+      action, col = move(mapping, r, c, right)
+      row[f'{name}_reward'] = float(reward[action][span].mean())
+      if spread:
+        row[f'{name}_disagreement'] = float(spread[action][span].mean())
+      if r < n - 1:
+        ok = imagined[action][span] == (r + 1) * n + col
+        row[f'{name}_imagine'] = float(ok.mean())
+        imagine_ok.append(ok)
+        if right and r == c:
+          diag_right_ok.append(ok)
+    per_cell.append(row)
+
+  diagonal = [row for row in per_cell if row['row'] == row['col']]
+  corner = diagonal[-1]
+  summary = dict(
+      size=n, cells=m, samples=samples,
+      reconstruct=float(recon.mean()),
+      reconstruct_diagonal=float(np.mean([d['reconstruct'] for d in diagonal])),
+      imagine=float(np.mean(imagine_ok)) if imagine_ok else None,
+      imagine_diagonal_right=(float(np.mean(diag_right_ok))
+                              if diag_right_ok else None),
+      treasure_reward=corner['right_reward'],
+      treasure_reward_left=corner['left_reward'],
+      actor_right_diagonal=float(np.mean([d['actor_right']
+                                          for d in diagonal])),
+      posterior_entropy=float(entropy.mean()))
+  if spread:
+    summary['disagreement_diagonal_right'] = float(np.mean(
+        [d['right_disagreement'] for d in diagonal]))
+    summary['disagreement_other'] = float(np.mean(
+        [row[f'{name}_disagreement'] for row in per_cell
+         for name in ('right', 'left')
+         if not (name == 'right' and row['row'] == row['col'])]))
+  return dict(summary=summary, cells=per_cell)

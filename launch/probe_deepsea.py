@@ -1,0 +1,89 @@
+"""What a DeepSea run's world model knows about the grid, per checkpoint.
+
+  python -m launch.probe_deepsea --logdirs='runs/xp/snapshots/baseline-seed0/s*'
+  python -m launch.probe_deepsea --logdirs=runs/deepsea --cells --probe_out=probe.jsonl
+
+For each run directory (its config.gin and newest checkpoint, as
+launch.evaluate reads them; globs are sorted) prints one JSON line: the
+directory, its policy steps and updates, and the summary of
+dreamer_tf/analysis/deepsea_probe.py: the fraction of reachable cells
+whose posterior decodes to the right cell (`reconstruct`), of one-step
+imagined moves that decode to where the environment moves (`imagine`, and
+`imagine_diagonal_right` for the right moves along the diagonal, the path to
+the treasure), the reward predicted for the treasure step and for the left
+move there, the actor's mean probability of moving right on the diagonal,
+the posterior's entropy (nats) and, with an ensemble, its disagreement on
+the diagonal's right moves vs every other move. --cells adds a row per cell.
+--probe_out also writes the lines to a file.
+"""
+import glob
+import json
+import os
+import re
+
+from absl import app
+from absl import flags
+
+from launch import errors
+
+flags.DEFINE_multi_string(
+    'logdirs', [], 'Glob(s) of run directories to probe (each with '
+    'config.gin and ckpt/, e.g. checkpoint snapshots of one run).')
+flags.DEFINE_integer('samples', 8, 'Latent samples per path.', lower_bound=1)
+flags.DEFINE_bool('cells', False, 'Add the per-cell rows to each line.')
+flags.DEFINE_integer('probe_seed', 0, 'Seed of the latent samples.',
+                     lower_bound=0)
+flags.DEFINE_string('probe_out', None, 'Also write the JSON lines here.')
+FLAGS = flags.FLAGS
+
+
+def run_dirs(patterns):
+  """Sorted run directories matching the globs; a user error if none."""
+  dirs = sorted({d for p in patterns for d in glob.glob(p)
+                 if os.path.isfile(os.path.join(d, 'config.gin'))})
+  if not dirs:
+    raise ValueError(
+        f'--logdirs={patterns} matches no run directory (one with a '
+        'config.gin): pass the --logdir of a DeepSea training run, or a '
+        'glob of its checkpoint snapshots.')
+  return dirs
+
+
+def deepsea_size(env):
+  """N of a 'deepsea:N' env id; a user error for another env."""
+  match = re.fullmatch(r'deepsea:([0-9]+)', env)
+  if not match:
+    raise ValueError(f'The run trained on {env!r}; the probe reads DeepSea '
+                     "runs ('deepsea:<N>') only.")
+  return int(match.group(1))
+
+
+@errors.exits_on_user_error('launch.probe_deepsea')
+def main(argv):
+  del argv
+  with errors.user_input():
+    dirs = run_dirs(FLAGS.logdirs)
+  # pylint: disable=import-outside-toplevel
+  from dreamer_tf.analysis import deepsea_probe
+  from dreamer_tf.run import evaluate
+  lines = []
+  for logdir in dirs:
+    with errors.user_input():
+      size = deepsea_size(evaluate.load_config(logdir).env)
+      agent, states = evaluate.restore_agent(logdir)
+    result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
+                                 seed=FLAGS.probe_seed)
+    counters = states['counters']
+    line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
+                updates=counters['ratio']['updates'], **result['summary'])
+    if FLAGS.cells:
+      line['cells'] = result['cells']
+    lines.append(json.dumps(line))
+    print(lines[-1], flush=True)
+  if FLAGS.probe_out:
+    with open(FLAGS.probe_out, 'w') as f:
+      f.write('\n'.join(lines) + '\n')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,202 @@
+"""The DeepSea world-model probe (analysis/deepsea_probe.py,
+launch/probe_deepsea.py): paths, exact accounting against oracle world
+models, a real agent, and the errors."""
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dreamer_tf import spaces
+from dreamer_tf.analysis import deepsea_probe
+from dreamer_tf.envs import deepsea
+from launch import probe_deepsea
+from tests.conftest import TINY
+from tests.model.test_agent import build
+
+N = 5
+
+
+def test_paths_reach_every_reachable_cell_once():
+  env = deepsea.DeepSeaEnv(size=N)
+  mapping = np.asarray(env.action_mapping)
+  cells = [(r, c) for r, c, _ in deepsea_probe.paths(N)]
+  assert sorted(cells) == [(r, c) for r in range(N) for c in range(r + 1)]
+  for row, col, moves in deepsea_probe.paths(N):
+    env.reset(seed=0)
+    info = {'row': 0, 'column': 0}
+    c = 0
+    for r, m in enumerate(moves):
+      action, c = deepsea_probe.move(mapping, r, c, m == 'R')
+      info = env.step(action)[-1]
+    assert (info['row'], info['column']) == (row, col)
+
+
+def test_episodes_observe_the_path():
+  cells, obs, prev, _ = deepsea_probe.episodes(N)
+  assert obs.shape == (len(cells), N, N * N) and prev.shape == (len(cells), N)
+  assert (prev[:, 0] == -1).all() and set(np.unique(prev[:, 1:])) <= {0, 1}
+  for i, (r, c) in enumerate(cells):
+    np.testing.assert_array_equal(obs[i, r], np.eye(N * N)[r * N + c])
+    assert obs[i].sum() == N  # One cell per step, all inside the grid.
+
+
+class _Out:
+  def __init__(self, value):
+    self.value = value
+
+  def mode(self):
+    return self.value
+
+  def mean(self):
+    return self.value
+
+  def entropy(self):
+    return tf.zeros(self.value.shape[:1])
+
+
+class OracleRSSM:
+  """The state is the observation (deter = one-hot cell); stoch carries the
+  reward of the step into it. img_step moves as the environment does, or,
+  with `wrong_right`, moves left for every right action."""
+
+  def __init__(self, mapping, wrong_right=False):
+    self.mapping, self.wrong_right = mapping, wrong_right
+
+  def initial(self, batch):
+    return dict(deter=tf.zeros([batch, N * N]), stoch=tf.zeros([batch, 1, 1]))
+
+  def observe(self, state, tokens, prev_actions, is_first, seed):
+    del state, prev_actions, is_first, seed
+    zeros = tf.zeros(tokens.shape[:2] + [1, 1])
+    return None, dict(deter=tokens, stoch=zeros, logits=zeros)
+
+  def feat(self, state):
+    return tf.concat([state['deter'], tf.reshape(state['stoch'], [-1, 1])], -1)
+
+  def dist(self, logits):
+    return _Out(logits)
+
+  def img_step(self, state, action, seed):
+    del seed
+    deter, rewards = [], []
+    for cell, a in zip(np.argmax(state['deter'], -1), np.argmax(action, -1)):
+      r, c = divmod(int(cell), N)
+      right = a == self.mapping[r, c] and not self.wrong_right
+      nxt = np.zeros(N * N, np.float32)
+      if r + 1 < N:
+        nxt[(r + 1) * N + (min(c + 1, N - 1) if right else max(c - 1, 0))] = 1
+      deter.append(nxt)
+      rewards.append(0.99 if right and c == N - 1 else 0.0)
+    stoch = tf.constant(rewards, tf.float32)[:, None, None]
+    return dict(deter=tf.constant(np.stack(deter)), stoch=stoch), None
+
+
+def oracle(wrong_right=False, ensemble=None):
+  mapping = np.asarray(deepsea.DeepSeaEnv(size=N).action_mapping)
+  rssm = OracleRSSM(mapping, wrong_right)
+  wm = types.SimpleNamespace(
+      rssm=rssm, keys=['vector'],
+      obs_space=spaces.parse_obs_space(str(N * N)),
+      encode=lambda obs: tf.constant(obs['vector']),
+      decode=lambda state: {'vector': _Out(state['deter'])},
+      reward=lambda feat: _Out(feat[:, -1]))
+  # The actor moves right with probability 0.75 everywhere.
+  def actor(feat):
+    right = mapping.reshape(-1)[np.argmax(feat[:, :N * N], -1)]
+    probs = np.where(np.eye(2)[right] > 0, 0.75, 0.25)
+    return {'action': types.SimpleNamespace(probs=tf.constant(probs))}
+  return types.SimpleNamespace(
+      wm=wm, actor=actor, ensemble=ensemble,
+      act_space=spaces.parse_act_space('discrete:2')), mapping
+
+
+def test_an_exact_world_model_scores_one():
+  agent, _ = oracle()
+  summary = deepsea_probe.probe(agent, N, samples=2)['summary']
+  assert summary['cells'] == N * (N + 1) // 2
+  assert summary['reconstruct'] == summary['reconstruct_diagonal'] == 1.0
+  assert summary['imagine'] == summary['imagine_diagonal_right'] == 1.0
+  assert summary['treasure_reward'] == pytest.approx(0.99)
+  assert summary['treasure_reward_left'] == 0.0
+  assert summary['actor_right_diagonal'] == pytest.approx(0.75)
+  assert 'disagreement_other' not in summary
+
+
+def test_wrong_right_moves_are_counted_exactly():
+  agent, _ = oracle(wrong_right=True)
+  result = deepsea_probe.probe(agent, N, samples=1)
+  summary = result['summary']
+  # Brute force over rows 0 .. N-2: a right move imagined as a left one is
+  # wrong (the two columns always differ), a left move is imagined right.
+  moves = [(r, c, right) for r in range(N - 1) for c in range(r + 1)
+           for right in (True, False)]
+  correct = [not right for _, _, right in moves]
+  assert summary['imagine'] == pytest.approx(np.mean(correct))
+  assert summary['imagine_diagonal_right'] == 0.0
+  assert summary['treasure_reward'] == 0.0
+  assert summary['reconstruct'] == 1.0
+  rows = {(row['row'], row['col']): row for row in result['cells']}
+  assert rows[(0, 0)]['right_imagine'] == 0.0
+  assert rows[(0, 0)]['left_imagine'] == 1.0
+  assert 'right_imagine' not in rows[(N - 1, 0)]  # The episode ends there.
+
+
+def test_disagreement_separates_the_diagonal_right_moves():
+  def ensemble(feat, action):
+    # Members disagree only where the agent moves right on the diagonal.
+    cells = np.argmax(feat[:, :N * N], -1)
+    rows, cols = np.divmod(cells, N)
+    right = np.asarray(action)[:, 1] == mapping.reshape(-1)[cells]
+    novel = (rows == cols) & right
+    logits = np.zeros([3, len(cells), 1, 2], np.float32)
+    logits[:, novel, 0, 0] = np.array([0.0, 2.0, 4.0])[:, None]
+    return tf.constant(logits)
+  agent, mapping = oracle(ensemble=ensemble)
+  summary = deepsea_probe.probe(agent, N, samples=1)['summary']
+  assert summary['disagreement_other'] == 0.0
+  assert summary['disagreement_diagonal_right'] > 0.01
+
+
+@pytest.mark.parametrize('signal', [None, 'latent'])
+def test_a_real_agent_runs(signal):
+  bindings = TINY + (
+      [f"Exploration.signal = '{signal}'", 'Exploration.units = 16']
+      if signal else [])
+  agent = build(str(N * N), 'discrete:2', *bindings)
+  result = deepsea_probe.probe(agent, N, samples=3)
+  summary = result['summary']
+  for key in ('reconstruct', 'reconstruct_diagonal', 'imagine',
+              'imagine_diagonal_right', 'actor_right_diagonal'):
+    assert 0.0 <= summary[key] <= 1.0, key
+  assert np.isfinite(summary['treasure_reward'])
+  # An untrained actor is near uniform; the posterior is a 4 x 4 latent.
+  assert summary['actor_right_diagonal'] == pytest.approx(0.5, abs=0.05)
+  assert 0.0 < summary['posterior_entropy'] <= 4 * np.log(4) + 1e-4
+  assert len(result['cells']) == N * (N + 1) // 2
+  assert ('disagreement_other' in summary) == bool(signal)
+
+
+def test_errors_name_the_fix():
+  agent, _ = oracle()
+  with pytest.raises(ValueError, match='deepsea:7'):
+    deepsea_probe.probe(agent, 7)
+  with pytest.raises(ValueError, match='samples=0'):
+    deepsea_probe.probe(agent, N, samples=0)
+  agent.act_space = spaces.parse_act_space('discrete:3')
+  with pytest.raises(ValueError, match='2 choices'):
+    deepsea_probe.probe(agent, N)
+
+
+def test_launcher_inputs(tmp_path):
+  assert probe_deepsea.deepsea_size('deepsea:14') == 14
+  with pytest.raises(ValueError, match="'deepsea:<N>'"):
+    probe_deepsea.deepsea_size('gym:CartPole-v1')
+  with pytest.raises(ValueError, match='matches no run directory'):
+    probe_deepsea.run_dirs([str(tmp_path / '*')])
+  for name in ('b', 'a', 'c'):
+    (tmp_path / name).mkdir()
+    if name != 'c':
+      (tmp_path / name / 'config.gin').write_text('')
+  assert probe_deepsea.run_dirs([str(tmp_path / '*')]) == [
+      str(tmp_path / 'a'), str(tmp_path / 'b')]
