@@ -46,8 +46,9 @@ def read_only_dir(tmp_path):
 
 
 # case: (launcher, argv, words of the message: the first one starts it).
-# {tmp} is a fresh directory holding a file `file` and a directory `notes`
-# with a file in it.
+# {tmp} is a fresh directory holding a file `file`, a directory `notes`
+# with a file in it, and `cartpole`, a run directory of gym:CartPole-v1
+# without a checkpoint.
 CASES = {
     'wrong_type_of_a_binding': (
         'train', TINY + ['--logdir={tmp}/run', "--gin_param=RSSM.deter='big'"],
@@ -108,6 +109,13 @@ CASES = {
         'sweep', ['--root={tmp}/sweep', '--tasks=gym:CartPole-v1',
                   '--experiments=nope', '--mode=print'],
         ["launch.sweep: Unknown experiment 'nope'", 'baseline']),
+    'probe_no_run': (
+        'probe_deepsea', ['--logdirs={tmp}/nowhere*'],
+        ['launch.probe_deepsea: --logdirs=', 'matches no run directory']),
+    'probe_not_deepsea': (
+        'probe_deepsea', ['--logdirs={tmp}/cartpole'],
+        ["launch.probe_deepsea: The run trained on 'gym:CartPole-v1'",
+         "'deepsea:<N>'"]),
 }
 
 
@@ -128,6 +136,10 @@ def tmp(tmp_path):
   (tmp_path / 'file').write_text('not a directory\n')
   (tmp_path / 'notes').mkdir()
   (tmp_path / 'notes' / 'todo.txt').write_text('a file of the user\n')
+  (tmp_path / 'cartpole').mkdir()  # A run directory of another env.
+  (tmp_path / 'cartpole' / 'config.gin').write_text('')
+  record.write(str(tmp_path / 'cartpole'), record.RunRecord(
+      env='gym:CartPole-v1', env_kwargs={}, frames_per_step=1, seed=0))
   return tmp_path
 
 
