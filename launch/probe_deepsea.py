@@ -7,7 +7,8 @@ For each run directory (its config.gin and newest checkpoint, as
 launch.evaluate reads them; globs are sorted) prints one JSON line: the
 directory, its policy steps and updates, and the summary of
 dreamer_tf/analysis/deepsea_probe.py: the fraction of reachable cells
-whose posterior decodes to the right cell (`reconstruct`), of one-step
+whose posterior decodes to the right cell (`reconstruct`; to a cell of
+the right row: `reconstruct_row`), of one-step
 imagined moves that decode to where the environment moves (`imagine`, and
 `imagine_diagonal_right` for the right moves along the diagonal, the path to
 the treasure), the reward predicted for the treasure step and for the left

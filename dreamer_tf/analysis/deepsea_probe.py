@@ -11,7 +11,9 @@ moves) that the posterior observes:
 
   reconstruct   the posterior z_t ~ q(z_t | h_t, x_t) at (r, c) decodes
                 (argmax of the decoder's mean, p(x_t | h_t, z_t), §3.2) to
-                the one-hot of (r, c)
+                the one-hot of (r, c); `reconstruct_row` counts a decoded
+                cell in the right row (a model that only counts its steps
+                since the episode began gets every row right)
   imagine       one prior step ẑ ~ p(ẑ | h) after action a (the dynamics
                 predictor, §3.1) decodes to the cell the environment moves
                 to; rows 0 .. N-2 (from the last row the episode ends)
@@ -129,7 +131,9 @@ def probe(agent, size, samples=8, seed=0,
   entropy = rssm.dist(at(post['logits'])).entropy().numpy()  # [M*S]
   feat = rssm.feat(state)
   true_cell = np.repeat([r * n + c for r, c in cells], samples)
-  recon = _cell_of(wm.decode(state)[OBS_KEY].mode()) == true_cell
+  decoded = _cell_of(wm.decode(state)[OBS_KEY].mode())
+  recon = decoded == true_cell
+  recon_row = decoded // n == true_cell // n
   policy = agent.actor(feat)['action'].probs.numpy()  # [M*S, 2]
 
   imagined, reward, spread = {}, {}, {}
@@ -168,6 +172,7 @@ def probe(agent, size, samples=8, seed=0,
   summary = dict(
       size=n, cells=m, samples=samples,
       reconstruct=float(recon.mean()),
+      reconstruct_row=float(recon_row.mean()),
       reconstruct_diagonal=float(np.mean([d['reconstruct'] for d in diagonal])),
       imagine=float(np.mean(imagine_ok)) if imagine_ok else None,
       imagine_diagonal_right=(float(np.mean(diag_right_ok))

@@ -92,14 +92,20 @@ class OracleRSSM:
     return dict(deter=tf.constant(np.stack(deter)), stoch=stoch), None
 
 
-def oracle(wrong_right=False, ensemble=None):
+def column_zero(state):
+  """Decodes the right row, always in column 0 (a step counter)."""
+  rows = np.argmax(state['deter'], -1) // N
+  return {'vector': _Out(tf.one_hot(rows * N, N * N))}
+
+
+def oracle(wrong_right=False, ensemble=None, decode=None):
   mapping = np.asarray(deepsea.DeepSeaEnv(size=N).action_mapping)
   rssm = OracleRSSM(mapping, wrong_right)
   wm = types.SimpleNamespace(
       rssm=rssm, keys=['vector'],
       obs_space=spaces.parse_obs_space(str(N * N)),
       encode=lambda obs: tf.constant(obs['vector']),
-      decode=lambda state: {'vector': _Out(state['deter'])},
+      decode=decode or (lambda state: {'vector': _Out(state['deter'])}),
       reward=lambda feat: _Out(feat[:, -1]))
   # The actor moves right with probability 0.75 everywhere.
   def actor(feat):
@@ -116,6 +122,7 @@ def test_an_exact_world_model_scores_one():
   summary = deepsea_probe.probe(agent, N, samples=2)['summary']
   assert summary['cells'] == N * (N + 1) // 2
   assert summary['reconstruct'] == summary['reconstruct_diagonal'] == 1.0
+  assert summary['reconstruct_row'] == 1.0
   assert summary['imagine'] == summary['imagine_diagonal_right'] == 1.0
   assert summary['treasure_reward'] == pytest.approx(0.99)
   assert summary['treasure_reward_left'] == 0.0
@@ -142,6 +149,15 @@ def test_wrong_right_moves_are_counted_exactly():
   assert 'right_imagine' not in rows[(N - 1, 0)]  # The episode ends there.
 
 
+def test_a_step_counter_gets_the_rows_only():
+  agent, _ = oracle(decode=column_zero)
+  summary = deepsea_probe.probe(agent, N, samples=1)['summary']
+  assert summary['reconstruct_row'] == 1.0
+  # Column 0 is right in N of the N (N + 1) / 2 reachable cells.
+  assert summary['reconstruct'] == pytest.approx(2 / (N + 1))
+  assert summary['reconstruct_diagonal'] == pytest.approx(1 / N)
+
+
 def test_disagreement_separates_the_diagonal_right_moves():
   def ensemble(feat, action):
     # Members disagree only where the agent moves right on the diagonal.
@@ -166,7 +182,8 @@ def test_a_real_agent_runs(signal):
   agent = build(str(N * N), 'discrete:2', *bindings)
   result = deepsea_probe.probe(agent, N, samples=3)
   summary = result['summary']
-  for key in ('reconstruct', 'reconstruct_diagonal', 'imagine',
+  for key in ('reconstruct', 'reconstruct_row', 'reconstruct_diagonal',
+              'imagine',
               'imagine_diagonal_right', 'actor_right_diagonal'):
     assert 0.0 <= summary[key] <= 1.0, key
   assert np.isfinite(summary['treasure_reward'])
