@@ -151,6 +151,7 @@ def probe(agent, size, samples=8, seed=0,
   for i, (r, c) in enumerate(cells):
     span = slice(i * samples, (i + 1) * samples)
     row = dict(row=r, col=c, reconstruct=float(recon[span].mean()),
+               reconstruct_row=float(recon_row[span].mean()),
                posterior_entropy=float(entropy[span].mean()))
     right_action = int(mapping[r, c])
     row['actor_right'] = float(policy[span, right_action].mean())

@@ -156,6 +156,10 @@ def test_a_step_counter_gets_the_rows_only():
   # Column 0 is right in N of the N (N + 1) / 2 reachable cells.
   assert summary['reconstruct'] == pytest.approx(2 / (N + 1))
   assert summary['reconstruct_diagonal'] == pytest.approx(1 / N)
+  cells = deepsea_probe.probe(agent, N, samples=1)['cells']
+  assert all(row['reconstruct_row'] == 1.0 for row in cells)
+  assert [row['reconstruct'] for row in cells] == [
+      float(row['col'] == 0) for row in cells]
 
 
 def test_disagreement_separates_the_diagonal_right_moves():
