@@ -25,6 +25,8 @@ import re
 from absl import app
 from absl import flags
 
+from dreamer_tf.envs.deepsea import MAPPING_SEED
+from dreamer_tf.run import record as record_lib
 from launch import errors
 
 flags.DEFINE_multi_string(
@@ -33,7 +35,7 @@ flags.DEFINE_multi_string(
 flags.DEFINE_integer('samples', 8, 'Latent samples per path.', lower_bound=1)
 flags.DEFINE_bool('cells', False, 'Add the per-cell rows to each line.')
 flags.DEFINE_integer('probe_seed', 0, 'Seed of the latent samples.',
-                     lower_bound=0)
+                     lower_bound=0, upper_bound=2**31 - 1)
 flags.DEFINE_string('probe_out', None, 'Also write the JSON lines here.')
 FLAGS = flags.FLAGS
 
@@ -59,31 +61,48 @@ def deepsea_size(env):
   return int(match.group(1))
 
 
+def env_settings(env_kwargs):
+  """The probe's keyword arguments for a run's DeepSea env kwargs; a user
+  error for the windy variant, whose moves are random."""
+  if not env_kwargs.get('deterministic', True):
+    raise ValueError('The run trained on the windy DeepSea '
+                     '(deterministic=False): its moves are random, so the '
+                     'probe has no true next cell. Probe deterministic runs.')
+  return dict(mapping_seed=env_kwargs.get('mapping_seed', MAPPING_SEED),
+              randomize_actions=env_kwargs.get('randomize_actions', True))
+
+
 @errors.exits_on_user_error('launch.probe_deepsea')
 def main(argv):
   del argv
   with errors.user_input():
     dirs = run_dirs(FLAGS.logdirs)
+    runs = []  # Every directory checked before TensorFlow loads.
+    for logdir in dirs:
+      record = record_lib.load(logdir)
+      runs.append((logdir, deepsea_size(record.env),
+                   env_settings(record.env_kwargs)))
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
   from dreamer_tf.run import evaluate
-  lines = []
-  for logdir in dirs:
-    with errors.user_input():
-      size = deepsea_size(evaluate.load_config(logdir).env)
+  out = open(FLAGS.probe_out, 'w') if FLAGS.probe_out else None
+  try:
+    for logdir, size, settings in runs:
       agent, states = evaluate.restore_agent(logdir)
-    result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
-                                 seed=FLAGS.probe_seed)
-    counters = states['counters']
-    line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
-                updates=counters['ratio']['updates'], **result['summary'])
-    if FLAGS.cells:
-      line['cells'] = result['cells']
-    lines.append(json.dumps(line))
-    print(lines[-1], flush=True)
-  if FLAGS.probe_out:
-    with open(FLAGS.probe_out, 'w') as f:
-      f.write('\n'.join(lines) + '\n')
+      result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
+                                   seed=FLAGS.probe_seed, **settings)
+      counters = states['counters']
+      line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
+                  updates=counters['ratio']['updates'], **result['summary'])
+      if FLAGS.cells:
+        line['cells'] = result['cells']
+      print(json.dumps(line), flush=True)
+      if out:  # A line per directory: a later failure keeps the earlier.
+        out.write(json.dumps(line) + '\n')
+        out.flush()
+  finally:
+    if out:
+      out.close()
 
 
 if __name__ == '__main__':

@@ -15,13 +15,14 @@ moves) that the posterior observes:
                 cell in the right row (a model that only counts its steps
                 since the episode began gets every row right)
   imagine       one prior step ẑ ~ p(ẑ | h) after action a (the dynamics
-                predictor, §3.1) decodes to the cell the environment moves
+                predictor, §3.2) decodes to the cell the environment moves
                 to; rows 0 .. N-2 (from the last row the episode ends)
   treasure      the reward head's mean on the step imagined by moving right
-                from the bottom-right cell (the environment pays 0.99) and
+                from the bottom-right cell (the environment pays 1 - 0.01 / N) and
                 by moving left there (it pays 0)
   actor         the actor's probability of the right move on the diagonal
-  disagreement  with an ensemble (explore.py): the latent disagreement
+  disagreement  with an ensemble (explore.py): the latent disagreement,
+                whatever the run's `Exploration.signal` and `spread`
                 (variance over members of the predicted class probabilities,
                 mean over the S x C entries) of each (cell, action)
 
@@ -56,14 +57,15 @@ def move(mapping, row, col, right):
   return 1 - right_action, max(col - 1, 0)
 
 
-def episodes(size, mapping_seed=deepsea.MAPPING_SEED):
+def episodes(size, mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True):
   """Observations and previous actions of every cell's path, run in the
   environment and padded with left moves to `size` steps.
 
   Returns (cells [(row, col)], obs [M, N, N*N], prev_action [M, N] (the env
   action before each step; -1 at step 0), mapping [N, N]).
   """
-  env = deepsea.DeepSeaEnv(size=size, mapping_seed=mapping_seed)
+  env = deepsea.DeepSeaEnv(size=size, mapping_seed=mapping_seed,
+                           randomize_actions=randomize_actions)
   mapping = np.asarray(env.action_mapping)
   cells, obs, prev = [], [], []
   for row, col, moves in paths(size):
@@ -103,7 +105,7 @@ def _cell_of(decoded):
 
 
 def probe(agent, size, samples=8, seed=0,
-          mapping_seed=deepsea.MAPPING_SEED):
+          mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True):
   """Measures the module docstring's quantities. Returns a dict: `summary`
   (accuracies, treasure rewards, actor, disagreement, posterior entropy)
   and `cells` (a row per reachable cell)."""
@@ -111,7 +113,7 @@ def probe(agent, size, samples=8, seed=0,
     raise ValueError(f'samples={samples} must be >= 1.')
   _check_agent(agent, size)
   wm, rssm = agent.wm, agent.wm.rssm
-  cells, obs, prev, mapping = episodes(size, mapping_seed)
+  cells, obs, prev, mapping = episodes(size, mapping_seed, randomize_actions)
   m, n = len(cells), size
   # [M*S, N, ...]: every path `samples` times.
   obs = np.repeat(obs, samples, 0)

@@ -175,7 +175,12 @@ def test_disagreement_separates_the_diagonal_right_moves():
   agent, mapping = oracle(ensemble=ensemble)
   summary = deepsea_probe.probe(agent, N, samples=1)['summary']
   assert summary['disagreement_other'] == 0.0
-  assert summary['disagreement_diagonal_right'] > 0.01
+  # Members' class probabilities on the novel moves: softmax([l, 0]) with
+  # l = 0, 2, 4; their variance over members, mean over the S x C = 2
+  # entries (both entries have the same variance); the diagonal's last
+  # right move is novel too.
+  p = 1 / (1 + np.exp(-np.array([0.0, 2.0, 4.0])))
+  assert summary['disagreement_diagonal_right'] == pytest.approx(np.var(p))
 
 
 @pytest.mark.parametrize('signal', [None, 'latent'])
@@ -207,6 +212,16 @@ def test_errors_name_the_fix():
   agent.act_space = spaces.parse_act_space('discrete:3')
   with pytest.raises(ValueError, match='2 choices'):
     deepsea_probe.probe(agent, N)
+
+
+def test_launcher_reads_the_env_settings():
+  assert probe_deepsea.env_settings({}) == dict(
+      mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True)
+  assert probe_deepsea.env_settings(
+      {'mapping_seed': 7, 'randomize_actions': False}) == dict(
+          mapping_seed=7, randomize_actions=False)
+  with pytest.raises(ValueError, match='windy'):
+    probe_deepsea.env_settings({'deterministic': False})
 
 
 def test_launcher_inputs(tmp_path):
