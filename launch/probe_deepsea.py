@@ -17,6 +17,7 @@ the posterior's entropy (nats) and, with an ensemble, its disagreement on
 the diagonal's right moves vs every other move. --cells adds a row per cell.
 --probe_out also writes the lines to a file.
 """
+import contextlib
 import glob
 import json
 import os
@@ -85,8 +86,8 @@ def main(argv):
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
   from dreamer_tf.run import evaluate
-  out = open(FLAGS.probe_out, 'w') if FLAGS.probe_out else None
-  try:
+  with (open(FLAGS.probe_out, 'w') if FLAGS.probe_out
+        else contextlib.nullcontext()) as out:
     for logdir, size, settings in runs:
       agent, states = evaluate.restore_agent(logdir)
       result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
@@ -100,10 +101,6 @@ def main(argv):
       if out:  # A line per directory: a later failure keeps the earlier.
         out.write(json.dumps(line) + '\n')
         out.flush()
-  finally:
-    if out:
-      out.close()
-
 
 if __name__ == '__main__':
   app.run(main)

@@ -18,8 +18,8 @@ moves) that the posterior observes:
                 predictor, §3.2) decodes to the cell the environment moves
                 to; rows 0 .. N-2 (from the last row the episode ends)
   treasure      the reward head's mean on the step imagined by moving right
-                from the bottom-right cell (the environment pays 1 - 0.01 / N) and
-                by moving left there (it pays 0)
+                from the bottom-right cell (the environment pays
+                1 - 0.01 / N) and by moving left there (it pays 0)
   actor         the actor's probability of the right move on the diagonal
   disagreement  with an ensemble (explore.py): the latent disagreement,
                 whatever the run's `Exploration.signal` and `spread`
@@ -30,7 +30,10 @@ Latents are sampled, so every path is run `samples` times (one stateless
 seed) and accuracies are fractions over cells x samples.
 
 `probe(agent, size)` returns the summary and the per-cell rows; the
-environment's mapping is bsuite's (`envs/deepsea.py`, mapping seed 42).
+action mapping is bsuite's (`envs/deepsea.py`, mapping seed 42) unless
+`mapping_seed` / `randomize_actions` say otherwise (the launcher passes the
+run's). `move` restates the environment's move rule for the true next
+cell; tests/analysis/test_deepsea_probe.py checks it against the env.
 `launch/probe_deepsea.py` runs it on checkpoints.
 """
 import numpy as np
