@@ -14,7 +14,8 @@ imagined moves that decode to where the environment moves (`imagine`, and
 the treasure), the reward predicted for the treasure step and for the left
 move there, the actor's mean probability of moving right on the diagonal,
 the posterior's entropy (nats) and, with an ensemble, its disagreement on
-the diagonal's right moves vs every other move. --cells adds a row per cell.
+the diagonal's right moves vs every other move (`cells` is the number of
+reachable cells). --cells adds `per_cell`, a row per cell.
 --probe_out also writes the lines to a file.
 """
 import contextlib
@@ -34,7 +35,8 @@ flags.DEFINE_multi_string(
     'logdirs', [], 'Glob(s) of run directories to probe (each with '
     'config.gin and ckpt/, e.g. checkpoint snapshots of one run).')
 flags.DEFINE_integer('samples', 8, 'Latent samples per path.', lower_bound=1)
-flags.DEFINE_bool('cells', False, 'Add the per-cell rows to each line.')
+flags.DEFINE_bool('cells', False, 'Add the per-cell rows to each line '
+                  '(key per_cell).')
 flags.DEFINE_integer('probe_seed', 0, 'Seed of the latent samples.',
                      lower_bound=0, upper_bound=2**31 - 1)
 flags.DEFINE_string('probe_out', None, 'Also write the JSON lines here.')
@@ -42,15 +44,22 @@ FLAGS = flags.FLAGS
 
 
 def run_dirs(patterns):
-  """Sorted run directories matching the globs; a user error if none."""
-  dirs = sorted({d for p in patterns for d in glob.glob(p)
-                 if os.path.isfile(os.path.join(d, 'config.gin'))})
-  if not dirs:
-    raise ValueError(
-        f'--logdirs={patterns} matches no run directory (one with a '
-        'config.gin): pass the --logdir of a DeepSea training run, or a '
-        'glob of its checkpoint snapshots.')
-  return dirs
+  """Sorted run directories matching the globs; a user error naming the
+  first glob that matches none (or if no glob is given)."""
+  if not patterns:
+    raise ValueError('--logdirs is required: a DeepSea run directory or a '
+                     'glob of its checkpoint snapshots.')
+  dirs = set()
+  for pattern in patterns:
+    found = {d for d in glob.glob(pattern)
+             if os.path.isfile(os.path.join(d, 'config.gin'))}
+    if not found:
+      raise ValueError(
+          f'--logdirs={pattern} matches no run directory (one with a '
+          'config.gin): pass the --logdir of a DeepSea training run, or a '
+          'glob of its checkpoint snapshots.')
+    dirs |= found
+  return sorted(dirs)
 
 
 def deepsea_size(env):
@@ -96,7 +105,7 @@ def main(argv):
       line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
                   updates=counters['ratio']['updates'], **result['summary'])
       if FLAGS.cells:
-        line['cells'] = result['cells']
+        line['per_cell'] = result['cells']
       print(json.dumps(line), flush=True)
       if out:  # A line per directory: a later failure keeps the earlier.
         out.write(json.dumps(line) + '\n')

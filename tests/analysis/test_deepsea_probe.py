@@ -1,6 +1,5 @@
-"""The DeepSea world-model probe (analysis/deepsea_probe.py,
-launch/probe_deepsea.py): paths, exact accounting against oracle world
-models, a real agent, and the errors."""
+"""The DeepSea world-model probe (analysis/deepsea_probe.py): paths, exact
+accounting against oracle world models, a real agent, and the errors."""
 import types
 
 import numpy as np
@@ -10,7 +9,6 @@ import tensorflow as tf
 from dreamer_tf import spaces
 from dreamer_tf.analysis import deepsea_probe
 from dreamer_tf.envs import deepsea
-from launch import probe_deepsea
 from tests.conftest import TINY
 from tests.model.test_agent import build
 
@@ -58,18 +56,39 @@ class _Out:
 class OracleRSSM:
   """The state is the observation (deter = one-hot cell); stoch carries the
   reward of the step into it. img_step moves as the environment does, or,
-  with `wrong_right`, moves left for every right action."""
+  with `wrong_right`, moves left for every right action. With
+  `dead_reckoning`, observe ignores the observations after the first and
+  follows the previous actions from the start cell instead, so it is exact
+  only if a_{t-1} is the action that led to step t."""
 
-  def __init__(self, mapping, wrong_right=False):
+  def __init__(self, mapping, wrong_right=False, dead_reckoning=False):
     self.mapping, self.wrong_right = mapping, wrong_right
+    self.dead_reckoning = dead_reckoning
 
   def initial(self, batch):
     return dict(deter=tf.zeros([batch, N * N]), stoch=tf.zeros([batch, 1, 1]))
 
   def observe(self, state, tokens, prev_actions, is_first, seed):
-    del state, prev_actions, is_first, seed
+    del state, seed
     zeros = tf.zeros(tokens.shape[:2] + [1, 1])
+    if self.dead_reckoning:
+      tokens = tf.constant(self._reckon(np.asarray(prev_actions), is_first))
     return None, dict(deter=tokens, stoch=zeros, logits=zeros)
+
+  def _reckon(self, prev_actions, is_first):
+    """One-hot cells [B, T, N*N] from the start cell and a_{t-1} [B, T, 2]."""
+    assert is_first[:, 0].all() and not is_first[:, 1:].any()
+    assert (prev_actions[:, 0] == 0).all()  # No action before the start.
+    assert (prev_actions[:, 1:].sum(-1) == 1).all()  # One-hot after it.
+    cells = np.zeros(prev_actions.shape[:2] + (N * N,), np.float32)
+    for b, actions in enumerate(np.argmax(prev_actions, -1)):
+      col = 0
+      cells[b, 0, 0] = 1
+      for t in range(1, len(actions)):
+        right = actions[t] == self.mapping[t - 1, col]
+        col = min(col + 1, N - 1) if right else max(col - 1, 0)
+        cells[b, t, t * N + col] = 1
+    return cells
 
   def feat(self, state):
     return tf.concat([state['deter'], tf.reshape(state['stoch'], [-1, 1])], -1)
@@ -98,9 +117,10 @@ def column_zero(state):
   return {'vector': _Out(tf.one_hot(rows * N, N * N))}
 
 
-def oracle(wrong_right=False, ensemble=None, decode=None):
+def oracle(wrong_right=False, ensemble=None, decode=None,
+           dead_reckoning=False):
   mapping = np.asarray(deepsea.DeepSeaEnv(size=N).action_mapping)
-  rssm = OracleRSSM(mapping, wrong_right)
+  rssm = OracleRSSM(mapping, wrong_right, dead_reckoning)
   wm = types.SimpleNamespace(
       rssm=rssm, keys=['vector'],
       obs_space=spaces.parse_obs_space(str(N * N)),
@@ -117,8 +137,10 @@ def oracle(wrong_right=False, ensemble=None, decode=None):
       act_space=spaces.parse_act_space('discrete:2')), mapping
 
 
-def test_an_exact_world_model_scores_one():
-  agent, _ = oracle()
+@pytest.mark.parametrize('dead_reckoning', [False, True])
+def test_an_exact_world_model_scores_one(dead_reckoning):
+  # Dead reckoning scores one only if the probe feeds a_{t-1} at step t.
+  agent, _ = oracle(dead_reckoning=dead_reckoning)
   summary = deepsea_probe.probe(agent, N, samples=2)['summary']
   assert summary['cells'] == N * (N + 1) // 2
   assert summary['reconstruct'] == summary['reconstruct_diagonal'] == 1.0
@@ -212,27 +234,3 @@ def test_errors_name_the_fix():
   agent.act_space = spaces.parse_act_space('discrete:3')
   with pytest.raises(ValueError, match='2 choices'):
     deepsea_probe.probe(agent, N)
-
-
-def test_launcher_reads_the_env_settings():
-  assert probe_deepsea.env_settings({}) == dict(
-      mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True)
-  assert probe_deepsea.env_settings(
-      {'mapping_seed': 7, 'randomize_actions': False}) == dict(
-          mapping_seed=7, randomize_actions=False)
-  with pytest.raises(ValueError, match='windy'):
-    probe_deepsea.env_settings({'deterministic': False})
-
-
-def test_launcher_inputs(tmp_path):
-  assert probe_deepsea.deepsea_size('deepsea:14') == 14
-  with pytest.raises(ValueError, match="'deepsea:<N>'"):
-    probe_deepsea.deepsea_size('gym:CartPole-v1')
-  with pytest.raises(ValueError, match='matches no run directory'):
-    probe_deepsea.run_dirs([str(tmp_path / '*')])
-  for name in ('b', 'a', 'c'):
-    (tmp_path / name).mkdir()
-    if name != 'c':
-      (tmp_path / name / 'config.gin').write_text('')
-  assert probe_deepsea.run_dirs([str(tmp_path / '*')]) == [
-      str(tmp_path / 'a'), str(tmp_path / 'b')]

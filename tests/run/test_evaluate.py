@@ -24,23 +24,26 @@ POLICY_STEPS = 100
 GL_WORDS = ('egl', 'osmesa', 'opengl', 'glfw', 'gladload')
 
 
-def write_run(logdir, bindings):
+def write_run(logdir, bindings, env=ENV, env_kwargs=None, repeat=10,
+              counters=None):
   """A run directory as launch/train.py leaves it: config.gin, run.json and
-  one checkpoint with the agent and counters parts."""
+  one checkpoint with the agent and counters parts (extra `counters`
+  added to policy_steps, episodes and env)."""
   from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
+  env_kwargs = {'repeat': 10} if env_kwargs is None else env_kwargs
   gin.clear_config()
   config.parse([], bindings)
   os.makedirs(logdir, exist_ok=True)
   with open(os.path.join(logdir, 'config.gin'), 'w') as f:
     f.write(gin.config_str())
   record_lib.write(logdir, record_lib.RunRecord(
-      env=ENV, env_kwargs={'repeat': 10}, frames_per_step=10, seed=0))
-  agent = agent_lib.Agent(*eval_lib.env_spaces(ENV, {'repeat': 10}))
+      env=env, env_kwargs=env_kwargs, frames_per_step=repeat, seed=0))
+  agent = agent_lib.Agent(*eval_lib.env_spaces(env, env_kwargs))
   directory = os.path.join(logdir, 'ckpt')
   ckpt_lib.Checkpoint(directory, dict(
       agent=ckpt_lib.AgentPart(agent, directory, ''),
       counters=_Fixed(dict(policy_steps=POLICY_STEPS, episodes=0,
-                           env=ENV)))).save()
+                           env=env, **(counters or {}))))).save()
   gin.clear_config()
   return agent
 

@@ -1,0 +1,74 @@
+"""launch/probe_deepsea.py: the run's env settings, the globs, and a run
+of the launcher on a DeepSea run directory (JSON lines, --cells,
+--probe_out)."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from dreamer_tf.envs import deepsea
+from launch import probe_deepsea
+from tests.conftest import ROOT
+from tests.conftest import TINY
+from tests.run.test_evaluate import POLICY_STEPS
+from tests.run.test_evaluate import write_run
+
+N = 5
+
+
+def test_launcher_reads_the_env_settings():
+  assert probe_deepsea.env_settings({}) == dict(
+      mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True)
+  assert probe_deepsea.env_settings(
+      {'mapping_seed': 7, 'randomize_actions': False}) == dict(
+          mapping_seed=7, randomize_actions=False)
+  with pytest.raises(ValueError, match='windy'):
+    probe_deepsea.env_settings({'deterministic': False})
+
+
+def test_launcher_inputs(tmp_path):
+  assert probe_deepsea.deepsea_size('deepsea:14') == 14
+  with pytest.raises(ValueError, match="'deepsea:<N>'"):
+    probe_deepsea.deepsea_size('gym:CartPole-v1')
+  with pytest.raises(ValueError, match='matches no run directory'):
+    probe_deepsea.run_dirs([str(tmp_path / '*')])
+  with pytest.raises(ValueError, match='--logdirs is required'):
+    probe_deepsea.run_dirs([])
+  for name in ('b', 'a', 'c'):
+    (tmp_path / name).mkdir()
+    if name != 'c':
+      (tmp_path / name / 'config.gin').write_text('')
+  assert probe_deepsea.run_dirs([str(tmp_path / '*')]) == [
+      str(tmp_path / 'a'), str(tmp_path / 'b')]
+  # Each glob must match: the one that does not is named.
+  missing = str(tmp_path / 'z*')
+  with pytest.raises(ValueError, match=re.escape(f'--logdirs={missing} matches no')):
+    probe_deepsea.run_dirs([str(tmp_path / '*'), missing])
+
+
+def test_launcher_prints_a_line_per_run(tmp_path):
+  env, kwargs = f'deepsea:{N}', {'mapping_seed': 7}
+  for name in ('s2', 's1'):
+    write_run(str(tmp_path / name), TINY + [f"train.env = '{env}'"], env=env,
+              env_kwargs=kwargs, repeat=1, counters={'ratio': {'updates': 3}})
+  out = tmp_path / 'probe.jsonl'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.probe_deepsea',
+       f'--logdirs={tmp_path}/s*', '--samples=2', '--cells',
+       f'--probe_out={out}'],
+      cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  lines = [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
+  assert [l['logdir'] for l in lines] == [
+      str(tmp_path / 's1'), str(tmp_path / 's2')]
+  assert [json.loads(l) for l in out.read_text().splitlines()] == lines
+  for line in lines:
+    assert (line['policy_steps'], line['updates']) == (POLICY_STEPS, 3)
+    assert (line['size'], line['samples']) == (N, 2)
+    assert line['cells'] == len(line['per_cell']) == N * (N + 1) // 2
+    assert {(c['row'], c['col']) for c in line['per_cell']} == {
+        (r, c) for r in range(N) for c in range(r + 1)}
+    for key in ('reconstruct', 'imagine', 'actor_right_diagonal'):
+      assert 0.0 <= line[key] <= 1.0, key
