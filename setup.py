@@ -29,7 +29,7 @@ EXTRAS = {
     'render': ['pygame-ce==2.5.8'],
     'plots': ['matplotlib>=3.8'],
     # pytest-xdist: the README's test command runs the suite on every core.
-    'test': ['pytest>=8', 'pytest-xdist>=3.5'],
+    'test': ['pytest>=8', 'pytest-xdist>=3.5', 'scipy'],
     # bsuite's DeepSea, the reference tests/envs/test_deepsea.py compares
     # envs/deepsea.py with step by step (dreamer_tf runs without it). Not
     # in 'all': it pulls in pandas, plotnine, statsmodels, scikit-image.
