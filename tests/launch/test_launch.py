@@ -137,7 +137,8 @@ def test_launchers_load_tensorflow_only_when_they_run():
   # aborts in a process that has loaded it).
   for module in ('launch.train', 'launch.sweep', 'launch.evaluate',
                  'launch.export', 'launch.plot', 'launch.tables',
-                 'launch.results', 'launch.summary'):
+                 'launch.results', 'launch.summary', 'launch.snapshot',
+                 'launch.probe_deepsea'):
     out = subprocess.run(
         [sys.executable, '-c',
          f'import sys, {module}; print("tensorflow" in sys.modules)'],

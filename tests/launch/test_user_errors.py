@@ -112,6 +112,10 @@ CASES = {
     'probe_no_run': (
         'probe_deepsea', ['--logdirs={tmp}/nowhere*'],
         ['launch.probe_deepsea: --logdirs=', 'matches no run directory']),
+    'snapshot_not_a_run': (
+        'snapshot', ['--logdir={tmp}/notes', '--once'],
+        ['launch.snapshot: {tmp}/notes has no config.gin or run.json',
+         '--logdir of a training run']),
     'probe_not_deepsea': (
         'probe_deepsea', ['--logdirs={tmp}/cartpole'],
         ["launch.probe_deepsea: The run trained on 'gym:CartPole-v1'",

@@ -27,8 +27,8 @@ GL_WORDS = ('egl', 'osmesa', 'opengl', 'glfw', 'gladload')
 def write_run(logdir, bindings, env=ENV, env_kwargs=None, repeat=10,
               counters=None):
   """A run directory as launch/train.py leaves it: config.gin, run.json and
-  one checkpoint with the agent and counters parts (extra `counters`
-  added to policy_steps, episodes and env)."""
+  one more checkpoint with the agent and counters parts (`counters`
+  added to or replacing policy_steps, episodes and env)."""
   from dreamer_tf.model import agent as agent_lib  # pylint: disable=import-outside-toplevel
   env_kwargs = {'repeat': 10} if env_kwargs is None else env_kwargs
   gin.clear_config()
@@ -42,8 +42,8 @@ def write_run(logdir, bindings, env=ENV, env_kwargs=None, repeat=10,
   directory = os.path.join(logdir, 'ckpt')
   ckpt_lib.Checkpoint(directory, dict(
       agent=ckpt_lib.AgentPart(agent, directory, ''),
-      counters=_Fixed(dict(policy_steps=POLICY_STEPS, episodes=0,
-                           env=env, **(counters or {}))))).save()
+      counters=_Fixed(dict(dict(policy_steps=POLICY_STEPS, episodes=0,
+                                env=env), **(counters or {}))))).save()
   gin.clear_config()
   return agent
 
