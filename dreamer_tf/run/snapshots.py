@@ -13,6 +13,7 @@ The copy is written to a temporary directory and renamed into place, so a
 copy is complete or absent. Only checkpoints that pass the checksum are
 copied. `launch/snapshot.py` calls it every minute while a run trains.
 """
+import json
 import os
 import shutil
 
@@ -46,6 +47,10 @@ def copy_newest(logdir, out):
   if not os.path.isdir(directory):
     return None
   checkpointer = ckpt_lib.Checkpointer(directory)
+  steps = _newest_steps(directory, checkpointer.names())
+  if steps is not None and os.path.exists(
+      os.path.join(out, f's{steps:08d}')):
+    return None  # Without reading (and checksumming) its tensors.
   loaded = checkpointer.load()
   if loaded is None:
     return None
@@ -72,3 +77,15 @@ def copy_newest(logdir, out):
     return None
   os.rename(tmp, target)
   return target
+
+
+def _newest_steps(directory, names):
+  """Policy steps of the newest checkpoint from its state.json alone, or
+  None when it cannot be read (then the full load decides)."""
+  if not names:
+    return None
+  try:
+    with open(os.path.join(directory, names[-1], 'state.json')) as f:
+      return json.load(f)['parts']['counters']['policy_steps']
+  except (OSError, ValueError, KeyError, TypeError):
+    return None

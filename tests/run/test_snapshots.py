@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -32,6 +33,13 @@ def test_each_new_checkpoint_is_copied_once(tmp_path):
   assert sorted(os.listdir(first)) == ['ckpt', 'config.gin', 'run.json']
   assert_same_checkpoint(first, logdir)
   assert snapshots.copy_newest(logdir, out) is None  # Already copied.
+  # A copied checkpoint is recognised from its state.json: its tensors
+  # are not read again (a damaged file would warn).
+  tensors = os.path.join(logdir, 'ckpt', 'ckpt-000000', 'tensors.npz')
+  os.truncate(tensors, 10)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    assert snapshots.copy_newest(logdir, out) is None
   write_run(logdir, RUN, counters={'policy_steps': 250})
   second = snapshots.copy_newest(logdir, out)
   assert second == os.path.join(out, 's00000250')
