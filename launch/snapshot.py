@@ -17,7 +17,8 @@ from absl import app
 from absl import flags
 
 from dreamer_tf.run import snapshots
-from launch import common_flags  # pylint: disable=unused-import; --logdir, --out (default <logdir>/snapshots), --debug
+# --logdir, --out (default <logdir>/snapshots), --debug:
+from launch import common_flags  # pylint: disable=unused-import
 from launch import errors
 
 flags.DEFINE_integer('every_seconds', 60, 'Seconds between polls.',
@@ -34,13 +35,16 @@ def main(argv):
   out = FLAGS.out or f'{FLAGS.logdir.rstrip("/")}/snapshots'
   with errors.user_input():
     snapshots.check_run_dir(FLAGS.logdir)
-  while True:
-    path = snapshots.copy_newest(FLAGS.logdir, out)
-    if path:
-      print(time.strftime('%H:%M:%S'), path, flush=True)
-    if FLAGS.once:
-      return
-    time.sleep(FLAGS.every_seconds)
+  try:
+    while True:
+      path = snapshots.copy_newest(FLAGS.logdir, out)
+      if path:
+        print(time.strftime('%H:%M:%S'), path, flush=True)
+      if FLAGS.once:
+        return
+      time.sleep(FLAGS.every_seconds)
+  except KeyboardInterrupt:  # Ctrl-C ends it; a partial copy is a .tmp
+    return                   # directory that the next run removes.
 
 
 if __name__ == '__main__':

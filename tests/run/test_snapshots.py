@@ -3,8 +3,10 @@ each new valid checkpoint once, readable as a run directory; the errors
 and the races."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -98,3 +100,20 @@ def test_launcher_once(tmp_path):
   copy = os.path.join(logdir, 'snapshots', f's{POLICY_STEPS:08d}')
   assert proc.stdout.split()[-1] == copy
   assert_same_checkpoint(copy, logdir)
+
+
+def test_launcher_ends_cleanly_on_ctrl_c(tmp_path):
+  logdir = str(tmp_path / 'run')
+  write_run(logdir, RUN)
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'launch.snapshot', f'--logdir={logdir}',
+       '--every_seconds=1'], cwd=ROOT, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+  copy = os.path.join(logdir, 'snapshots', f's{POLICY_STEPS:08d}')
+  deadline = time.time() + 60
+  while not os.path.exists(copy) and time.time() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=60)
+  assert os.path.exists(copy)
+  assert proc.returncode == 0 and 'Traceback' not in err, err
