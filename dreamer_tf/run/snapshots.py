@@ -10,7 +10,8 @@ valid checkpoint aside as a run directory of its own:
     ckpt/<name>/, ckpt/latest
 
 The copy is written to a temporary directory and renamed into place, so a
-copy is complete or absent. Only checkpoints that pass the checksum are
+copy is complete or absent (an interrupted copy's `.tmp` directory is
+removed by the next copy). Only checkpoints that pass the checksum are
 copied. `launch/snapshot.py` calls it every minute while a run trains.
 """
 import json
@@ -60,7 +61,10 @@ def copy_newest(logdir, out):
   if os.path.exists(target):
     return None
   tmp = target + '.tmp'
-  shutil.rmtree(tmp, ignore_errors=True)
+  if os.path.isdir(out):  # Partial copies of an interrupted copier (one
+    for stale in os.listdir(out):  # copier per `out`).
+      if stale.endswith('.tmp'):
+        shutil.rmtree(os.path.join(out, stale), ignore_errors=True)
   name = os.path.basename(source)
   try:
     os.makedirs(os.path.join(tmp, 'ckpt'))

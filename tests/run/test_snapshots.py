@@ -86,7 +86,10 @@ def test_a_checkpoint_deleted_while_copied_leaves_nothing(tmp_path,
   assert snapshots.copy_newest(logdir, out) is None
   assert os.listdir(out) == []
   monkeypatch.undo()
+  # An interrupted copier's partial copy of another checkpoint goes too.
+  os.makedirs(os.path.join(out, 's00000050.tmp', 'ckpt'))
   assert snapshots.copy_newest(logdir, out) is not None
+  assert os.listdir(out) == [f's{POLICY_STEPS:08d}']
 
 
 def test_launcher_once(tmp_path):
