@@ -14,7 +14,6 @@ copy is complete or absent (an interrupted copy's `.tmp` directory is
 removed by the next copy). Only checkpoints that pass the checksum are
 copied. `launch/snapshot.py` calls it every minute while a run trains.
 """
-import json
 import os
 import shutil
 
@@ -48,18 +47,19 @@ def copy_newest(logdir, out):
   if not os.path.isdir(directory):
     return None
   checkpointer = ckpt_lib.Checkpointer(directory)
-  steps = _newest_steps(directory, checkpointer.names())
-  if steps is not None and os.path.exists(
-      os.path.join(out, f's{steps:08d}')):
-    return None  # Without reading (and checksumming) its tensors.
-  loaded = checkpointer.load()
+  states = checkpointer.states()  # state.json only: no tensors read.
+  newest = states[max(states)].get('parts', {}) if states else {}
+  if not states or ('counters' in newest and
+                    os.path.exists(_target(out, newest['counters']))):
+    return None  # No checkpoint yet, or the newest is already copied.
+  loaded = checkpointer.load()  # The newest whose checksum holds.
   if loaded is None:
     return None
-  source = checkpointer.loaded
-  steps = ckpt_lib.unpack(*loaded, directory)['counters']['policy_steps']
-  target = os.path.join(out, f's{steps:08d}')
+  # unpack: a clear CheckpointError for a checkpoint of an older layout.
+  target = _target(out, ckpt_lib.unpack(*loaded, directory)['counters'])
   if os.path.exists(target):
     return None
+  source = checkpointer.loaded
   tmp = target + '.tmp'
   if os.path.isdir(out):  # Partial copies of an interrupted copier (one
     for stale in os.listdir(out):  # copier per `out`).
@@ -83,13 +83,6 @@ def copy_newest(logdir, out):
   return target
 
 
-def _newest_steps(directory, names):
-  """Policy steps of the newest checkpoint from its state.json alone, or
-  None when it cannot be read (then the full load decides)."""
-  if not names:
-    return None
-  try:
-    with open(os.path.join(directory, names[-1], 'state.json')) as f:
-      return json.load(f)['parts']['counters']['policy_steps']
-  except (OSError, ValueError, KeyError, TypeError):
-    return None
+def _target(out, counters):
+  """<out>/s<policy steps> of a checkpoint's counters part."""
+  return os.path.join(out, f"s{counters['policy_steps']:08d}")
