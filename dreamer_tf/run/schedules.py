@@ -55,7 +55,7 @@ class Fixed(_Stateless):
 
 @gin.configurable
 class ExponentialDecay(_Stateless):
-  """w_int = end + (start - end) 2^(-updates / half_life): decreases
+  """w_int = end + (start - end) 2^(-updates / half_life): moves
   from `start` towards `end`, halving the distance every `half_life`
   updates (DreamerV3-XP's exp(-2.5 u / 45000) is half_life ≈ 12,477)."""
 
@@ -79,15 +79,25 @@ class ReturnProgress:
   Over the returns R of finished training episodes it keeps a fast and a
   slow EMA (rates `fast`, `slow`) and the EMA `spread` of |R - slow|:
     progress = (fast - slow) / spread    (0 when spread is 0)
-    w_int = low + (high - low) exp(-max(progress, 0) / tolerance)
+    excess = max(progress - noise_sds * noise, 0)
+    w_int = low + (high - low) exp(-excess / tolerance)
+  `noise` is the standard deviation `progress` has when the returns are
+  flat but noisy (i.i.d. around a constant, e.g. DeepSea's move costs
+  without the treasure), so such returns keep w_int at `high` unless the
+  fast EMA strays more than `noise_sds` deviations; without the margin
+  they would read as progress about half of the time. For EMAs of rates a
+  (fast) and b (slow) of i.i.d. returns with deviation σ,
+    Var(fast - slow) = σ² (a/(2-a) + b/(2-b) - 2ab/(a+b-ab)),
+  and `spread` estimates σ √(2/π) (Gaussian returns), so
+    noise = √(π/2) √(a/(2-a) + b/(2-b) - 2ab/(a+b-ab)).
   So w_int = high before the first episode, while returns are flat and
   while they fall; it drops towards `low` as the recent returns rise above
-  the long-run average by more than `tolerance` spreads, and comes back
-  once they level off again.
+  the long-run average by more than the noise margin plus `tolerance`
+  spreads, and comes back once they level off again.
   """
 
   def __init__(self, high=1.0, low=0.0, fast=0.1, slow=0.01,
-               tolerance=0.5):
+               tolerance=0.5, noise_sds=2.0):
     self.high = _check_weight('ReturnProgress.high', high)
     self.low = _check_weight('ReturnProgress.low', low)
     if not 0 < slow < fast <= 1:
@@ -95,10 +105,18 @@ class ReturnProgress:
                        f'slow={slow!r}, fast={fast!r}.')
     if not tolerance > 0:
       raise ValueError(f'ReturnProgress.tolerance={tolerance!r} must be > 0.')
+    self.noise_sds = _check_weight('ReturnProgress.noise_sds', noise_sds)
     self.fast_rate, self.slow_rate = float(fast), float(slow)
     self.tolerance = float(tolerance)
     self.fast = self.slow = None
     self.spread = 0.0
+
+  @property
+  def noise(self):
+    """The standard deviation of `progress` under flat i.i.d. returns."""
+    a, b = self.fast_rate, self.slow_rate
+    var = a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)
+    return math.sqrt(math.pi / 2) * math.sqrt(var)
 
   @property
   def progress(self):
@@ -109,8 +127,9 @@ class ReturnProgress:
 
   def value(self, updates):
     del updates
+    excess = max(self.progress - self.noise_sds * self.noise, 0.0)
     return self.low + (self.high - self.low) * math.exp(
-        -max(self.progress, 0.0) / self.tolerance)
+        -excess / self.tolerance)
 
   def observe(self, score):
     score = float(score)

@@ -3,6 +3,7 @@ direction, state round trips and errors."""
 import json
 import math
 
+import numpy as np
 import pytest
 
 from dreamer_tf.run import schedules
@@ -53,7 +54,11 @@ def test_return_progress_by_hand_and_state_round_trip():
   sched.observe(4.0)
   # fast = 2, slow = 1, spread = 0.25 * |4 - 1| = 0.75; progress = 4/3.
   assert sched.progress == pytest.approx(4 / 3)
-  assert sched.value(0) == pytest.approx(2.0 * math.exp(-4 / 3))
+  # noise = √(π/2) √(1/3 + 1/7 - 2/5) = √(4π/105) = 0.3459476;
+  # excess = 4/3 - 2 * noise.
+  assert sched.noise == pytest.approx(0.3459476, abs=1e-7)
+  assert sched.value(0) == pytest.approx(
+      2.0 * math.exp(-(4 / 3 - 2 * 0.3459476)), rel=1e-6)
   state = json.loads(json.dumps(sched.get_state()))
   restored = schedules.ReturnProgress(high=2.0, low=0.0, fast=0.5,
                                       slow=0.25, tolerance=1.0)
@@ -66,6 +71,46 @@ def test_return_progress_by_hand_and_state_round_trip():
   assert sched.get_state() == restored.get_state()
 
 
+def test_return_progress_noise_is_the_spread_of_progress_on_flat_returns():
+  sched = schedules.ReturnProgress()  # fast 0.1, slow 0.01
+  rng = np.random.default_rng(0)
+  progress = []
+  for i in range(20_000):
+    sched.observe(rng.normal())
+    if i >= 1_000:
+      progress.append(sched.progress)
+  assert np.std(progress) == pytest.approx(sched.noise, rel=0.1)
+
+
+@pytest.mark.parametrize('noise_sds, explores', [(2.0, True), (0.0, False)])
+def test_noisy_flat_returns_are_not_progress(noise_sds, explores):
+  # DeepSea 10 without the treasure: -0.001 per right move, the uniform
+  # policy's ~5 right moves per episode.
+  sched = schedules.ReturnProgress(noise_sds=noise_sds)
+  rng = np.random.default_rng(1)
+  weights = []
+  for i in range(5_000):
+    sched.observe(-0.001 * rng.binomial(10, 0.5))
+    if i >= 500:
+      weights.append(sched.value(0))
+  weights = np.array(weights)
+  if explores:
+    assert weights.mean() > 0.98 and (weights < 0.5).mean() < 0.005
+  else:  # Without the margin, noise reads as progress.
+    assert weights.mean() < 0.9 and (weights < 0.5).mean() > 0.02
+
+
+def test_return_progress_still_reacts_to_a_rising_trend():
+  sched = schedules.ReturnProgress()
+  rng = np.random.default_rng(2)
+  for _ in range(300):
+    sched.observe(0.1 * rng.normal())
+  assert sched.value(0) > 0.9
+  for i in range(30):  # Rising by 0.2 noise deviations per episode.
+    sched.observe(0.02 * i + 0.1 * rng.normal())
+  assert sched.value(0) < 0.2
+
+
 def test_bad_settings_fail_clearly():
   with pytest.raises(ValueError, match='Fixed.weight'):
     schedules.Fixed(-1.0)
@@ -75,5 +120,7 @@ def test_bad_settings_fail_clearly():
     schedules.ReturnProgress(fast=0.01, slow=0.1)
   with pytest.raises(ValueError, match='tolerance'):
     schedules.ReturnProgress(tolerance=0)
+  with pytest.raises(ValueError, match='ReturnProgress.noise_sds'):
+    schedules.ReturnProgress(noise_sds=-1)
   with pytest.raises(ValueError, match='ReturnProgress.high'):
     schedules.ReturnProgress(high=float('inf'))
