@@ -20,6 +20,8 @@ divides every score of a task by that method's final score there (mean
 over its seeds of the mean of each seed's last --final_episodes episodes);
 it fails with a message when that score is not clearly positive (zero, ~0
 or negative), since the ratio would then be meaningless.
+--normalize_by=difference subtracts that score instead, for tasks whose
+baseline scores <= 0 (DeepSea without the treasure, MountainCar).
 
 --metrics plots logged metrics (metrics.jsonl) the same way, x = frames:
 <out>/<metric>/<task>.png/.svg and grid.png/.svg, '/' in the metric's name
@@ -45,8 +47,12 @@ flags.DEFINE_float('max_frames', None,
                    'Right end of the x axis (default: the last episode).')
 flags.DEFINE_integer('cols', 4, 'Columns of the grid figure.')
 flags.DEFINE_string('normalize', None,
-                    'Method whose final score per task divides the scores '
-                    '(e.g. baseline).')
+                    'Method whose final score per task the scores are '
+                    'relative to (e.g. baseline); how: --normalize_by.')
+flags.DEFINE_enum('normalize_by', 'ratio', scores.NORMALIZE_MODES,
+                  'ratio: score / the method\'s final score (which must '
+                  'be clearly positive); difference: score - it (any '
+                  'sign, e.g. DeepSea, MountainCar).')
 FLAGS = flags.FLAGS
 
 # A positive metric whose largest value is more than this many times its
@@ -258,8 +264,10 @@ def make_plots():
   table = score_flags.collect()
   ylabel = 'episode return'
   if FLAGS.normalize:
-    table = scores.relative_to(table, FLAGS.normalize, FLAGS.final_episodes)
-    ylabel = f'episode return / {FLAGS.normalize} final'
+    table = scores.relative_to(table, FLAGS.normalize, FLAGS.final_episodes,
+                               FLAGS.normalize_by)
+    sign = '/' if FLAGS.normalize_by == 'ratio' else '-'
+    ylabel = f'episode return {sign} {FLAGS.normalize} final'
   table = score_flags.select(table)
   options = dict(bins=FLAGS.bins, max_frames=FLAGS.max_frames,
                  cols=FLAGS.cols, reps=FLAGS.reps, seed=FLAGS.seed)

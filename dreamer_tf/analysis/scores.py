@@ -397,16 +397,26 @@ def best_score(run, count):
   return float(means.max()) if means.size else float('nan')
 
 
-def relative_to(table, baseline, count):
-  """Scores divided by the `baseline` method's final score on their task.
+NORMALIZE_MODES = ('ratio', 'difference')
 
-  table: {task: {method: [Run]}}. The baseline's final score on a task is
-  the mean over its seeds of `final_score(run, count)`. A baseline score
-  that is not positive, or is ~0 (below 1e-6 of the largest absolute
-  score of the task), is refused with a ValueError: dividing by it would
-  blow the curves up or flip them. So is a task without baseline runs.
-  Returns a new table (the Runs are copies).
+
+def relative_to(table, baseline, count, mode='ratio'):
+  """Scores relative to the `baseline` method's final score on their task.
+
+  table: {task: {method: [Run]}}. The baseline's final score b on a task
+  is the mean over its seeds of `final_score(run, count)`. `mode`:
+    'ratio':      y / b. A b that is not positive, or is ~0 (below 1e-6
+                  of the largest absolute score of the task), is refused
+                  with a ValueError: dividing by it would blow the curves
+                  up or flip them.
+    'difference': y - b, for any b: tasks whose baseline scores <= 0
+                  (DeepSea without the treasure, MountainCar's -200).
+  A task without baseline runs is refused. Returns a new table (the Runs
+  are copies).
   """
+  if mode not in NORMALIZE_MODES:
+    raise ValueError(f'Unknown normalisation {mode!r}; use one of '
+                     f'{list(NORMALIZE_MODES)}.')
   result = {}
   for task, methods in table.items():
     if baseline not in methods:
@@ -416,16 +426,25 @@ def relative_to(table, baseline, count):
           f'{list(methods)} only.')
     value = float(np.nanmean([final_score(r, count)
                               for r in methods[baseline]]))
-    scale = max((float(np.abs(r.ys).max()) for runs in methods.values()
-                 for r in runs if r.ys.size), default=0.0)
-    if not np.isfinite(value) or value <= 1e-6 * max(scale, 1e-12):
+    if not np.isfinite(value):
       raise ValueError(
-          f'Cannot normalise {task!r} by {baseline!r}: its final score '
-          f'(mean of the last {count} episodes over its seeds) is '
-          f'{value:g}, not clearly positive. Plot raw scores, or normalise '
-          'by a method that scores above zero on every task.')
+          f'Cannot normalise {task!r} by {baseline!r}: it has no final '
+          f'score (no episodes in its last {count}).')
+    if mode == 'difference':
+      shift = lambda ys, value=value: ys - value
+    else:
+      scale = max((float(np.abs(r.ys).max()) for runs in methods.values()
+                   for r in runs if r.ys.size), default=0.0)
+      if value <= 1e-6 * max(scale, 1e-12):
+        raise ValueError(
+            f'Cannot normalise {task!r} by {baseline!r}: its final score '
+            f'(mean of the last {count} episodes over its seeds) is '
+            f'{value:g}, not clearly positive, so a ratio is meaningless. '
+            'Use the difference from it instead (launch.plot '
+            '--normalize_by=difference), or plot raw scores.')
+      shift = lambda ys, value=value: ys / value
     result[task] = {
-        method: [dataclasses.replace(r, ys=r.ys / value) for r in runs]
+        method: [dataclasses.replace(r, ys=shift(r.ys)) for r in runs]
         for method, runs in methods.items()}
   return result
 

@@ -358,3 +358,24 @@ def test_relative_to_a_baseline_divides_by_its_final_score():
   with pytest.raises(ValueError, match=r"Cannot normalise 't' by 'bas' \(did "
                      r"you mean 'base'\?\): that task has runs of"):
     scores.relative_to(table, 'bas', 1)
+
+
+def test_difference_from_a_baseline_works_where_a_ratio_cannot():
+  # MountainCar-like: the baseline's final score is negative.
+  table = {'t': {'base': [make_run([1, 2], [-200.0, -180.0]),  # Final: -180.
+                          make_run([1, 2], [-200.0, -160.0])],  # -160.
+                 'new': [make_run([1, 2], [-150.0, -110.0])]}}
+  with pytest.raises(ValueError, match=r'not clearly positive.*'
+                     r'--normalize_by=difference'):
+    scores.relative_to(table, 'base', 1)
+  result = scores.relative_to(table, 'base', 1, mode='difference')
+  np.testing.assert_allclose(result['t']['new'][0].ys, [20.0, 60.0])
+  np.testing.assert_allclose(result['t']['base'][0].ys, [-30.0, -10.0])
+  np.testing.assert_array_equal(table['t']['new'][0].ys, [-150.0, -110.0])
+  no_episodes = {'t': {'base': [make_run([], [])],
+                       'new': [make_run([1], [1.0])]}}
+  with pytest.raises(ValueError, match='no final score'):
+    scores.relative_to(no_episodes, 'base', 1, mode='difference')
+  with pytest.raises(ValueError, match=r"Unknown normalisation 'diff'; use "
+                     r"one of \['ratio', 'difference'\]"):
+    scores.relative_to(table, 'base', 1, mode='diff')

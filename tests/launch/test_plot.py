@@ -262,6 +262,14 @@ def test_cli_metrics_methods_and_normalize(experiments, tmp_path):
   assert 'episode return / baseline final' in svg
   proc = subprocess.run(
       [sys.executable, '-m', 'launch.plot', f'--runs={experiments}',
+       f'--out={out}', '--bins=2', '--reps=10', '--normalize=baseline',
+       '--normalize_by=difference'],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'episode return - baseline final' in (
+      out / 'dmc_walker_walk.svg').read_text()
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.plot', f'--runs={experiments}',
        f'--out={out}', '--normalize=nobody'],
       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
   assert proc.returncode != 0
