@@ -1,7 +1,7 @@
 """The results file of a sweep: one CSV row per run.
 
   python -m launch.results --root=runs/xp1 \
-      --metrics=loss/policy,expl/intrinsic_weight --out=results/xp1
+      --metrics=loss/policy,explore/intrinsic_weight --out=results/xp1
 
 Writes <out>.csv (default <root>/results.csv) with a row per run below
 --root: experiment, description, method, task, seed, logdir, status,

@@ -14,7 +14,7 @@ from dreamer_tf.sweep import plan as sweep_plan
 from tests.analysis import fakes
 
 TASK = 'dmc:walker_walk'
-METRICS = ['loss/policy', 'loss/model', 'expl/intrinsic_weight']
+METRICS = ['loss/policy', 'loss/model', 'explore/intrinsic_weight']
 
 
 @pytest.fixture(name='sweep')
@@ -49,7 +49,7 @@ def sweep_fixture(tmp_path):
   fakes.write_run(
       runs[f'{prio}/seed0'], [(500, 10.0), (1000, 20.0)],
       [{'step': 1000, 'train/loss/policy': 0.1, 'train/loss/model': 1.0,
-        'expl/intrinsic_weight': 0.3}],
+        'explore/intrinsic_weight': 0.3}],
       created='2026-01-02T00:00:00Z', last_write='2026-01-02T02:00:00Z',
       done_frames=1000, ratio=256)
   fakes.write_run(runs[f'{prio}/seed1'], [], [],
@@ -163,7 +163,7 @@ def test_failure_paths_are_clear(sweep, tmp_path):
   with pytest.raises(metrics_lib.MissingMetricError,
                      match=r"No run logs the metric 'loss/polcy' \(did you "
                      r"mean 'train/loss/policy'.*runs log 3 metrics: "
-                     r"expl/intrinsic_weight, train/loss/model"):
+                     r"explore/intrinsic_weight, train/loss/model"):
     results.read_results(root, ['loss/polcy'])
   with pytest.raises(ValueError, match='repeats'):
     results.read_results(root, ['loss/model', 'loss/model'])

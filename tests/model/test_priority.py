@@ -72,13 +72,29 @@ def test_signals_by_hand():
       rtol=1e-5)
 
 
-def test_train_returns_the_combined_priority_of_every_trained_step():
-  weights = "{'world_model': 1.0, 'value_error': 3.0}"
-  agent = build('5', 'discrete:3', *SMALL, f'Priority.weights = {weights}')
-  data = make_batch(agent)
+def _trained_priority(weights, data=None):
+  # No warmup, so that the first update moves the critic off 0.
+  agent = build('5', 'discrete:3', *SMALL, f'Priority.weights = {weights}',
+                'LaProp.warmup = 0')
+  data = make_batch(agent) if data is None else data
   data['stepid'] = np.zeros((2, agent.sequence_length, 2), np.int64)
-  metrics, updates = agent.train(data)
-  assert float(metrics['opt/skipped']) == 0.0
-  assert updates['priority'].shape == (2, 4)
-  assert np.all(updates['priority'] > 0)
-  assert np.all(np.isfinite(updates['priority']))
+  for _ in range(2):  # At init the critic and reward head predict 0.
+    metrics, updates = agent.train(data)
+    assert float(metrics['opt/skipped']) == 0.0
+  return updates['priority'], data
+
+
+def test_train_returns_the_configured_combination_of_every_trained_step():
+  # The same initial agent, batches and update seeds give the same
+  # signals, so the priority with weights {wm: 1, ve: k} is the
+  # world-model-only priority plus k x the value-error-only one, step by
+  # step (of the second update: at the first the value error is 0, after
+  # it ~1e-6, hence k = 1e6 to weigh like the world model's ~10).
+  k = 1e6
+  both, data = _trained_priority(f"{{'world_model': 1.0, 'value_error': {k}}}")
+  world_model, _ = _trained_priority("{'world_model': 1.0}", data)
+  value_error, _ = _trained_priority("{'value_error': 1.0}", data)
+  assert both.shape == (2, 4)
+  assert np.all(np.isfinite(both)) and np.all(both >= 0)
+  assert np.all(k * value_error > 0.1 * world_model)  # Both terms count.
+  np.testing.assert_allclose(both, world_model + k * value_error, rtol=1e-4)
