@@ -25,7 +25,9 @@ the logdir refuses at once, naming this one), and writes the run record
 `<logdir>/run.json` (`run/record.py`), the
 resolved gin config `<logdir>/config.gin` (the bindings the run was given)
 and `<logdir>/operative_config.gin` (every parameter of every configurable
-the run built, defaults included) once the checkpoint accepted them.
+the run built, defaults included) once the checkpoint accepted them; the
+operative config is rewritten with every checkpoint, as configurables
+first called by the update join it.
 
 Multi-worker runs (`strategy='multi_worker'`): every worker runs `train`
 with the same arguments. The chief (worker 0) works in `logdir` as a
@@ -202,8 +204,13 @@ def train(
     # overwrite the run's record of its config.
     record_lib.write(logdir, record)
     _write_config(logdir)
+
+    def save():
+      checkpoint.save()
+      _write_config(logdir, operative_only=True)
+
     loop = loop_lib.Loop(agent, replay, logger, driver, eval_pool, counters,
-                         settings, checkpoint.save, cluster)
+                         settings, save, cluster)
     result = loop.run()
     if result['policy_steps'] >= steps:
       if result['updates'] > result['skipped_updates']:
@@ -358,11 +365,18 @@ def _say_resumed(checkpoint, counters, record):
         'episodes.', flush=True)
 
 
-def _write_config(logdir):
+def _write_config(logdir, operative_only=False):
   """<logdir>/config.gin (the bindings) and operative_config.gin (every
-  parameter the run's configurables use), each written atomically."""
-  for name, text in (('config.gin', gin.config_str()),
-                     (OPERATIVE_CONFIG, gin.operative_config_str())):
+  parameter the run's configurables use), each written atomically.
+
+  gin lists a configurable in the operative config only once it has been
+  called, and some are first called when the first update is traced (e.g.
+  `imagination_losses`), so the loop rewrites operative_config.gin with
+  every checkpoint (`operative_only`)."""
+  files = [(OPERATIVE_CONFIG, gin.operative_config_str())]
+  if not operative_only:
+    files.append(('config.gin', gin.config_str()))
+  for name, text in files:
     path = os.path.join(logdir, name)
     with open(path + '.tmp', 'w') as f:
       f.write(text)

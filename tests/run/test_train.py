@@ -69,6 +69,11 @@ def test_end_to_end_cartpole_run_then_resume(tmp_path, capsys):
   assert len(reports) == 120 - 42 + 1 and all(
       np.isfinite(m['report/openloop/vector_observed']) for m in reports)
   assert os.path.exists(tmp_path / 'ckpt' / 'latest')
+  # The operative config is rewritten with the checkpoints, so it lists
+  # the configurables first called by the update (the results CSV reads
+  # its defaults from here).
+  operative = (tmp_path / train_lib.OPERATIVE_CONFIG).read_text()
+  assert 'imagination_losses.actent = ' in operative
   # Rerunning the same command with a larger budget resumes, and says so.
   capsys.readouterr()
   again = run(tmp_path, 200, 'train.train_ratio = 16')
