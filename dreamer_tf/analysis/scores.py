@@ -430,9 +430,7 @@ def relative_to(table, baseline, count, mode='ratio'):
       raise ValueError(
           f'Cannot normalise {task!r} by {baseline!r}: it has no final '
           f'score (no episodes in its last {count}).')
-    if mode == 'difference':
-      shift = lambda ys, value=value: ys - value
-    else:
+    if mode == 'ratio':
       scale = max((float(np.abs(r.ys).max()) for runs in methods.values()
                    for r in runs if r.ys.size), default=0.0)
       if value <= 1e-6 * max(scale, 1e-12):
@@ -442,9 +440,9 @@ def relative_to(table, baseline, count, mode='ratio'):
             f'{value:g}, not clearly positive, so a ratio is meaningless. '
             'Use the difference from it instead (launch.plot '
             '--normalize_by=difference), or plot raw scores.')
-      shift = lambda ys, value=value: ys / value
+    relate = np.divide if mode == 'ratio' else np.subtract
     result[task] = {
-        method: [dataclasses.replace(r, ys=shift(r.ys)) for r in runs]
+        method: [dataclasses.replace(r, ys=relate(r.ys, value)) for r in runs]
         for method, runs in methods.items()}
   return result
 
