@@ -34,6 +34,11 @@ reproduces bsuite 0.3.6's `bsuite/environments/deep_sea.py` step for step
 `treasure` (this step collected the +1) and `bad_episode` (bsuite's
 regret indicator: the agent left the diagonal with a left move).
 
+Gymnasium: importing this module registers `DeepSeaEnv` as
+`dreamer_tf/DeepSea-v0` (`GYM_ID`), so `gymnasium.make(GYM_ID, size=14)`
+builds it with any constructor argument, and the `gym` suite reaches it
+as 'gym:dreamer_tf.envs.deepsea:dreamer_tf/DeepSea-v0' (size 10).
+
 The suite: `envs.make('deepsea:10', seed=s)` wraps `DeepSeaEnv(size=10)` in
 the gymnasium adapter (`gym.GymEnv`, observation key 'vector', action key
 'action'); further keyword arguments go to `DeepSeaEnv`. The size is the
@@ -53,6 +58,7 @@ from dreamer_tf.envs import gym as gym_env
 # bsuite's sweep (bsuite/experiments/deep_sea/sweep.py) fixes mapping_seed=42
 # for every size.
 MAPPING_SEED = 42
+GYM_ID = 'dreamer_tf/DeepSea-v0'
 
 
 def _is_int(value):
@@ -183,6 +189,17 @@ class DeepSeaEnv(gymnasium.Env):
     terminated = self._row == self.size
     return self._observation(), reward, terminated, False, \
         self._info(treasure)
+
+
+def register():
+  """Registers `DeepSeaEnv` with gymnasium as `GYM_ID` (once; importing
+  this module calls it). Keyword arguments of `gymnasium.make` go to the
+  constructor."""
+  if GYM_ID not in gymnasium.registry:
+    gymnasium.register(GYM_ID, entry_point=DeepSeaEnv)
+
+
+register()
 
 
 def make_env(task, seed=None, **kwargs):

@@ -116,6 +116,7 @@ def gradients(agent, data, seed, retnorms=None, sources=None):
         explore_grads) * replicas
   signals = update.priority_signals(agent, imagination, retnorms)
   priority = priority_lib.combine(signals, agent.priority.weights)
+  metrics.update(priority_lib.summary(signals, priority))
   replay = dict(imagination.world_model.latents, priority=priority)
   return Gradients(metrics, grads, replay, retnorms if computed else None,
                    explore_grads)

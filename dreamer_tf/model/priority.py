@@ -70,3 +70,13 @@ def combine(signals, weights):
   """
   terms = [w * clean(signals[k]) for k, w in sorted(weights.items()) if w]
   return tf.minimum(tf.add_n(terms), MAX_PRIORITY)
+
+
+def summary(signals, priority):
+  """Metrics of an update's priorities: `priority/combined`, the mean of
+  p [B, T], and `priority/<signal>`, the mean of each clean(signal), so a
+  run shows which signal drives its replay (weighted or not)."""
+  metrics = {f'priority/{k}': tf.reduce_mean(clean(v))
+             for k, v in signals.items()}
+  metrics['priority/combined'] = tf.reduce_mean(priority)
+  return metrics

@@ -491,6 +491,28 @@ class Replay:
       for chunk, index in written:  # After all steps have their priority.
         self._reprioritize(chunk, index)
 
+  @_locked
+  def restore_priorities(self, stepid):
+    """Recomputes the items holding the steps `stepid` [B, T, 2] names
+    from their stored step priorities; steps whose chunk was freed are
+    ignored.
+
+    What a skipped update calls with its batch's stepid: zero-on-sample
+    zeroed the items it drew, and an update that writes nothing would
+    leave them at 0 (never drawn by priority) until another batch trains
+    their steps. Stored step priorities are unchanged, so the items get
+    back the priority they had before the draw.
+    """
+    stepid, _ = self._check_stepid(np.asarray(stepid))
+    if not self._mixture.prioritized:
+      return
+    flat = stepid.reshape(-1, 2)  # [B*T, 2]
+    for chunk_id in np.unique(flat[:, 0]).tolist():
+      chunk = self._chunks.get(chunk_id)
+      if chunk is not None:
+        self._reprioritize(
+            chunk, np.unique(flat[flat[:, 0] == chunk_id, 1]))
+
   def _check_stepid(self, stepid):
     """stepid [B, T, 2] as int64 and its chunks [B*T] (None: freed)."""
     if (stepid.ndim != 3 or stepid.shape[-1] != 2

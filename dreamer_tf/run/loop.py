@@ -307,7 +307,9 @@ class Loop:
 
     With exploration the schedule sets the intrinsic weight first (logged
     as `explore/intrinsic_weight` with every update); priorities are
-    written back only when the replay draws by priority.
+    written back only when the replay draws by priority, and a skipped
+    update restores the priorities of the items it drew
+    (`Replay.restore_priorities`).
     """
     schedule = self.counters.schedule
     if schedule and self.agent.ensemble is not None:
@@ -326,7 +328,10 @@ class Loop:
     if not self.replay.prioritized:
       updates.pop('priority', None)
     if skipped:
-      # The agent skipped the update; its latents are not written back.
+      # The agent skipped the update; its latents and priorities are not
+      # written back, and the items it drew get their priority back.
+      if self.replay.prioritized and 'stepid' in updates:
+        self.replay.restore_priorities(updates['stepid'])
       c = self.counters
       c.nonfinite += 1
       self.logger.scalars({'train/nonfinite_loss': float(

@@ -24,7 +24,7 @@ def run(env, choose, seed=0):
   while not steps or not steps[-1][2]:
     steps.append(env.step(choose(info['row'], info['column'])))
     info = steps[-1][4]
-    assert len(steps) <= env.size
+    assert len(steps) <= env.unwrapped.size
   return first, steps
 
 
@@ -206,6 +206,26 @@ def test_suite_through_make_and_the_gym_adapter():
   assert sum(rewards) == pytest.approx(0.99, abs=1e-6)
   np.testing.assert_array_equal(obs['vector'], np.zeros(100))
   assert env.step({'action': np.int32(0)})['is_first']  # Auto-reset.
+
+
+def test_registered_with_gymnasium():
+  import gymnasium  # pylint: disable=import-outside-toplevel
+  assert deepsea.GYM_ID in gymnasium.registry
+  deepsea.register()  # Again: a no-op, no re-registration warning.
+  made = gymnasium.make(deepsea.GYM_ID, size=6, mapping_seed=3)
+  direct = deepsea.DeepSeaEnv(size=6, mapping_seed=3)
+  assert made.unwrapped.size == 6
+  np.testing.assert_array_equal(made.unwrapped.action_mapping,
+                                direct.action_mapping)
+  choose = lambda r, c: (r + c) % 2  # Some left and some right moves.
+  for (obs, *rest), (want, *want_rest) in zip(run(made, choose)[1],
+                                              run(direct, choose)[1]):
+    np.testing.assert_array_equal(obs, want)
+    assert rest == want_rest
+  # The gym suite reaches it by 'module:id' (the default size, 10).
+  env = envs.make('gym:dreamer_tf.envs.deepsea:' + deepsea.GYM_ID, seed=0)
+  assert env.obs_space['vector'].shape == (100,)
+  assert env.act_space['action'].classes == 2
 
 
 def test_suite_kwargs_and_state_round_trip():

@@ -81,7 +81,7 @@ def _trained_priority(weights, data=None):
   for _ in range(2):  # At init the critic and reward head predict 0.
     metrics, updates = agent.train(data)
     assert float(metrics['opt/skipped']) == 0.0
-  return updates['priority'], data
+  return updates['priority'], data, metrics
 
 
 def test_train_returns_the_configured_combination_of_every_trained_step():
@@ -91,10 +91,33 @@ def test_train_returns_the_configured_combination_of_every_trained_step():
   # step (of the second update: at the first the value error is 0, after
   # it ~1e-6, hence k = 1e6 to weigh like the world model's ~10).
   k = 1e6
-  both, data = _trained_priority(f"{{'world_model': 1.0, 'value_error': {k}}}")
-  world_model, _ = _trained_priority("{'world_model': 1.0}", data)
-  value_error, _ = _trained_priority("{'value_error': 1.0}", data)
+  both, data, metrics = _trained_priority(
+      f"{{'world_model': 1.0, 'value_error': {k}}}")
+  world_model, _, _ = _trained_priority("{'world_model': 1.0}", data)
+  value_error, _, _ = _trained_priority("{'value_error': 1.0}", data)
   assert both.shape == (2, 4)
   assert np.all(np.isfinite(both)) and np.all(both >= 0)
   assert np.all(k * value_error > 0.1 * world_model)  # Both terms count.
   np.testing.assert_allclose(both, world_model + k * value_error, rtol=1e-4)
+  # Logged: the mean priority and the mean of every signal, weighted or
+  # not (reconstruction and return have weight 0 here).
+  np.testing.assert_allclose(metrics['priority/combined'], both.mean(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics['priority/world_model'],
+                             world_model.mean(), rtol=1e-4)
+  np.testing.assert_allclose(metrics['priority/value_error'],
+                             value_error.mean(), rtol=1e-4)
+  assert {f'priority/{s}' for s in ('reconstruction', 'return')} <= set(
+      metrics)
+
+
+def test_summary_means_the_clean_signals():
+  signals = dict(world_model=np.array([[1.0, np.nan, 2.0, -3.0]], np.float32),
+                 **{'return': np.array([[-1.0, 4.0, 0.0, 2.0]], np.float32)})
+  got = priority.summary(signals, priority.combine(
+      signals, {'world_model': 1.0}))
+  assert set(got) == {'priority/world_model', 'priority/return',
+                      'priority/combined'}
+  np.testing.assert_allclose(got['priority/world_model'], 0.75)
+  np.testing.assert_allclose(got['priority/return'], 1.5)
+  np.testing.assert_allclose(got['priority/combined'], 0.75)

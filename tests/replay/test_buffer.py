@@ -551,6 +551,31 @@ def test_zero_on_sample_lives_only_in_the_selector(tmp_path):
       np.testing.assert_array_equal(selector.priorities([item]), expected)
 
 
+def test_restore_priorities_undoes_zero_on_sample_for_a_skipped_update():
+  replay = Replay(capacity=100, chunk_size=8, length=4, online=False, seed=4,
+                  fracs=dict(priority=1.0), prio_initial=1.0)
+  fill(replay, 30)  # Items 0..26.
+  steps = np.array([[[s // 8, s % 8] for s in range(30)]])  # [1, 30, 2]
+  replay.update(dict(stepid=steps, priority=np.arange(30.0)[None] % 7))
+  selector = replay._mixture.prioritized
+  before = selector.priorities(list(range(27))).copy()
+  stored = {c: chunk.prio.copy() for c, chunk in replay._chunks.items()}
+  batch = replay.sample(5)
+  drawn = starts(batch)
+  np.testing.assert_array_equal(selector.priorities(drawn), 0.0)
+  replay.restore_priorities(batch['stepid'][:, 1:])  # The trained steps.
+  np.testing.assert_array_equal(selector.priorities(list(range(27))),
+                                before)
+  for c, chunk in replay._chunks.items():
+    np.testing.assert_array_equal(chunk.prio, stored[c])
+  # Without priority selection it checks its input and does nothing.
+  plain = Replay(capacity=100, chunk_size=8, length=4, online=False)
+  fill(plain, 10)
+  plain.restore_priorities(plain.sample(2)['stepid'])
+  with pytest.raises(ValueError, match='never stored'):
+    plain.restore_priorities(np.array([[[7, 0]]]))
+
+
 def test_importance_weights_follow_the_draw_probabilities():
   """weight_b = (N P_b)^-β / max_b', P_b by brute force; queue rows count
   as uniform draws; no weights without β or without priority."""

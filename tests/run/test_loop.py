@@ -55,11 +55,9 @@ def _stored_priorities(replay, stepid):
                    for row in stepid.tolist()])
 
 
-@pytest.mark.parametrize('context', [0, 1])
-def test_priorities_written_back_after_applied_updates_only(context):
-  """With prioritized replay every applied update writes its priorities to
-  exactly its trained steps; a skipped update writes nothing; without
-  priority selection nothing is written."""
+def _prioritized_loop(context, zero_on_sample):
+  """(loop, agent, replay, counters) of a tiny agent over a replay that
+  draws half by priority, holding 40 steps at priority 1."""
   config.parse([], TINY + [
       'Agent.batch_size = 3', 'Agent.batch_length = 4',
       f'Agent.replay_context = {context}', 'LaProp.warmup = 0'])
@@ -68,7 +66,7 @@ def test_priorities_written_back_after_applied_updates_only(context):
   replay = replay_lib.Replay(
       capacity=1000, chunk_size=16, length=agent.sequence_length, seed=0,
       online=False, fracs=dict(uniform=0.5, priority=0.5),
-      prio_initial=1.0, prio_zero_on_sample=False)
+      prio_initial=1.0, prio_zero_on_sample=zero_on_sample)
   rng = np.random.default_rng(0)
   steps = batches.random_batch(agent, rng, batch_size=1)
   for t in range(40):
@@ -76,10 +74,24 @@ def test_priorities_written_back_after_applied_updates_only(context):
     step['is_first'] = np.array(t == 0)
     replay.add(step)
   counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp')
-  settings = loop_lib.Settings(steps=1)
-  logger = _Logger()
-  loop = loop_lib.Loop(agent, replay, logger, _Driver(), None, counters,
-                       settings, save=lambda: None)
+  loop = loop_lib.Loop(agent, replay, _Logger(), _Driver(), None, counters,
+                       loop_lib.Settings(steps=1), save=lambda: None)
+  return loop, agent, replay, counters
+
+
+def _skip_next_updates(replay, agent):
+  """Makes the batches of `replay` give a non-finite loss."""
+  original = replay.sample
+  replay.sample = lambda b: dict(original(b), reward=np.full(
+      (b, agent.sequence_length), np.nan, np.float32))
+
+
+@pytest.mark.parametrize('context', [0, 1])
+def test_priorities_written_back_after_applied_updates_only(context):
+  """With prioritized replay every applied update writes its priorities to
+  exactly its trained steps; a skipped update writes nothing; without
+  priority selection nothing is written."""
+  loop, agent, replay, counters = _prioritized_loop(context, False)
   results = []
   train = agent.train
   agent.train = lambda b: results.append(train(b)) or results[-1]
@@ -98,14 +110,37 @@ def test_priorities_written_back_after_applied_updates_only(context):
   untouched = sum(int((ch.prio[:ch.length] == 1.0).sum())
                   for ch in replay._chunks.values())
   assert untouched == 40 - len(expected)  # Only the trained steps changed.
-  original = replay.sample
   before = {c: ch.prio.copy() for c, ch in replay._chunks.items()}
-  replay.sample = lambda b: dict(original(b), reward=np.full(
-      (b, agent.sequence_length), np.nan, np.float32))
+  _skip_next_updates(replay, agent)
   loop._update()  # Skipped: non-finite loss.
   assert counters.nonfinite == 1
   for c, prio in before.items():
     np.testing.assert_array_equal(replay._chunks[c].prio, prio)
+
+
+@pytest.mark.parametrize('context', [0, 1])
+def test_a_skipped_update_gives_the_items_it_drew_their_priority_back(
+    context):
+  """Zero-on-sample zeroes the items a batch draws; when the update is
+  skipped they get back the priority they had, not 0 (never drawn by
+  priority again until a uniform draw trains them)."""
+  loop, agent, replay, counters = _prioritized_loop(context, True)
+  loop._update()  # pylint: disable=protected-access
+  selector = replay._mixture.prioritized  # pylint: disable=protected-access
+  items = list(range(len(replay)))
+  _skip_next_updates(replay, agent)
+  before = selector.priorities(items).copy()
+  sample, zeroed = replay.sample, []
+
+  def sample_and_count_zeros(batch_size):
+    batch = sample(batch_size)
+    zeroed.append(int((selector.priorities(items) == 0).sum()))
+    return batch
+  replay.sample = sample_and_count_zeros
+  loop._update()  # pylint: disable=protected-access
+  assert counters.nonfinite == 1
+  assert zeroed[0] > int((before == 0).sum())  # The draw zeroed some.
+  np.testing.assert_array_equal(selector.priorities(items), before)
 
 
 class _SkippingAgent:
