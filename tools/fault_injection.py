@@ -212,6 +212,7 @@ def compare(straight, resumed, replay_kwargs=None):
   if replays[0].stats()['inserts'] != replays[1].stats()['inserts']:
     diffs.append(f'replay inserts {replays[0].stats()["inserts"]} vs '
                  f'{replays[1].stats()["inserts"]}')
+  diffs += _priority_differences(*(r.priorities() for r in replays))
   for _ in range(3):
     batch_a, batch_b = replays[0].sample(8), replays[1].sample(8)
     for key in sorted(set(batch_a) | set(batch_b)):
@@ -223,6 +224,22 @@ def compare(straight, resumed, replay_kwargs=None):
     diffs.append('scores.jsonl differs')
   if logged_steps(straight) != logged_steps(resumed):
     diffs.append('metrics.jsonl steps differ')
+  return diffs
+
+
+def _priority_differences(a, b):
+  """Differences between two `Replay.priorities()`: the stored step
+  priorities chunk by chunk and the selector's item priorities, bit for
+  bit."""
+  diffs = []
+  if sorted(a['steps']) != sorted(b['steps']):
+    diffs.append('replay chunks with priorities differ')
+  else:
+    diffs += [f'step priorities of chunk {c} differ' for c in a['steps']
+              if not np.array_equal(a['steps'][c], b['steps'][c])]
+  if (a['items'] is None) != (b['items'] is None) or (
+      a['items'] is not None and not np.array_equal(a['items'], b['items'])):
+    diffs.append('item priorities differ')
   return diffs
 
 

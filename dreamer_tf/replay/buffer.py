@@ -209,6 +209,20 @@ class Replay:
     return self._mixture.prioritized is not None
 
   @_locked
+  def priorities(self):
+    """What prioritized selection draws from, for inspection and tests:
+    {'steps': {chunk id: [length] float32 stored step priorities},
+    'items': [N] float64 the selector's priority of every live item,
+    oldest first (None without prioritized selection; zero-on-sample
+    zeros included)}."""
+    steps = {c: chunk.prio[:chunk.length].copy()
+             for c, chunk in sorted(self._chunks.items())}
+    selector = self._mixture.prioritized
+    items = None if selector is None else selector.priorities(
+        np.arange(self._items.first, self._items.next))
+    return dict(steps=steps, items=items)
+
+  @_locked
   def stats(self):
     """Counts: items, chunks, streams, queue, inserts, samples, updates
     (rows written by `update`), update_skipped (steps of freed chunks),

@@ -374,6 +374,28 @@ def test_selector_state_is_saved_with_the_item_table(tmp_path):
     Replay(directory=str(tmp_path), **PRIO)
 
 
+def test_priorities_are_restored_bit_exactly(tmp_path):
+  replay = Replay(directory=str(tmp_path), **PRIO)
+  fill(replay, 30)
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    batch = replay.sample(4)  # Zeroes the items it draws by priority.
+    replay.update(dict(stepid=batch['stepid'][:, 1:], priority=rng.random(
+        batch['stepid'][:, 1:].shape[:2]) * 10))
+  replay.sample(4)  # Zeroed and not written: pending at the save.
+  replay.save()
+  want = replay.priorities()
+  got = Replay(directory=str(tmp_path), **PRIO).priorities()
+  assert sorted(got['steps']) == sorted(want['steps'])
+  for chunk, prio in want['steps'].items():
+    np.testing.assert_array_equal(got['steps'][chunk], prio)
+  assert got['items'].dtype == np.float64
+  np.testing.assert_array_equal(got['items'], want['items'])
+  assert (want['items'] == 0).any() and np.isfinite(want['items']).any()
+  assert replay.priorities()['items'] is not None
+  assert Replay(**KWARGS).priorities() == dict(steps={}, items=None)
+
+
 def test_format_2_save_is_migrated(tmp_path):
   replay = Replay(directory=str(tmp_path), **PRIO)
   fill(replay, 30)

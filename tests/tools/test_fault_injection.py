@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from dreamer_tf import replay as replay_lib
@@ -101,9 +102,28 @@ def test_a_run_stopped_by_ctrl_c_then_killed_at_random_points_ends_as_an_uninter
   # The compared state is the XP state: the schedule saw episodes and the
   # replay draws prioritized batches with importance weights.
   assert counters['schedule']['fast'] is not None
-  batch = replay_lib.Replay(str(faulted / 'replay'), length=9,
-                            **XP_REPLAY_KWARGS).sample(8)
-  assert 'weight' in batch
+  replay = replay_lib.Replay(str(faulted / 'replay'), length=9,
+                             **XP_REPLAY_KWARGS)
+  assert 'weight' in replay.sample(8)
+  # compare() read the priorities themselves (step by step, item by
+  # item), and training had written them: most steps are no longer new.
+  steps = np.concatenate(list(replay.priorities()['steps'].values()))
+  assert np.isfinite(steps).mean() > 0.5
+
+
+def test_compare_reads_step_and_item_priorities():
+  base = dict(steps={0: np.array([1.0, np.inf], np.float32),
+                     1: np.array([2.0], np.float32)},
+              items=np.array([0.5, 0.0]))
+  same = dict(steps={c: p.copy() for c, p in base['steps'].items()},
+              items=base['items'].copy())
+  assert not fault_injection._priority_differences(base, same)
+  same['steps'][1][0] = np.nextafter(np.float32(2), np.float32(3))
+  same['items'][1] = 1e-300
+  assert fault_injection._priority_differences(base, same) == [
+      'step priorities of chunk 1 differ', 'item priorities differ']
+  assert fault_injection._priority_differences(
+      base, dict(base, items=None)) == ['item priorities differ']
 
 
 def _stop_with_ctrl_c(logdir):
