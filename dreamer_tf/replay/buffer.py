@@ -369,14 +369,17 @@ class Replay:
   # --- Sampling ------------------------------------------------------------
 
   @_locked
-  def sample(self, batch_size, length=None, online=True):
+  def sample(self, batch_size, length=None, online=True, normalize=True):
     """A batch {key: [B, T, ...]} with `stepid` [B, T, 2] int64.
 
     T = length or the replay length (a prefix of each sequence). Rows come
     from the online queue first (if `online`), then from the `fracs`
     mixture. is_first is forced at t = 0 and is_last set before every
     is_first (§4.3), in the batch only. stepid[b, t] = (chunk id, index)
-    names the stored step of row b, time t, for `update`.
+    names the stored step of row b, time t, for `update`. With importance
+    weights, `normalize=False` returns them as float64 (N P_b)^-β, not yet
+    divided by their max: for a caller whose batch spans several replays
+    (the workers of a run) and divides by the max over all of them.
     """
     length = length or self.length
     if not 1 <= length <= self.length:
@@ -402,7 +405,8 @@ class Replay:
     weight = (len(self._items) * probs) ** -self.importance
     self._counts['samples'] += batch_size
     batch = self._assemble(items, length)
-    batch[WEIGHT] = (weight / weight.max()).astype(np.float32)
+    batch[WEIGHT] = ((weight / weight.max()).astype(np.float32)
+                     if normalize else weight)
     return batch
 
   @_locked

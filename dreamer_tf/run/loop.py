@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from dreamer_tf import replay as replay_lib
 from dreamer_tf.run import driver as driver_lib
 from dreamer_tf.run import failures
 from dreamer_tf.run import memory
@@ -306,17 +307,24 @@ class Loop:
     """One update; writes its replay values back unless it was skipped.
 
     With exploration the schedule sets the intrinsic weight first (logged
-    as `explore/intrinsic_weight` with every update); priorities are
+    as `explore/intrinsic_weight` with every update; with several workers
+    the mean of theirs), and importance weights are divided by their
+    largest over all workers' rows; priorities are
     written back only when the replay draws by priority, and a skipped
     update restores the priorities of the items it drew
     (`Replay.restore_priorities`).
     """
     schedule = self.counters.schedule
     if schedule and self.agent.ensemble is not None:
-      weight = schedule.value(self.ratio.updates)
+      # One weight for all workers: the mean of their schedules.
+      weight = self.cluster.mean(schedule.value(self.ratio.updates))
       self.agent.set_intrinsic_weight(weight)
       self.logger.scalars({'explore/intrinsic_weight': weight}, self.frames)
-    batch = self.replay.sample(self.batch_share)
+    batch = self.replay.sample(self.batch_share, normalize=False)
+    if replay_lib.WEIGHT in batch:  # Normalised over the global batch.
+      raw = batch[replay_lib.WEIGHT]
+      batch[replay_lib.WEIGHT] = (
+          raw / self.cluster.max(raw.max())).astype(np.float32)
     start = time.perf_counter()
     with self.cluster.collective():  # A lost worker is named.
       metrics, updates = self.agent.train(batch)

@@ -14,7 +14,13 @@ to a collective is taken identically on all of them:
   or SIGTERM to any worker): decided by a vote, an all-gather of a few
   integers, at agreed iterations (`Cluster.agree`);
 * where to resume: the newest checkpoint that every worker has
-  (`Cluster.common`).
+  (`Cluster.common`);
+* what the update's inputs depend on beyond the counters, at every update:
+  the intrinsic reward's weight is the mean of the workers' schedules (a
+  returns-driven schedule sees only its worker's episodes) and
+  importance weights are divided by the largest over all shards
+  (`Cluster.mean`, `Cluster.max`), so every replica trains on the same
+  objective.
 
 A worker that dies is noticed by the others at their next collective
 (TensorFlow names its task in the error; `Cluster.collective` turns that
@@ -66,6 +72,14 @@ class Solo:
     """The checkpoint position to resume: the newest one."""
     return max(positions) if positions else None
 
+  def mean(self, value):
+    """The mean of every worker's `value` (a float): here, `value`."""
+    return float(value)
+
+  def max(self, value):
+    """The largest of every worker's `value` (a float): here, `value`."""
+    return float(value)
+
   def collective(self):
     return contextlib.nullcontext()
 
@@ -84,10 +98,10 @@ class Cluster(Solo):
     self.task = (None if resolver is None else
                  (str(resolver.task_type), str(resolver.task_id)))
 
-  def gather(self, values):
-    """[workers, len(values)] int64: every worker's `values`, by rank."""
+  def gather(self, values, dtype=np.int64):
+    """[workers, len(values)] `dtype`: every worker's `values`, by rank."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    values = np.asarray(values, np.int64)
+    values = np.asarray(values, dtype)
     with self.collective():
       per_replica = self.strategy.experimental_distribute_values_from_function(
           lambda ctx: tf.constant(values))
@@ -106,6 +120,15 @@ class Cluster(Solo):
 
   def votes(self, iteration, updates_due):
     return bool(updates_due) or iteration % VOTE_EVERY == 0
+
+  def mean(self, value):
+    """The mean over workers of `value` (float64, summed by rank, so
+    every worker gets the same bits)."""
+    return float(self.gather([value], np.float64)[:, 0].mean())
+
+  def max(self, value):
+    """The largest of every worker's `value`."""
+    return float(self.gather([value], np.float64)[:, 0].max())
 
   def common(self, positions):
     """The newest checkpoint position (policy steps) that every worker

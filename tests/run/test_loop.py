@@ -11,6 +11,8 @@ from dreamer_tf.model import agent as agent_lib
 from dreamer_tf.model import batches
 from dreamer_tf.run import failures
 from dreamer_tf.run import loop as loop_lib
+from dreamer_tf.run import schedules
+from dreamer_tf.run import workers as workers_lib
 from tests.conftest import TINY
 
 
@@ -82,7 +84,7 @@ def _prioritized_loop(context, zero_on_sample):
 def _skip_next_updates(replay, agent):
   """Makes the batches of `replay` give a non-finite loss."""
   original = replay.sample
-  replay.sample = lambda b: dict(original(b), reward=np.full(
+  replay.sample = lambda b, **kw: dict(original(b, **kw), reward=np.full(
       (b, agent.sequence_length), np.nan, np.float32))
 
 
@@ -132,8 +134,8 @@ def test_a_skipped_update_gives_the_items_it_drew_their_priority_back(
   before = selector.priorities(items).copy()
   sample, zeroed = replay.sample, []
 
-  def sample_and_count_zeros(batch_size):
-    batch = sample(batch_size)
+  def sample_and_count_zeros(batch_size, **kwargs):
+    batch = sample(batch_size, **kwargs)
     zeroed.append(int((selector.priorities(items) == 0).sum()))
     return batch
   replay.sample = sample_and_count_zeros
@@ -158,8 +160,8 @@ class _Replay:
   def __len__(self):
     return 10**6
 
-  def sample(self, batch_size):
-    del batch_size
+  def sample(self, batch_size, normalize=True):
+    del batch_size, normalize
     return {}
 
   def stats(self):
@@ -243,3 +245,75 @@ def test_a_bad_env_output_stops_the_run_with_a_checkpoint_of_its_last_step():
   (note,) = error.__notes__
   assert note.startswith('The run stopped at policy step 3 (frame 3, update '
                          '2); its last good state is checkpointed in /ckpt')
+
+
+class _RecordingAgent:
+  """Records the intrinsic weight and batch of each (applied) update."""
+  batch_size, batch_length, ensemble = 4, 2, object()
+
+  def __init__(self):
+    self.weights, self.batches = [], []
+
+  def set_intrinsic_weight(self, weight):
+    self.weights.append(weight)
+
+  def train(self, batch):
+    self.batches.append(batch)
+    return {'opt/skipped': 0.0, 'opt/loss': 1.0}, {'stepid': batch['stepid']}
+
+
+class _TwoWorkers(workers_lib.Solo):
+  """This worker of two; the other worker's schedule gives `weight` and
+  its largest raw importance weight is `largest`."""
+  workers = 2
+
+  def __init__(self, weight, largest):
+    self.weight, self.largest = weight, largest
+
+  def mean(self, value):
+    return (value + self.weight) / 2
+
+  def max(self, value):
+    return max(value, self.largest)
+
+
+def _weighted_replay():
+  """A replay with importance weights whose steps 0..7 have priorities."""
+  replay = replay_lib.Replay(capacity=100, chunk_size=8, length=3,
+                             online=False, seed=1,
+                             fracs=dict(uniform=0.5, priority=0.5),
+                             prio_zero_on_sample=False, importance=0.6)
+  for t in range(30):
+    replay.add(dict(x=np.float32(t), is_first=np.array(t == 0)))
+  replay.update(dict(stepid=np.array([[[0, i] for i in range(8)]]),
+                     priority=np.arange(8.0)[None]))
+  return replay
+
+
+def test_workers_share_the_intrinsic_weight_and_the_importance_max():
+  """With several workers every replica must train on the same objective:
+  the intrinsic weight is the mean of the workers' schedules (a
+  returns-driven one sees only its worker's episodes) and importance
+  weights are divided by the largest raw weight of any worker's rows."""
+  raw = _weighted_replay().sample(2, normalize=False)[replay_lib.WEIGHT]
+  assert raw.dtype == np.float64
+  largest = 10 * raw.max()  # The other worker's rows weigh more.
+  counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp',
+                               schedules.Fixed(0.2))
+  agent = _RecordingAgent()
+  loop = loop_lib.Loop(agent, _weighted_replay(), _Logger(), _Driver(), None,
+                       counters, loop_lib.Settings(steps=1),
+                       save=lambda: None, cluster=_TwoWorkers(0.6, largest))
+  assert loop.batch_share == 2
+  loop._update()  # pylint: disable=protected-access  # The same draws.
+  assert agent.weights == [pytest.approx(0.4)]
+  assert loop.logger.records[0][1] == {
+      'explore/intrinsic_weight': pytest.approx(0.4)}
+  got = agent.batches[0][replay_lib.WEIGHT]
+  assert got.dtype == np.float32
+  np.testing.assert_array_equal(got, (raw / largest).astype(np.float32))
+  assert got.max() < 0.2  # Not divided by this worker's own max.
+  # One worker: the weights are those Replay.sample normalises itself.
+  solo = _weighted_replay().sample(2)[replay_lib.WEIGHT]
+  np.testing.assert_array_equal(
+      solo, (raw / workers_lib.Solo().max(raw.max())).astype(np.float32))

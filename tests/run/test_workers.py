@@ -17,6 +17,7 @@ from dreamer_tf.run import evaluate
 from dreamer_tf.run import workers
 from dreamer_tf import replay as replay_lib
 from tests.conftest import ROOT, free_ports, tf_config
+from tests.tools.test_fault_injection import XP_FLAGS
 from tools import fault_injection
 
 
@@ -26,6 +27,7 @@ def test_solo_decides_alone():
   assert solo.all_ready(True) and not solo.all_ready(False)
   assert solo.votes(iteration=3, updates_due=0)
   assert solo.common([16, 48, 32]) == 48 and solo.common([]) is None
+  assert solo.mean(0.25) == solo.max(0.25) == 0.25
 
 
 class FakeCluster(workers.Cluster):
@@ -39,9 +41,9 @@ class FakeCluster(workers.Cluster):
     self.rows = rows
     self.sent = None
 
-  def gather(self, values):
+  def gather(self, values, dtype=np.int64):
     self.sent = list(values)
-    return np.array([row[:len(values)] for row in self.rows])
+    return np.array([row[:len(values)] for row in self.rows], dtype)
 
 
 def test_any_workers_stop_or_save_is_everyones():
@@ -49,6 +51,14 @@ def test_any_workers_stop_or_save_is_everyones():
   assert FakeCluster([[0, 1], [0, 0]]).agree(False, False) == (False, True)
   assert not FakeCluster([[1], [0]]).all_ready(True)
   assert FakeCluster([[1], [1]]).all_ready(True)
+
+
+def test_every_worker_gets_the_mean_and_the_max_of_all():
+  cluster = FakeCluster([[0.1], [0.4], [0.25]], worker=1)
+  assert cluster.mean(0.4) == pytest.approx(0.25)
+  assert cluster.sent == [0.4]
+  assert cluster.max(0.4) == 0.4
+  assert FakeCluster([[3.5], [1e-3]]).max(1e-3) == 3.5
 
 
 def test_votes_at_every_update_and_every_few_iterations():
@@ -121,11 +131,12 @@ def consecutive_free_ports():
   pytest.skip('no two consecutive free ports')
 
 
-def start_workers(logdir, steps=STEPS, slurm=False):
+def start_workers(logdir, steps=STEPS, slurm=False, flags=()):
   """Starts worker 0 and 1 of the debug-suite run in `logdir`: with their
   TF_CONFIG and --strategy=multi_worker, or (slurm) as the 2 tasks of a
-  SLURM job step on this node with the default --strategy=auto."""
-  extra = ['--gin_param=Agent.jit_compile=False']
+  SLURM job step on this node with the default --strategy=auto; `flags`
+  go to both."""
+  extra = ['--gin_param=Agent.jit_compile=False', *flags]
   if slurm:
     base = consecutive_free_ports()
     extra.append(f'--gin_param=train.slurm_port_base={base}')
@@ -176,8 +187,11 @@ def wait_for_training(logdir, procs):
 @pytest.mark.slow
 def test_two_workers_stop_together_on_sigterm_and_resume_to_the_budget(
     tmp_path):
+  """With DreamerV3-XP on (prioritized replay with importance weights, a
+  returns-driven intrinsic weight): the workers exchange the weight and
+  the importance max at every update (Cluster.mean, Cluster.max)."""
   logdir = tmp_path / 'run'
-  procs = start_workers(logdir)
+  procs = start_workers(logdir, flags=XP_FLAGS)
   wait_for_training(logdir, procs)
   os.killpg(procs[1].pid, signal.SIGTERM)  # Worker 1 only.
   results = finish(procs)
@@ -212,11 +226,14 @@ def test_two_workers_stop_together_on_sigterm_and_resume_to_the_budget(
            if r['kind'] == 'eval']
   assert not evals
   # The same command on both workers resumes and trains to the budget.
-  results = finish(start_workers(logdir))
+  results = finish(start_workers(logdir, flags=XP_FLAGS))
   for code, out, err in results:
     assert code == 0, err[-3000:]
     assert 'Resuming from' in out
   assert (logdir / 'done.json').exists() and (worker / 'done.json').exists()
+  weights = [r['explore/intrinsic_weight'] for r in fault_injection.read_jsonl(
+      logdir / 'metrics.jsonl') if 'explore/intrinsic_weight' in r]
+  assert weights and all(0 <= w <= 1 for w in weights)
   (chief_agent, chief_counters), (agent, counters) = (
       agent_tensors(logdir), agent_tensors(worker))
   assert chief_counters['policy_steps'] == counters['policy_steps'] == STEPS
