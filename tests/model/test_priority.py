@@ -121,3 +121,36 @@ def test_summary_means_the_clean_signals():
   np.testing.assert_allclose(got['priority/world_model'], 0.75)
   np.testing.assert_allclose(got['priority/return'], 1.5)
   np.testing.assert_allclose(got['priority/combined'], 0.75)
+
+
+@pytest.mark.parametrize('obs, keys', [
+    ('48x48x3', ['image']), ('image:48x48x3,state:5', ['image', 'state'])])
+def test_priorities_and_exploration_with_image_and_dict_observations(
+    obs, keys):
+  """Priorities and the intrinsic stream need no observation named 'image'
+  (XP's do): `reconstruction` sums the decoder losses of every observation
+  key, and an update with latent disagreement and every signal weighted
+  trains and returns finite priorities for each trained step."""
+  weights = {s: 1.0 for s in priority.SIGNALS}
+  agent = build(obs, 'discrete:3', *SMALL, "Exploration.signal = 'latent'",
+                'Exploration.units = 16', f'Priority.weights = {weights}',
+                'LaProp.warmup = 0')
+  assert sorted(agent.wm.keys) == keys
+  data = make_batch(agent)
+  imagination = update.imagine(agent, data, tf.constant([0, 1]))
+  scales = update.return_scales(agent, {
+      k: s.ret for k, s in imagination.streams.items()})
+  signals = update.priority_signals(agent, imagination, scales)
+  assert set(signals) == set(priority.SIGNALS)
+  losses = imagination.world_model.losses
+  np.testing.assert_allclose(signals['reconstruction'], sum(
+      losses[k] * agent.loss_scales[k] for k in keys), rtol=1e-6)
+  data['stepid'] = np.zeros((2, agent.sequence_length, 2), np.int64)
+  for _ in range(2):
+    metrics, updates = agent.train(data)
+    assert float(metrics['opt/skipped']) == 0.0
+  assert updates['priority'].shape == (2, 4)
+  assert np.all(np.isfinite(updates['priority']))
+  assert np.all(updates['priority'] > 0)
+  assert float(metrics['priority/reconstruction']) > 0
+  assert float(metrics['opt/explore_grad_norm']) > 0
