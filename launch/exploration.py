@@ -117,7 +117,7 @@ def make_results(out=''):
   if FLAGS['final_episodes'].present:
     raise ValueError('launch.exploration takes --last_episodes; '
                      '--final_episodes is for launch.tables, plot and results.')
-  table = score_flags.select(score_flags.collect())
+  table = score_flags.select(score_flags.collect_and_save())
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate, FLAGS.reps,
                FLAGS.seed)
   text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)

@@ -261,7 +261,7 @@ def main(argv):
 
 def make_plots():
   """The figures the flags ask for; returns their paths."""
-  table = score_flags.collect()
+  table = score_flags.collect_and_save()
   ylabel = 'episode return'
   if FLAGS.normalize:
     table = scores.relative_to(table, FLAGS.normalize, FLAGS.final_episodes,

@@ -44,6 +44,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if not FLAGS.root:
     raise errors.UserError('--root is required (the --root of a sweep).')
+  if FLAGS.save_scores:
+    raise errors.UserError('launch.results writes the results CSV; '
+                           '--save_scores is for launch.tables, plot and '
+                           'exploration.')
   # The results file only reads the user's runs and flags: its ValueErrors
   # are about those (launch/errors.py).
   with errors.user_input():

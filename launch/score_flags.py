@@ -26,6 +26,11 @@ flags.DEFINE_list('metrics', [],
                   'Logged metrics (metrics.jsonl keys, or their tails after a '
                   "'/': loss/policy names train/loss/policy).")
 flags.DEFINE_list('methods', [], 'Only these methods (default: all).')
+flags.DEFINE_string('save_scores', None,
+                    'Also write the selected runs\' episode scores to this '
+                    'official-format score file (.json, or .json.gz '
+                    'gzipped), which --reference reads back: the curves '
+                    'without the run directories.')
 flags.DEFINE_integer('final_episodes', 10,
                      'Episodes of a final score (mean of the last K) and of '
                      'a best score (best mean of K consecutive ones).',
@@ -51,6 +56,18 @@ def select(table):
   """The table restricted to --methods (all without it)."""
   methods = flags.FLAGS.methods
   return scores.select_methods(table, methods) if methods else table
+
+
+def collect_and_save():
+  """`collect`, and with --save_scores the episode scores of its runs
+  of --methods written to that file (as collected: before any
+  normalisation). Returns the whole table."""
+  table = collect()
+  if flags.FLAGS.save_scores:
+    scores.save_reference(flags.FLAGS.save_scores, [
+        run for task in select(table).values() for runs in task.values()
+        for run in runs])
+  return table
 
 
 def write_tables(out, markdown, csv_text):

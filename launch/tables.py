@@ -235,7 +235,7 @@ def main(argv):
 def make_tables(window):
   """(rows, Markdown) of the tables the flags ask for."""
   lo, hi = parse_window(window)
-  table = score_flags.select(score_flags.collect())
+  table = score_flags.select(score_flags.collect_and_save())
   baselines = FLAGS.baselines and scores.load_baselines(FLAGS.baselines)
   rows = build(table, lo, hi, baselines or None, FLAGS.reps, FLAGS.seed)
   rows += metric_rows(table, metrics_lib.parse_names(FLAGS.metrics),

@@ -247,6 +247,26 @@ def load_reference(path, method=None):
   return runs
 
 
+def save_reference(path, runs):
+  """Writes `runs` as a score file in the official format that
+  `load_reference` reads back unchanged (gzip JSON when `path` ends in
+  .gz): a list of {task, method, seed, xs, ys}. So a sweep's curves can be
+  kept and shared without its run directories. Atomic: a reader sees the
+  old file or the new one."""
+  records = [dict(task=r.task, method=r.method, seed=r.seed,
+                  xs=[float(x) for x in r.xs], ys=[float(y) for y in r.ys])
+             for r in runs]
+  data = json.dumps(records, separators=(',', ':')).encode()
+  if path.endswith('.gz'):
+    data = gzip.compress(data, mtime=0)  # The same runs, the same bytes.
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    f.write(data)
+  os.replace(tmp, path)
+  return path
+
+
 def select_methods(table, methods):
   """The table with only `methods` ({task: {method: [Run]}}); tasks left
   without any are dropped. Raises ValueError on a method no task has."""

@@ -184,6 +184,27 @@ def test_load_reference_drops_null_points(tmp_path):
   np.testing.assert_array_equal(run.ys, [1.5, 2.5])
 
 
+@pytest.mark.parametrize('name', ['kept.json', 'kept.json.gz'])
+def test_saved_reference_loads_back_unchanged(tmp_path, name):
+  runs = [scores.Run('deepsea_10', 'latent_fixed', 1,
+                     np.array([11.0, 22.0, 33.0]),
+                     np.array([-0.003, 0.99, 1 / 3])),
+          scores.Run('deepsea_10', 'baseline', 0, np.array([11.0]),
+                     np.array([0.0]))]
+  path = str(tmp_path / 'sub' / name)
+  assert scores.save_reference(path, runs) == path
+  loaded = scores.load_reference(path)
+  for want, got in zip(runs, loaded, strict=True):
+    assert (got.task, got.method, got.seed) == (want.task, want.method,
+                                                 want.seed)
+    np.testing.assert_array_equal(got.xs, want.xs)
+    np.testing.assert_array_equal(got.ys, want.ys)  # Bit for bit.
+  first = open(path, 'rb').read()
+  scores.save_reference(path, runs)  # The same runs, the same bytes.
+  assert open(path, 'rb').read() == first
+  assert os.listdir(tmp_path / 'sub') == [name]  # No temporary left.
+
+
 def test_collect_selects_tasks_and_renames_clashing_methods(tmp_path):
   write_run(tmp_path / 'pong-0', 'atari100k:Pong', [(10, 1)])
   record = {'method': 'dreamerv3', 'seed': 0, 'xs': [10], 'ys': [1]}

@@ -51,6 +51,25 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
     assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
 
 
+def test_saved_scores_give_the_same_results_without_the_runs(sweep,
+                                                            tmp_path):
+  """--save_scores keeps the runs' curves in one file; --reference reads
+  it back to the same tables (the runs' seeds and methods included)."""
+  saved = str(tmp_path / 'kept' / 'deepsea.json.gz')
+  options = ['--last_episodes=3', '--rate=0.5', '--reps=100']
+  first = _launch(f'--runs={sweep}', f'--save_scores={saved}', *options,
+                  f'--out={tmp_path}/a')
+  assert first.returncode == 0, first.stderr
+  again = _launch(f'--reference={saved}', *options, f'--out={tmp_path}/b')
+  assert again.returncode == 0, again.stderr
+  assert open(f'{tmp_path}/b.csv').read() == open(f'{tmp_path}/a.csv').read()
+  assert open(f'{tmp_path}/b.md').read() == open(f'{tmp_path}/a.md').read()
+  only = str(tmp_path / 'kept' / 'baseline.json')
+  assert _launch(f'--runs={sweep}', '--methods=baseline', *options,
+                 f'--save_scores={only}').returncode == 0
+  assert '"method":"prioritized"' not in open(only).read()
+
+
 def test_exploration_without_runs_fails_clearly(tmp_path):
   proc = _launch(f'--runs={tmp_path}/none', f'--out={tmp_path}/x')
   assert proc.returncode != 0
