@@ -261,7 +261,8 @@ def main(argv):
 
 def make_plots():
   """The figures the flags ask for; returns their paths."""
-  table = score_flags.collect_and_save()
+  table = score_flags.collect_and_save(
+      also=[FLAGS.normalize] if FLAGS.normalize else [])
   ylabel = 'episode return'
   if FLAGS.normalize:
     table = scores.relative_to(table, FLAGS.normalize, FLAGS.final_episodes,

@@ -58,15 +58,17 @@ def select(table):
   return scores.select_methods(table, methods) if methods else table
 
 
-def collect_and_save():
-  """`collect`, and with --save_scores the episode scores of its runs
-  of --methods written to that file (as collected: before any
-  normalisation). Returns the whole table."""
+def collect_and_save(also=()):
+  """`collect`, and with --save_scores the episode scores of its runs of
+  --methods and of the methods `also` (e.g. a baseline the figures are
+  normalised by) written to that file, as collected: before any
+  normalisation. Returns the whole table."""
   table = collect()
   if flags.FLAGS.save_scores:
+    keep = set(flags.FLAGS.methods or ()) | set(also)
     scores.save_reference(flags.FLAGS.save_scores, [
-        run for task in select(table).values() for runs in task.values()
-        for run in runs])
+        run for task in table.values() for method, runs in task.items()
+        if not flags.FLAGS.methods or method in keep for run in runs])
   return table
 
 

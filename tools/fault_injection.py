@@ -190,7 +190,8 @@ def read_jsonl(path):
 def compare(straight, resumed, replay_kwargs=None):
   """Differences (strings) between two finished runs' logdirs: agent state
   and live loop state (pickled env bytes may differ in layout only),
-  counters, replay contents and next draws, scores.jsonl, logged steps."""
+  counters, replay contents, step and item priorities (bit for bit) and
+  next draws, scores.jsonl, logged steps."""
   diffs = []
   a_tensors, a_meta = ckpt_lib.Checkpointer(str(straight / 'ckpt')).load()
   b_tensors, b_meta = ckpt_lib.Checkpointer(str(resumed / 'ckpt')).load()

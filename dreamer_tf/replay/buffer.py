@@ -129,7 +129,8 @@ class Replay:
   prio_initial: priority of new steps (inf: seen before any trained item).
   prio_zero_on_sample: the prioritized selector zeroes the priority of an
     item it draws, in its own state, until `update` gives steps of that
-    item fresh priorities (stored step priorities are left alone).
+    item fresh priorities, or `restore_priorities` (a skipped update) the
+    old ones (stored step priorities are left alone).
   importance: exponent β of importance weights (0: none). With β > 0 and
     a priority fraction > 0, `sample` adds `weight` [B]: (N P_b)^-β / max,
     P_b the chance that row b drew its item (`selectors.Mixture.sample`),

@@ -2,6 +2,7 @@
 `deepsea:<N>` suite through our adapter, errors, and a step-by-step
 comparison with bsuite itself when it is installed (`.[bsuite]`)."""
 import functools
+import warnings
 
 from gymnasium.utils import env_checker
 import numpy as np
@@ -211,7 +212,9 @@ def test_suite_through_make_and_the_gym_adapter():
 def test_registered_with_gymnasium():
   import gymnasium  # pylint: disable=import-outside-toplevel
   assert deepsea.GYM_ID in gymnasium.registry
-  deepsea.register()  # Again: a no-op, no re-registration warning.
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # gymnasium warns on re-registration.
+    deepsea.register()  # Again: a no-op.
   made = gymnasium.make(deepsea.GYM_ID, size=6, mapping_seed=3)
   direct = deepsea.DeepSeaEnv(size=6, mapping_seed=3)
   assert made.unwrapped.size == 6

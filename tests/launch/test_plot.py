@@ -251,9 +251,19 @@ def test_cli_metrics_methods_and_normalize(experiments, tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'launch.plot', f'--runs={experiments}',
        f'--out={out}', '--bins=2', '--reps=10', '--metrics=loss/model',
-       '--normalize=baseline', '--methods=prioritized'],
+       '--normalize=baseline', '--methods=prioritized',
+       f'--save_scores={tmp_path}/kept.json'],
       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  # The saved scores remake the figure: the baseline is kept for it.
+  kept = scores.load_reference(f'{tmp_path}/kept.json')
+  assert sorted({r.method for r in kept}) == ['baseline', 'prioritized']
+  remade = subprocess.run(
+      [sys.executable, '-m', 'launch.plot', f'--reference={tmp_path}/kept.json',
+       f'--out={tmp_path}/remade', '--bins=2', '--reps=10',
+       '--normalize=baseline', '--methods=prioritized'],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+  assert remade.returncode == 0, remade.stderr[-2000:]
   assert sorted(os.listdir(out)) == ['dmc_walker_walk.png',
                                      'dmc_walker_walk.svg', 'grid.png',
                                      'grid.svg', 'loss_model']

@@ -551,18 +551,24 @@ def test_zero_on_sample_lives_only_in_the_selector(tmp_path):
       np.testing.assert_array_equal(selector.priorities([item]), expected)
 
 
-def test_restore_priorities_undoes_zero_on_sample_for_a_skipped_update():
+@pytest.mark.parametrize('trained', [30, 20])
+def test_restore_priorities_undoes_zero_on_sample_for_a_skipped_update(
+    trained):
+  """trained: steps with a priority; the items of the others are new
+  (infinite priority), and draws take them first."""
   replay = Replay(capacity=100, chunk_size=8, length=4, online=False, seed=4,
-                  fracs=dict(priority=1.0), prio_initial=1.0)
+                  fracs=dict(priority=1.0))
   fill(replay, 30)  # Items 0..26.
-  steps = np.array([[[s // 8, s % 8] for s in range(30)]])  # [1, 30, 2]
-  replay.update(dict(stepid=steps, priority=np.arange(30.0)[None] % 7))
+  steps = np.array([[[s // 8, s % 8] for s in range(trained)]])  # [1, N, 2]
+  replay.update(dict(stepid=steps,
+                     priority=np.arange(float(trained))[None] % 7))
   selector = replay._mixture.prioritized
   before = selector.priorities(list(range(27))).copy()
   stored = {c: chunk.prio.copy() for c, chunk in replay._chunks.items()}
   batch = replay.sample(5)
   drawn = starts(batch)
   np.testing.assert_array_equal(selector.priorities(drawn), 0.0)
+  assert np.isinf(before[drawn]).all() == (trained < 30)
   replay.restore_priorities(batch['stepid'][:, 1:])  # The trained steps.
   np.testing.assert_array_equal(selector.priorities(list(range(27))),
                                 before)
