@@ -11,6 +11,9 @@ experiment unless --label is given): seeds; episodes to the first success
 when a seed that never succeeded could move it up); the fraction
 of seeds that found a success and that solved the task (success rate of
 their last --last_episodes episodes >= --rate), each with a 95% Wilson interval;
+the episode at which each seed's trailing --last_episodes first reached
+--rate ("solved at": the time to solve, where a first success may be luck)
+and their median, censored like the first success;
 the final success rate (last --last_episodes episodes, mean over seeds [95%
 bootstrap CI]). See dreamer_tf/analysis/exploration.py.
 
@@ -44,6 +47,7 @@ FLAGS = flags.FLAGS
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
            'found_high', 'solved', 'solved_low', 'solved_high',
            'median_first_success', 'median_censored', 'first_success',
+           'median_solved_at', 'median_solved_censored', 'solved_at',
            'final_rate', 'final_rate_low', 'final_rate_high',
            'without_episodes']
 
@@ -66,12 +70,25 @@ def build(table, threshold, window, rate, reps=2000, seed=0):
           solved_high=s['solved_ci'][1],
           median_first_success=s['median_first'],
           median_censored=s['median_censored'],
-          first_success=' '.join('-' if f is None else str(f)
-                                 for f in s['first_success']),
+          first_success=_per_seed(s['first_success']),
+          median_solved_at=s['median_solved_at'],
+          median_solved_censored=s['median_solved_censored'],
+          solved_at=_per_seed(s['solved_at']),
           final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
           final_rate_high=s['final_rate_ci'][1],
           without_episodes=' '.join(map(str, s['without_episodes']))))
   return rows
+
+
+def _per_seed(episodes):
+  """'154 - 2385': an episode number per seed, - for never."""
+  return ' '.join('-' if e is None else str(e) for e in episodes)
+
+
+def _median(value, censored):
+  if math.isnan(value):
+    return 'n/a'
+  return f'>= {value:g}' if censored else f'{value:g}'
 
 
 def markdown(rows, threshold, window, rate):
@@ -82,21 +99,24 @@ def markdown(rows, threshold, window, rate):
       'not solved; its final rate is over the episodes it has). Fractions '
       'of seeds with 95% Wilson intervals; first success in episodes, per '
       'seed (- never) and median over seeds (">=": a lower bound, a seed '
-      'that never succeeded within its episodes could move it up); final '
+      'that never succeeded within its episodes could move it up); solved '
+      f'at: the episode whose last {window} episodes first reached that '
+      'rate, per seed and median (censored the same way); final '
       f'rate: last {window} episodes, mean over seeds [95% bootstrap CI].']
   for task in dict.fromkeys(r['task'] for r in rows):
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
-              '(per seed) | final success rate |',
-              '|---|---|---|---|---|---|']
+              '(per seed) | solved at: median (per seed) | final success '
+              'rate |',
+              '|---|---|---|---|---|---|---|']
     task_rows = [r for r in rows if r['task'] == task]
     for r in (r for r in task_rows if r['seeds']):
-      median = r['median_first_success']
-      median = ('n/a' if math.isnan(median) else
-                f'>= {median:g}' if r['median_censored'] else f'{median:g}')
+      first = _median(r['median_first_success'], r['median_censored'])
+      solve = _median(r['median_solved_at'], r['median_solved_censored'])
       lines.append(
           f'| {r["method"]} | {r["seeds"]} | {_fraction(r, "found")} | '
-          f'{_fraction(r, "solved")} | {median} ({r["first_success"]}) | '
+          f'{_fraction(r, "solved")} | {first} ({r["first_success"]}) | '
+          f'{solve} ({r["solved_at"]}) | '
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
           f'{r["final_rate_high"]:.2f}] |')
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'

@@ -47,6 +47,22 @@ def solved(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
   return bool(np.mean(run.ys[-window:] > threshold) >= rate)
 
 
+def solved_at(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
+  """1-based episode number at which the success rate of the last
+  `window` episodes first reaches `rate`, or None if it never does. The
+  time to solve, as opposed to a first success that may be luck: on
+  DeepSea 10 one baseline found the treasure at episode 154 and solved
+  the task from episode ~2,400 (docs/benchmarks/xp-deepsea.md)."""
+  hits = (run.ys > threshold).astype(np.float64)
+  if hits.size < window:
+    return None
+  counts = np.convolve(hits, np.ones(window), mode='valid')  # [N-window+1]
+  # Counts are integers: compare without dividing (rate * window may be
+  # fractional).
+  reached = np.flatnonzero(counts >= rate * window - 1e-9)
+  return int(reached[0]) + window if reached.size else None
+
+
 def wilson(successes_count, total, level=0.95):
   """Wilson score interval (low, high) of a proportion at confidence
   `level` (0 < level < 1); (nan, nan) for total 0."""
@@ -86,7 +102,9 @@ def summary(runs, threshold=THRESHOLD, window=WINDOW, rate=RATE, reps=2000,
             seed=0):
   """Statistics of one method's seeds (a list of scores.Run) on one task:
   seeds, episodes per seed, the first success per seed, the found and
-  solved fractions with Wilson intervals, the median first success and
+  solved fractions with Wilson intervals, the median first success, the
+  episode each seed first reached the solved rate (`solved_at`) and their
+  median (censored like the first success), and
   the final success rate (last `window` episodes, or all of a shorter
   run's; mean over seeds, 95% bootstrap CI).
 
@@ -108,8 +126,12 @@ def summary(runs, threshold=THRESHOLD, window=WINDOW, rate=RATE, reps=2000,
   final_mean, final_low, final_high = scores.bootstrap_ci(
       np.asarray(final), reps=reps, seed=seed)
   median, censored = median_first(firsts, episodes)
+  solves = [solved_at(r, threshold, window, rate) for r in runs]
+  median_solve, solve_censored = median_first(solves, episodes)
   return dict(
       seeds=len(runs), episodes=episodes, first_success=firsts,
+      solved_at=solves, median_solved_at=median_solve,
+      median_solved_censored=solve_censored,
       without_episodes=empty,
       found=found, found_ci=wilson(found, len(runs)),
       solved=solved_count, solved_ci=wilson(solved_count, len(runs)),

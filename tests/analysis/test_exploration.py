@@ -35,6 +35,21 @@ def test_solved_looks_at_the_last_window_only():
   assert not exploration.solved(run([0.99] * 5), window=10, rate=0.1)
 
 
+def test_solved_at_is_when_the_trailing_window_first_reaches_the_rate():
+  late = run([0.0] * 90 + [0.99] * 6 + [0.0] * 4)
+  assert exploration.solved_at(late, window=10, rate=0.6) == 96
+  assert exploration.solved_at(late, window=10, rate=0.7) is None
+  # Reached early and lost later still counts, at its first episode.
+  early = run([0.99] * 50 + [0.0] * 50)
+  assert exploration.solved_at(early, window=10, rate=0.1) == 10
+  assert exploration.solved_at(early, window=10, rate=1.0) == 10
+  # A rate whose count is fractional: 0.25 of 10 needs 3 successes.
+  three = run([0.0, 0.99, 0.99] + [0.0] * 7 + [0.99])  # 2 in 1-10, 3 in 2-11.
+  assert exploration.solved_at(three, window=10, rate=0.2) == 10
+  assert exploration.solved_at(three, window=10, rate=0.25) == 11
+  assert exploration.solved_at(run([0.99] * 5), window=10, rate=0.1) is None
+
+
 def test_wilson_interval():
   # Known values: 0 of 3 -> [0, 0.5615]; 3 of 3 -> [0.4385, 1];
   # 5 of 10 -> [0.2366, 0.7634].
@@ -89,6 +104,8 @@ def test_summary_of_three_seeds():
   assert s['found_ci'] == exploration.wilson(2, 3)
   assert s['solved_ci'] == exploration.wilson(1, 3)
   assert (s['median_first'], s['median_censored']) == (8.0, False)
+  assert s['solved_at'] == [9, None, None]  # Seed 0: episodes 6-9.
+  assert (s['median_solved_at'], s['median_solved_censored']) == (10.0, True)
   assert s['final_rate'] == pytest.approx(0.25)
   low, high = s['final_rate_ci']
   assert 0.0 <= low <= 0.25 <= high <= 0.75

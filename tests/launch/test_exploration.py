@@ -42,11 +42,14 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert '### deepsea_10' in text
   assert '| baseline | 2 | 1/2 [' in text and '>= 4.5 (- 3)' in text
   assert '| prioritized | 2 | 2/2 [' in text and '| 2 (2 2) |' in text
+  # Solved at: baseline seed 1 has 2 of its last 3 episodes at episode 4.
+  assert '| >= 5 (- 4) |' in text and '| 3 (3 3) |' in text
   rows = {r['method']: r for r in csv.DictReader(io.StringIO(
       open(out + '.csv').read()))}
   assert float(rows['baseline']['solved']) == 0.5
   assert float(rows['prioritized']['final_rate']) == 1.0
   assert rows['baseline']['first_success'] == '- 3'
+  assert rows['baseline']['solved_at'] == '- 4'
   for name in ('deepsea_10.png', 'grid.png', 'grid.svg'):
     assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
 
