@@ -196,7 +196,7 @@ def test_disagreement_separates_the_diagonal_right_moves():
     return tf.constant(logits)
   agent, mapping = oracle(ensemble=ensemble)
   summary = deepsea_probe.probe(agent, N, samples=1)['summary']
-  assert summary['disagreement_other'] == 0.0
+  assert summary['disagreement_other'] == pytest.approx(0.0, abs=1e-12)
   # Members' class probabilities on the novel moves: softmax([l, 0]) with
   # l = 0, 2, 4; their variance over members, mean over the S x C = 2
   # entries (both entries have the same variance); the diagonal's last
