@@ -66,7 +66,7 @@ XP_PRESETS = sorted(n[:-4] for n in os.listdir(
 
 def test_all_xp_presets_exist():
   assert set(XP_PRESETS) == {
-      'baseline', 'prioritized', 'prioritized_latent'} | {
+      'baseline', 'prioritized', 'prioritized_latent', 'embed_fixed'} | {
           f'{s}_{k}' for s in ('latent', 'reward')
           for k in ('fixed', 'decay', 'returns')}
 
@@ -86,8 +86,12 @@ def test_xp_preset_composes_on_deepsea_and_says_what_it_is(preset):
                 path])
   agent = agent_lib.Agent(spaces.parse_obs_space('100'),
                           spaces.parse_act_space('discrete:2'))
-  exploring = preset.startswith(('latent', 'reward', 'prioritized_latent'))
+  exploring = preset.startswith(
+      ('latent', 'embed', 'reward', 'prioritized_latent'))
   assert (agent.ensemble is not None) == exploring
+  if exploring:
+    assert agent.exploration.target == (
+        'embed' if preset.startswith('embed') else 'stoch')
   schedule = _query('train.intrinsic_schedule')
   assert (schedule is not None) == exploring
   if schedule is not None:  # A reference `@Schedule()`: build it.

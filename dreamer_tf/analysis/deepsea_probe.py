@@ -24,7 +24,13 @@ moves) that the posterior observes:
   disagreement  with an ensemble (explore.py): the latent disagreement,
                 whatever the run's `Exploration.signal` and `spread`
                 (variance over members of the predicted class probabilities,
-                mean over the S x C entries) of each (cell, action)
+                or embeddings with `Exploration.target='embed'`, mean over
+                the entries) of each (cell, action);
+                `disagreement_novelty` is its Spearman rank correlation
+                with the rarity of the move's cell, -log P(r, c) under a
+                uniform policy (`visit_probability`), over rows 0 .. N-2:
+                +1 for a novelty bonus that grows as cells get rarer, 0
+                for none, < 0 for one that favours the familiar
 
 Latents are sampled, so every path is run `samples` times (one stateless
 seed) and accuracies are fractions over cells x samples.
@@ -49,6 +55,37 @@ def paths(size):
   string of 'L'/'R' of length row (left moves first, along column 0)."""
   return [(r, c, 'L' * (r - c) + 'R' * c)
           for r in range(size) for c in range(r + 1)]
+
+
+def visit_probability(size):
+  """P(r, c) [N, N]: the probability that a uniform random policy is at
+  (r, c) at step r. Either action moves right with probability 1/2 (the
+  mapping only relabels them); moves are clipped to the grid."""
+  prob = np.zeros([size, size])
+  prob[0, 0] = 1.0
+  for r in range(size - 1):
+    for c in range(r + 1):
+      prob[r + 1, min(c + 1, size - 1)] += prob[r, c] / 2
+      prob[r + 1, max(c - 1, 0)] += prob[r, c] / 2
+  return prob
+
+
+def rank_correlation(x, y):
+  """Spearman's rho of two equal-length sequences (average ranks for
+  ties); None when either is constant (no ranking to correlate)."""
+  rx, ry = _ranks(x), _ranks(y)
+  if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+    return None
+  return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ranks(values):
+  values = np.asarray(values, np.float64)
+  order = np.argsort(values, kind='stable')
+  ranks = np.empty(len(values))
+  ranks[order] = np.arange(len(values))
+  _, tie = np.unique(values, return_inverse=True)
+  return (np.bincount(tie, ranks) / np.bincount(tie))[tie]
 
 
 def move(mapping, row, col, right):
@@ -148,9 +185,10 @@ def probe(agent, size, samples=8, seed=0,
     imagined[a] = _cell_of(wm.decode(nxt)[OBS_KEY].mode())
     reward[a] = wm.reward(rssm.feat(nxt)).mean().numpy()
     if agent.ensemble is not None:
-      probs = tf.nn.softmax(agent.ensemble(feat, action), -1)
+      variance = tf.math.reduce_variance(
+          agent.ensemble.predict(feat, action), 0)  # [M*S, ...]
       spread[a] = tf.reduce_mean(
-          tf.math.reduce_variance(probs, 0), [-2, -1]).numpy()
+          tf.reshape(variance, [m * samples, -1]), -1).numpy()
 
   per_cell, imagine_ok, diag_right_ok = [], [], []
   for i, (r, c) in enumerate(cells):
@@ -195,4 +233,10 @@ def probe(agent, size, samples=8, seed=0,
         [row[f'{name}_disagreement'] for row in per_cell
          for name in ('right', 'left')
          if not (name == 'right' and row['row'] == row['col'])]))
+    visits = visit_probability(n)  # > 0 at every reachable cell.
+    moves = [(-np.log(visits[row['row'], row['col']]),
+              row[f'{name}_disagreement'])
+             for row in per_cell if row['row'] < n - 1
+             for name in ('right', 'left')]
+    summary['disagreement_novelty'] = rank_correlation(*zip(*moves))
   return dict(summary=summary, cells=per_cell)

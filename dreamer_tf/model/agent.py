@@ -149,9 +149,12 @@ class Agent:
     """The ensemble and the intrinsic stream's critics and normaliser."""
     seeds = nets.InitSeeds(self.seed + EXPLORE_SEED_OFFSET)
     rssm = self.wm.rssm
+    embed_size = None
+    if self.exploration.target == 'embed':  # The encoder's output width.
+      embed_size = int(self.wm.encode(self.dummy_obs(1, 1)).shape[-1])
     self.ensemble = explore_lib.Ensemble(
-        self.exploration, rssm.stoch_size, rssm.classes, seeds, dtype=dtype,
-        name='ensemble')
+        self.exploration, rssm.stoch_size, rssm.classes, seeds,
+        embed_size=embed_size, dtype=dtype, name='ensemble')
     self.critics[INTRINSIC] = behavior.Critic(
         critic_config, seeds=seeds, dtype=dtype, name=f'critic_{INTRINSIC}')
     self.slow_critics[INTRINSIC] = behavior.Critic(

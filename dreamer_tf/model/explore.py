@@ -1,15 +1,26 @@
 """Intrinsic reward from the disagreement of an ensemble (DreamerV3-XP).
 
-An ensemble of K one-step predictors g_k(f_t, a_t) -> p_k(z_{t+1}) of the
-next posterior latent z_{t+1} (S categoricals of C classes each) is trained
-on real transitions of the replay batch: inputs the posterior features f_t
-and the action a_t taken there, target the posterior sample z_{t+1} of the
-next step (Plan2Explore, Sekar et al. 2020, which trains on real
-transitions; DreamerV3-XP, arXiv 2510.21418, trains on imagined prior
-rollouts, which only teaches the ensemble to imitate the prior). Loss: the
-cross-entropy of each member's categoricals against z_{t+1}, summed over
-the S latents, mean over members; transitions into an episode's first step
-are masked. Every member has its own initialisation (none starts at zero)
+An ensemble of K one-step predictors g_k(f_t, a_t) of the next step is
+trained on real transitions of the replay batch: inputs the posterior
+features f_t and the action a_t taken there (Plan2Explore, Sekar et al.
+2020, which trains on real transitions; DreamerV3-XP, arXiv 2510.21418,
+trains on imagined prior rollouts, which only teaches the ensemble to
+imitate the prior). `Exploration.target` picks what they predict:
+
+  stoch  p_k(z_{t+1}), the next posterior latent (S categoricals of C
+         classes), against the posterior sample z_{t+1}: the cross-entropy
+         summed over the S latents
+  embed  e_k, the encoder's embedding e_{t+1} = enc(x_{t+1}) of the next
+         observation (Plan2Explore's target): the squared error summed
+         over its E entries. A deterministic function of the observation,
+         so the members agree wherever they have data; the posterior
+         sample carries the latent's sampling noise, and the members'
+         spread on it grows with how often a transition was seen (on
+         DeepSea, docs/benchmarks/xp-deepsea.md: a rank correlation of
+         +0.66 with the visit count, against -0.53 for the embedding)
+
+Loss: mean over members; transitions into an episode's first step are
+masked. Every member has its own initialisation (none starts at zero)
 and the ensemble has its own optimizer (agent.py); its inputs are
 stop-gradient, so it never trains the world model.
 
@@ -17,12 +28,13 @@ In imagination the intrinsic reward of the transition τ -> τ+1 is one of
 
   latent   Var_k[p_k(z_{τ+1} | f_τ, a_τ)], the variance of the predicted
            class probabilities over members, mean over the S·C entries
-           (Plan2Explore's disagreement)
+           (Plan2Explore's disagreement); with target `embed`, of the
+           predicted embeddings, mean over the E entries
   reward   Var_k[r̂(h_{τ+1}, p_k)], the spread of the reward head over the
            members' predicted latents with the imagined deterministic state
            h_{τ+1} (DreamerV3-XP's reward disagreement; its code adds the
            mean predicted reward, which mixes the extrinsic reward into the
-           intrinsic stream: not done here)
+           intrinsic stream: not done here); target `stoch` only
 
 with `spread='std'` taking the standard deviation instead of the variance
 (XP's code uses the std, its README the variance). The intrinsic reward is
@@ -42,6 +54,7 @@ sg = tf.stop_gradient
 
 SIGNALS = ('none', 'latent', 'reward')
 SPREADS = ('variance', 'std')
+TARGETS = ('stoch', 'embed')
 INTRINSIC = 'intr'  # The intrinsic reward stream's name.
 
 
@@ -63,7 +76,9 @@ class ExplorationConfig:
   intrinsic rewards more against the extrinsic stream and the entropy
   bonus. On DeepSea a floor of 0.01 did not move a uniform actor: there
   the world model, not the scale, was the limit (docs/benchmarks/
-  xp-deepsea.md).
+  xp-deepsea.md). target: what the members predict, 'stoch' (the next
+  posterior latent) or 'embed' (the next observation's embedding; the
+  module docstring says why it is the better novelty signal).
   """
   signal: str = 'none'
   members: int = 5
@@ -73,6 +88,7 @@ class ExplorationConfig:
   spread: str = 'variance'
   extrinsic_weight: float = 1.0
   retnorm_limit: Optional[float] = None
+  target: str = 'stoch'
 
   def __post_init__(self):
     if self.signal not in SIGNALS:
@@ -81,6 +97,14 @@ class ExplorationConfig:
     if self.spread not in SPREADS:
       raise ValueError(f'Exploration.spread={self.spread!r}; use one of '
                        f'{list(SPREADS)}.')
+    if self.target not in TARGETS:
+      raise ValueError(f'Exploration.target={self.target!r}; use one of '
+                       f'{list(TARGETS)}.')
+    if self.signal == 'reward' and self.target != 'stoch':
+      raise ValueError(
+          f"Exploration.signal='reward' with target={self.target!r}: reward "
+          "disagreement reads the reward head on the members' predicted "
+          "latents, so it needs Exploration.target='stoch'.")
     if self.members < 2:
       raise ValueError(f'Exploration.members={self.members}: disagreement '
                        'needs at least 2 ensemble members.')
@@ -98,35 +122,53 @@ class ExplorationConfig:
 
 
 class Ensemble(keras.layers.Layer):
-  """K predictors of the next posterior latent's class logits."""
+  """K predictors of the next posterior latent's class logits (target
+  `stoch`) or of the next observation's embedding (target `embed`)."""
 
-  def __init__(self, config, stoch, classes, seeds, dtype='float32', **kw):
+  def __init__(self, config, stoch, classes, seeds, embed_size=None,
+               dtype='float32', **kw):
     super().__init__(dtype=dtype, **kw)
     self.config, self.stoch, self.classes = config, stoch, classes
+    if config.target == 'embed' and not embed_size:
+      raise ValueError("Exploration.target='embed' needs the encoder's "
+                       'embedding size (embed_size).')
+    shape = (stoch, classes) if config.target == 'stoch' else (embed_size,)
     self.members = [
         (nets.MLP(config.layers, config.units, seeds, dtype),
-         nets.Linear((stoch, classes), 1.0, seeds=seeds, dtype=dtype))
+         nets.Linear(shape, 1.0, seeds=seeds, dtype=dtype))
         for _ in range(config.members)]
 
   def call(self, feat, action):
-    """feat [..., F], action [..., A] -> logits [K, ..., S, C] (float32)."""
+    """feat [..., F], action [..., A] -> outputs [K, ..., S, C] (logits)
+    or [K, ..., E] (embeddings), float32."""
     x = tf.concat([feat, tf.cast(action, feat.dtype)], -1)
     return tf.stack([tf.cast(out(mlp(x)), tf.float32)
                      for mlp, out in self.members])
 
-  def loss(self, feat, actions, stoch, is_first):
-    """Cross-entropy to the real next posterior, [B, T-1].
+  def predict(self, feat, action):
+    """The members' predictions whose spread is the latent disagreement:
+    class probabilities [K, ..., S, C] or embeddings [K, ..., E]."""
+    out = self(feat, action)
+    return tf.nn.softmax(out, -1) if self.config.target == 'stoch' else out
+
+  def loss(self, feat, actions, target, is_first):
+    """Loss to the real next step, [B, T-1].
 
     feat [B, T, F] posterior features f_t and actions a_t [B, T, A] taken
-    there; stoch [B, T, S, C] the posterior samples z_t; is_first [B, T].
-    Predicts z_{t+1} from (f_t, a_t), all inputs stop-gradient; transitions
-    into a first step are masked.
+    there; target [B, T, S, C] the posterior samples z_t (target `stoch`:
+    cross-entropy) or [B, T, E] the embeddings e_t (`embed`: squared error);
+    is_first [B, T]. Predicts step t+1 from (f_t, a_t), all inputs
+    stop-gradient; transitions into a first step are masked.
     """
-    logits = self(sg(feat[:, :-1]), sg(actions[:, :-1]))  # [K, B, T-1, S, C]
-    target = sg(tf.cast(stoch[:, 1:], tf.float32))
-    ce = -tf.reduce_sum(target * tf.nn.log_softmax(logits, -1), [-2, -1])
+    out = self(sg(feat[:, :-1]), sg(actions[:, :-1]))  # [K, B, T-1, ...]
+    target = sg(tf.cast(target[:, 1:], tf.float32))
+    if self.config.target == 'stoch':
+      per_member = -tf.reduce_sum(
+          target * tf.nn.log_softmax(out, -1), [-2, -1])
+    else:
+      per_member = tf.reduce_sum(tf.square(out - target), -1)
     mask = 1.0 - tf.cast(is_first[:, 1:], tf.float32)
-    return tf.reduce_mean(ce, 0) * mask
+    return tf.reduce_mean(per_member, 0) * mask
 
   def intrinsic_reward(self, feat, actions, deter, reward_fn):
     """Disagreement rewards of imagined transitions, [N, H+1].
@@ -137,13 +179,13 @@ class Ensemble(keras.layers.Layer):
     τ -> τ+1 (the alignment of r̂ in the λ-return, §3.4); entry 0 is 0.
     Stop-gradient.
     """
-    probs = tf.nn.softmax(self(feat[:, :-1], actions[:, :-1]), -1)
+    preds = self.predict(feat[:, :-1], actions[:, :-1])
     if self.config.signal == 'latent':
-      spread = _spread(probs, self.config.spread)  # [N, H, S, C]
-      signal = tf.reduce_mean(spread, [-2, -1])
+      spread = _spread(preds, self.config.spread)  # [N, H, S, C] or [N, H, E]
+      signal = tf.reduce_mean(spread, list(range(2, spread.shape.rank)))
     else:
-      k, n, h = probs.shape[:3]
-      flat = tf.reshape(probs, [k, n, h, self.stoch * self.classes])
+      k, n, h = preds.shape[:3]
+      flat = tf.reshape(preds, [k, n, h, self.stoch * self.classes])
       member_deter = tf.broadcast_to(
           tf.cast(deter[None, :, 1:], flat.dtype), [k, n, h, deter.shape[-1]])
       rewards = reward_fn(tf.concat([member_deter, flat], -1))  # [K, N, H]

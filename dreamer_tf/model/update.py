@@ -54,6 +54,7 @@ class WorldModelOut(NamedTuple):
   replay: dict  # {reward, is_first, is_last, is_terminal: [B, T]}
   actions: tf.Tensor  # [B, T, A] a_t taken at each trained step
   weight: tf.Tensor  # [B] importance weights of the rows, or None
+  tokens: tf.Tensor = None  # [B, T, E] the encoder's embeddings e_t
 
   @property
   def latents(self):
@@ -123,7 +124,7 @@ def world_model_loss(agent, data, seed):
   False the reward head trains on stop-gradient features.
   """
   obs, prev_actions, actions, state = agent.split_context(data)
-  losses, posterior, _, metrics = agent.wm.loss(
+  losses, posterior, _, metrics, tokens = agent.wm.loss(
       obs, prev_actions, state, seed, reward_grad=agent.reward_grad)
   weight = data.get('weight')
   return WorldModelOut(
@@ -132,7 +133,8 @@ def world_model_loss(agent, data, seed):
       replay={k: obs[k] for k in (
           'reward', 'is_first', 'is_last', 'is_terminal')},
       actions=actions,
-      weight=None if weight is None else tf.cast(weight, tf.float32))
+      weight=None if weight is None else tf.cast(weight, tf.float32),
+      tokens=tokens)
 
 
 def imagine(agent, data, seed):
@@ -181,9 +183,10 @@ def imagine(agent, data, seed):
       reward, cont * disc, value, agent.lam, disc)
   intrinsic = explore_loss = None
   if agent.ensemble is not None:
+    target = (model.tokens if agent.exploration.target == 'embed'
+              else model.posterior['stoch'])
     explore_loss = agent.ensemble.loss(
-        sg(model.feat), model.actions, sg(model.posterior['stoch']),
-        model.replay['is_first'])
+        sg(model.feat), model.actions, sg(target), model.replay['is_first'])
     intr_reward = agent.ensemble.intrinsic_reward(
         feat, sg(actions), states['deter'],
         lambda f: agent.wm.reward(f).mean())

@@ -217,7 +217,8 @@ class WorldModel(keras.layers.Layer):
     False the reward head sees stop-gradient features, so the reward loss
     trains only the head (official `reward_grad`; default True).
     Returns (losses {name: [B, T]}, posterior states {deter [B,T,D],
-    stoch [B,T,S,K]}, final state, metrics).
+    stoch [B,T,S,K]}, final state, metrics, tokens [B, T, E] the encoder's
+    embeddings of the observations).
     """
     b, t = obs['is_first'].shape[:2]
     tokens = self.encode(obs)
@@ -243,4 +244,4 @@ class WorldModel(keras.layers.Layer):
       cont *= 1.0 - 1.0 / self.horizon
     losses['cont'] = self.cont(feat).loss(cont)
     states = dict(deter=post['deter'], stoch=post['stoch'])
-    return losses, states, final, metrics
+    return losses, states, final, metrics, tokens

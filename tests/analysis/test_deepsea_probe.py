@@ -193,8 +193,8 @@ def test_disagreement_separates_the_diagonal_right_moves():
     novel = (rows == cols) & right
     logits = np.zeros([3, len(cells), 1, 2], np.float32)
     logits[:, novel, 0, 0] = np.array([0.0, 2.0, 4.0])[:, None]
-    return tf.constant(logits)
-  agent, mapping = oracle(ensemble=ensemble)
+    return tf.nn.softmax(logits, -1)
+  agent, mapping = oracle(ensemble=types.SimpleNamespace(predict=ensemble))
   summary = deepsea_probe.probe(agent, N, samples=1)['summary']
   assert summary['disagreement_other'] == pytest.approx(0.0, abs=1e-12)
   # Members' class probabilities on the novel moves: softmax([l, 0]) with
@@ -205,11 +205,56 @@ def test_disagreement_separates_the_diagonal_right_moves():
   assert summary['disagreement_diagonal_right'] == pytest.approx(np.var(p))
 
 
-@pytest.mark.parametrize('signal', [None, 'latent'])
-def test_a_real_agent_runs(signal):
+def test_visit_probability_is_a_uniform_policy_s():
+  # Brute force: every sequence of env actions, each of probability 2^-(N-1).
+  counts = np.zeros([N, N])
+  for code in range(2 ** (N - 1)):
+    env = deepsea.DeepSeaEnv(size=N)
+    cells = [env.reset(seed=0)[0]]
+    for t in range(N - 1):
+      cells.append(env.step((code >> t) & 1)[0])
+    for r, obs in enumerate(cells):
+      counts[r, np.argmax(obs) % N] += 1
+  expected = counts / 2 ** (N - 1)
+  np.testing.assert_allclose(deepsea_probe.visit_probability(N), expected)
+  assert np.allclose(expected.sum(1), 1.0)
+
+
+def test_rank_correlation_is_spearman_s_rho():
+  scipy_stats = pytest.importorskip('scipy.stats')
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 4, 40).astype(float)  # Many ties.
+  y = x + rng.normal(0, 1.5, 40)
+  assert deepsea_probe.rank_correlation(x, y) == pytest.approx(
+      scipy_stats.spearmanr(x, y).statistic)
+  assert deepsea_probe.rank_correlation([1, 2, 3], [3, 2, 1]) == -1.0
+  assert deepsea_probe.rank_correlation([1, 1, 1], [1, 2, 3]) is None
+
+
+@pytest.mark.parametrize('direction', [1.0, -1.0])
+def test_disagreement_novelty_follows_the_rarity_of_a_cell(direction):
+  visits = deepsea_probe.visit_probability(N)
+  rarity = -np.log(np.where(visits > 0, visits, 1.0))  # 0 if unreachable.
+  def ensemble(feat, action):
+    # Member k's logits [k x, 0], x growing with rarity (or shrinking): the
+    # variance of sigmoid(k x) over k grows with |x| for small x.
+    del action
+    cells = np.argmax(feat[:, :N * N], -1)
+    x = 0.05 * (5.0 + direction * rarity.reshape(-1)[cells])
+    logits = np.zeros([3, len(cells), 1, 2], np.float32)
+    logits[:, :, 0, 0] = np.arange(3.0)[:, None] * x
+    return tf.nn.softmax(logits, -1)
+  agent, _ = oracle(ensemble=types.SimpleNamespace(predict=ensemble))
+  summary = deepsea_probe.probe(agent, N, samples=1)['summary']
+  assert summary['disagreement_novelty'] == pytest.approx(direction)
+
+
+@pytest.mark.parametrize('signal,target', [
+    (None, None), ('latent', 'stoch'), ('latent', 'embed')])
+def test_a_real_agent_runs(signal, target):
   bindings = TINY + (
-      [f"Exploration.signal = '{signal}'", 'Exploration.units = 16']
-      if signal else [])
+      [f"Exploration.signal = '{signal}'", 'Exploration.units = 16',
+       f"Exploration.target = '{target}'"] if signal else [])
   agent = build(str(N * N), 'discrete:2', *bindings)
   result = deepsea_probe.probe(agent, N, samples=3)
   summary = result['summary']
@@ -223,6 +268,9 @@ def test_a_real_agent_runs(signal):
   assert 0.0 < summary['posterior_entropy'] <= 4 * np.log(4) + 1e-4
   assert len(result['cells']) == N * (N + 1) // 2
   assert ('disagreement_other' in summary) == bool(signal)
+  assert ('disagreement_novelty' in summary) == bool(signal)
+  if signal:
+    assert -1.0 <= summary['disagreement_novelty'] <= 1.0
 
 
 def test_errors_name_the_fix():

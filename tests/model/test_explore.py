@@ -30,6 +30,13 @@ def test_config_errors_name_the_fix():
     explore.ExplorationConfig(extrinsic_weight=-1.0)
   with pytest.raises(ValueError, match=r'retnorm_limit=0.0 must be > 0'):
     explore.ExplorationConfig(retnorm_limit=0.0)
+  with pytest.raises(ValueError, match="'stoch', 'embed'"):
+    explore.ExplorationConfig(target='tokens')
+  with pytest.raises(ValueError, match="needs Exploration.target='stoch'"):
+    explore.ExplorationConfig(signal='reward', target='embed')
+  with pytest.raises(ValueError, match='embed_size'):
+    explore.Ensemble(explore.ExplorationConfig(target='embed'), 2, 3,
+                     nets.InitSeeds(0))
 
 
 def test_the_intrinsic_return_scale_has_its_own_floor():
@@ -78,6 +85,48 @@ def test_ensemble_loss_targets_the_next_real_posterior():
   assert tape.gradient(loss, feat) is None
 
 
+def test_embed_target_loss_is_the_squared_error_to_the_next_embedding():
+  config = explore.ExplorationConfig(signal='latent', members=2, units=8,
+                                     target='embed')
+  ensemble = explore.Ensemble(config, 2, 3, nets.InitSeeds(1), embed_size=5)
+  rng = np.random.default_rng(0)
+  feat = tf.constant(rng.normal(size=(2, 4, 7)), tf.float32)
+  actions = tf.constant(rng.normal(size=(2, 4, 2)), tf.float32)
+  tokens = tf.constant(rng.normal(size=(2, 4, 5)), tf.float32)
+  is_first = np.zeros((2, 4), bool)
+  is_first[0, 1] = True
+  loss = ensemble.loss(feat, actions, tokens, is_first)
+  preds = ensemble(feat[:, :-1], actions[:, :-1]).numpy()  # [K, B, T-1, E]
+  assert preds.shape == (2, 2, 3, 5)
+  want = ((preds - tokens.numpy()[None, :, 1:]) ** 2).sum(-1).mean(0)
+  want[0, 0] = 0.0  # The transition into the first step of row 0.
+  np.testing.assert_allclose(loss.numpy(), want, rtol=1e-5)
+  # The latent disagreement: variance of the predicted embeddings over
+  # members, mean over the E entries.
+  deter = feat[..., :3]
+  latent = ensemble.intrinsic_reward(feat, actions, deter, None).numpy()
+  np.testing.assert_allclose(latent[:, 1:], preds.var(0).mean(-1),
+                             rtol=1e-5)
+  assert np.all(latent[:, 0] == 0)
+
+
+def test_embed_target_trains_on_the_encoders_embeddings():
+  agent = explorer('latent', "Exploration.target = 'embed'")
+  data = make_batch(agent)
+  seed = tf.constant([0, 5])
+  imagination = update.imagine(agent, data, seed)
+  wm_seed = tf.random.experimental.stateless_split(seed, 2)[0]
+  model = update.world_model_loss(agent, data, wm_seed)
+  obs, _, _, _ = agent.split_context(data)
+  np.testing.assert_array_equal(model.tokens, agent.wm.encode(obs))
+  expected = agent.ensemble.loss(model.feat, model.actions, model.tokens,
+                                 model.replay['is_first'])
+  np.testing.assert_array_equal(imagination.explore_loss, expected)
+  metrics, _ = agent.train(data)
+  assert float(metrics['opt/skipped']) == 0.0
+  assert np.isfinite(float(metrics['intr/ensemble_loss']))
+
+
 def test_update_trains_the_ensemble_on_the_world_models_posteriors():
   """The ensemble loss inside the update equals the loss on the posterior
   samples and actions of the replayed batch (not on imagined states)."""
@@ -103,6 +152,8 @@ def test_latent_and_reward_disagreement_by_hand():
   actions = tf.constant(rng.normal(size=(4, 3, 2)), tf.float32)
   deter = feat[..., :8]
   probs = tf.nn.softmax(ensemble(feat[:, :-1], actions[:, :-1]), -1).numpy()
+  np.testing.assert_allclose(
+      ensemble.predict(feat[:, :-1], actions[:, :-1]), probs, rtol=1e-6)
   latent = ensemble.intrinsic_reward(feat, actions, deter, None).numpy()
   assert latent.shape == (4, 3) and np.all(latent[:, 0] == 0)
   np.testing.assert_allclose(latent[:, 1:], probs.var(0).mean((-2, -1)),

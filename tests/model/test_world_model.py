@@ -37,7 +37,9 @@ def test_loss_terms_and_shapes_for_image_and_vectors():
       reward=np.zeros((b, t), np.float32),
       is_first=np.eye(t, dtype=bool)[[0] * b],
       is_last=np.zeros((b, t), bool), is_terminal=np.zeros((b, t), bool))
-  losses, post, final, metrics = run_loss(wm, obs, b, t)
+  losses, post, final, metrics, tokens = run_loss(wm, obs, b, t)
+  # The embeddings e_t the posterior observed (the ensemble's `embed`).
+  np.testing.assert_array_equal(tokens, wm.encode(obs))
   assert set(losses) == {'dyn', 'rep', 'image', 'state', 'mode', 'reward',
                          'cont'}
   assert all(v.shape == (b, t) for v in losses.values())
@@ -69,7 +71,7 @@ def test_continue_target_includes_discount():
                reward=np.zeros((1, 1), np.float32),
                is_first=np.ones((1, 1), bool), is_last=np.full((1, 1), term),
                is_terminal=np.full((1, 1), term))
-    losses, post, _, _ = run_loss(wm, obs, 1, 1)
+    losses, post, _, _, _ = run_loss(wm, obs, 1, 1)
     feat = wm.rssm.feat(post)
     logit = wm.cont_head(feat)[0, 0]
     p = tf.sigmoid(logit)
@@ -97,7 +99,7 @@ def test_reward_grad_false_keeps_the_reward_loss_out_of_the_rssm(
   out.assign(tf.random.stateless_normal(out.shape, [0, 1]))
   representation = wm.encoder.trainable_weights + wm.rssm.trainable_weights
   with tf.GradientTape() as tape:
-    losses, _, _, _ = wm.loss(obs, tf.zeros([b, t, 2]), wm.rssm.initial(b),
+    losses, _, _, _, _ = wm.loss(obs, tf.zeros([b, t, 2]), wm.rssm.initial(b),
                               tf.constant([0, 0]), reward_grad=reward_grad)
     reward_loss = tf.reduce_mean(losses['reward'])
   grads = tape.gradient(reward_loss, representation)
@@ -135,7 +137,7 @@ def test_world_model_fits_a_synthetic_sequence_task():
   @tf.function(jit_compile=True)
   def step(obs, prev, seed):
     with tf.GradientTape() as tape:
-      losses, _, _, _ = wm.loss(obs, prev, wm.rssm.initial(b), seed)
+      losses, _, _, _, _ = wm.loss(obs, prev, wm.rssm.initial(b), seed)
       loss = sum(tf.reduce_mean(v) * (0.1 if k == 'rep' else 1.0)
                  for k, v in losses.items())
     variables = wm.trainable_weights
