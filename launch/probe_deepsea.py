@@ -17,6 +17,13 @@ the posterior's entropy (nats) and, with an ensemble, its disagreement on
 the diagonal's right moves vs every other move (`cells` is the number of
 reachable cells). --cells adds `per_cell`, a row per cell.
 --probe_out also writes the lines to a file.
+
+--novelty_steps=N (e.g. 3000; 0 = off) adds `novelty`: whether a fresh
+ensemble of each target ('stoch', 'embed'), trained N steps on the
+checkpoint's posteriors of uniform random episodes from which the right
+moves of the diagonal from row --novelty_hold_out_from on are removed,
+disagrees more on rarer moves (dreamer_tf/analysis/ensemble_novelty.py).
+A few minutes per checkpoint on 2 cores at N = 3000.
 """
 import contextlib
 import glob
@@ -40,6 +47,14 @@ flags.DEFINE_bool('cells', False, 'Add the per-cell rows to each line '
 flags.DEFINE_integer('probe_seed', 0, 'Seed of the latent samples.',
                      lower_bound=0, upper_bound=2**31 - 1)
 flags.DEFINE_string('probe_out', None, 'Also write the JSON lines here.')
+flags.DEFINE_integer('novelty_steps', 0, 'Training steps of the fresh '
+                     'ensembles of the novelty experiment; 0 skips it.',
+                     lower_bound=0)
+flags.DEFINE_integer('novelty_episodes', 1500, 'Uniform random episodes '
+                     'the novelty ensembles train on.', lower_bound=16)
+flags.DEFINE_integer('novelty_hold_out_from', 4, 'First diagonal row whose '
+                     'right move the novelty data never contains.',
+                     lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -82,6 +97,15 @@ def env_settings(env_kwargs):
               randomize_actions=env_kwargs.get('randomize_actions', True))
 
 
+def check_hold_out(row, size):
+  """A user error unless the held-out row leaves moves after it."""
+  if not 1 <= row <= size - 2:
+    raise ValueError(
+        f'--novelty_hold_out_from={row}: a deepsea:{size} run has rows '
+        f'1 .. {size - 2} to hold out from (a move from row {size - 1} '
+        'ends the episode); pick one of them.')
+
+
 @errors.exits_on_user_error('launch.probe_deepsea')
 def main(argv):
   del argv
@@ -90,10 +114,13 @@ def main(argv):
     runs = []  # Every directory checked before TensorFlow loads.
     for logdir in dirs:
       record = record_lib.load(logdir)
-      runs.append((logdir, deepsea_size(record.env),
-                   env_settings(record.env_kwargs)))
+      size = deepsea_size(record.env)
+      if FLAGS.novelty_steps:
+        check_hold_out(FLAGS.novelty_hold_out_from, size)
+      runs.append((logdir, size, env_settings(record.env_kwargs)))
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
+  from dreamer_tf.analysis import ensemble_novelty
   from dreamer_tf.run import evaluate
   with (open(FLAGS.probe_out, 'w') if FLAGS.probe_out
         else contextlib.nullcontext()) as out:
@@ -106,6 +133,12 @@ def main(argv):
                   updates=counters['ratio']['updates'], **result['summary'])
       if FLAGS.cells:
         line['per_cell'] = result['cells']
+      if FLAGS.novelty_steps:
+        line['novelty'] = ensemble_novelty.novelty(
+            agent, size, episodes=FLAGS.novelty_episodes,
+            steps=FLAGS.novelty_steps,
+            hold_out_from=FLAGS.novelty_hold_out_from,
+            seed=FLAGS.probe_seed, **settings)
       print(json.dumps(line), flush=True)
       if out:  # A line per directory: a later failure keeps the earlier.
         out.write(json.dumps(line) + '\n')

@@ -123,7 +123,26 @@ def episodes(size, mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True):
   return cells, np.asarray(obs, np.float32), np.asarray(prev), mapping
 
 
-def _check_agent(agent, size):
+def observe(agent, obs, prev, seed):
+  """The posterior of episodes from their first step.
+
+  obs [E, T, N*N]; prev [E, T] the env action before each step (-1 at
+  step 0); seed [2]. Returns (posterior {deter, stoch, logits: [E, T, ...]},
+  tokens [E, T, E'] the encoder's embeddings).
+  """
+  rssm = agent.wm.rssm
+  prev_actions = tf.one_hot(np.maximum(prev, 0), 2) * (
+      prev >= 0).astype(np.float32)[..., None]  # zeros before step 0
+  is_first = np.zeros(prev.shape, bool)
+  is_first[:, 0] = True
+  tokens = agent.wm.encode({OBS_KEY: tf.constant(obs)})
+  _, post = rssm.observe(rssm.initial(len(obs)), tokens, prev_actions,
+                         is_first, seed)
+  return post, tokens
+
+
+def check_agent(agent, size):
+  """A user error unless `agent` was built for deepsea:`size`."""
   space = agent.wm.obs_space
   keys = list(agent.wm.keys)
   if keys != [OBS_KEY] or tuple(space[OBS_KEY].shape) != (size * size,):
@@ -151,22 +170,16 @@ def probe(agent, size, samples=8, seed=0,
   and `cells` (a row per reachable cell)."""
   if samples < 1:
     raise ValueError(f'samples={samples} must be >= 1.')
-  _check_agent(agent, size)
+  check_agent(agent, size)
   wm, rssm = agent.wm, agent.wm.rssm
   cells, obs, prev, mapping = episodes(size, mapping_seed, randomize_actions)
   m, n = len(cells), size
   # [M*S, N, ...]: every path `samples` times.
   obs = np.repeat(obs, samples, 0)
   prev = np.repeat(prev, samples, 0)
-  prev_actions = tf.one_hot(np.maximum(prev, 0), 2) * (
-      prev >= 0).astype(np.float32)[..., None]  # zeros before step 0
-  is_first = np.zeros(prev.shape, bool)
-  is_first[:, 0] = True
   seeds = tf.random.experimental.stateless_split(
       tf.constant([seed, 0], tf.int32), 3)
-  tokens = wm.encode({OBS_KEY: tf.constant(obs)})
-  _, post = rssm.observe(rssm.initial(m * samples), tokens, prev_actions,
-                         is_first, seeds[0])
+  post, _ = observe(agent, obs, prev, seeds[0])
   rows = np.repeat([r for r, _ in cells], samples)
   at = lambda x: tf.gather(x, rows, axis=1, batch_dims=1)  # step r of each
   state = dict(deter=at(post['deter']), stoch=at(post['stoch']))

@@ -72,3 +72,35 @@ def test_launcher_prints_a_line_per_run(tmp_path):
         (r, c) for r in range(N) for c in range(r + 1)}
     for key in ('reconstruct', 'imagine', 'actor_right_diagonal'):
       assert 0.0 <= line[key] <= 1.0, key
+
+
+def test_hold_out_row_must_leave_moves_after_it():
+  probe_deepsea.check_hold_out(3, N)
+  for row in (0, 4):
+    with pytest.raises(ValueError, match=r'rows 1 \.\. 3.*pick one'):
+      probe_deepsea.check_hold_out(row, N)
+
+
+def test_launcher_runs_the_novelty_experiment(tmp_path):
+  env = f'deepsea:{N}'
+  write_run(str(tmp_path / 'run'), TINY + [f"train.env = '{env}'"], env=env,
+            env_kwargs={}, repeat=1, counters={'ratio': {'updates': 3}})
+  base = [sys.executable, '-m', 'launch.probe_deepsea',
+          f'--logdirs={tmp_path}/run', '--samples=1', '--novelty_steps=2',
+          '--novelty_episodes=16']
+  proc = subprocess.run(base + ['--novelty_hold_out_from=2'], cwd=ROOT,
+                        capture_output=True, text=True, check=False,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  line = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert set(line['novelty']) == {'stoch', 'embed'}
+  for out in line['novelty'].values():
+    assert set(out) == {'visits_correlation', 'held_out_ratio', 'held_out',
+                        'seen', 'loss'}
+  # A row with no move after it is a user error, before TensorFlow loads.
+  proc = subprocess.run(base + ['--novelty_hold_out_from=4'], cwd=ROOT,
+                        capture_output=True, text=True, check=False,
+                        timeout=300)
+  assert proc.returncode == 1
+  assert '--novelty_hold_out_from=4' in proc.stderr
+  assert 'Traceback' not in proc.stderr
