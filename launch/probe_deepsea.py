@@ -130,10 +130,14 @@ def main(argv):
                                    seed=FLAGS.probe_seed, **settings)
       counters = states['counters']
       line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
-                  updates=counters['ratio']['updates'], **result['summary'])
+                  updates=counters['ratio']['updates'],
+                  probe_seed=FLAGS.probe_seed, **result['summary'])
       if FLAGS.cells:
         line['per_cell'] = result['cells']
       if FLAGS.novelty_steps:
+        line['novelty_settings'] = dict(
+            steps=FLAGS.novelty_steps, episodes=FLAGS.novelty_episodes,
+            hold_out_from=FLAGS.novelty_hold_out_from)
         line['novelty'] = ensemble_novelty.novelty(
             agent, size, episodes=FLAGS.novelty_episodes,
             steps=FLAGS.novelty_steps,

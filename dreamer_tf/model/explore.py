@@ -14,10 +14,12 @@ imitate the prior). `Exploration.target` picks what they predict:
          observation (Plan2Explore's target): the squared error summed
          over its E entries. A deterministic function of the observation,
          so the members agree wherever they have data; the posterior
-         sample carries the latent's sampling noise, and the members'
-         spread on it grows with how often a transition was seen (on
-         DeepSea, docs/benchmarks/xp-deepsea.md: a rank correlation of
-         +0.66 with the visit count, against -0.53 for the embedding)
+         sample carries the latent's sampling noise, and while the
+         posterior is noisy the members' spread on it grows with how often
+         a transition was seen (DeepSea 10: a rank correlation of +0.2 to
+         +0.5 with the visit count, against -0.4 to -0.9 for the
+         embedding; analysis/ensemble_novelty.py,
+         docs/benchmarks/xp-deepsea.md)
 
 Loss: mean over members; transitions into an episode's first step are
 masked. Every member has its own initialisation (none starts at zero)
