@@ -66,7 +66,8 @@ XP_PRESETS = sorted(n[:-4] for n in os.listdir(
 
 def test_all_xp_presets_exist():
   assert set(XP_PRESETS) == {
-      'baseline', 'prioritized', 'prioritized_latent', 'embed_fixed'} | {
+      'baseline', 'prioritized', 'prioritized_latent', 'prioritized_embed',
+      'embed_fixed'} | {
           f'{s}_{k}' for s in ('latent', 'reward')
           for k in ('fixed', 'decay', 'returns')}
 
@@ -87,11 +88,11 @@ def test_xp_preset_composes_on_deepsea_and_says_what_it_is(preset):
   agent = agent_lib.Agent(spaces.parse_obs_space('100'),
                           spaces.parse_act_space('discrete:2'))
   exploring = preset.startswith(
-      ('latent', 'embed', 'reward', 'prioritized_latent'))
+      ('latent', 'embed', 'reward', 'prioritized_latent', 'prioritized_embed'))
   assert (agent.ensemble is not None) == exploring
   if exploring:
     assert agent.exploration.target == (
-        'embed' if preset.startswith('embed') else 'stoch')
+        'embed' if 'embed' in preset else 'stoch')
   schedule = _query('train.intrinsic_schedule')
   assert (schedule is not None) == exploring
   if schedule is not None:  # A reference `@Schedule()`: build it.
