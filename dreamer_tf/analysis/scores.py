@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from dreamer_tf import files
 from dreamer_tf.envs.base import suggest
 from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import record as record_lib
@@ -260,11 +261,7 @@ def save_reference(path, runs):
   if path.endswith('.gz'):
     data = gzip.compress(data, mtime=0)  # The same runs, the same bytes.
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
-  return path
+  return files.write_atomic(path, data)
 
 
 def select_methods(table, methods):

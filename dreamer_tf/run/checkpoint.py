@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from dreamer_tf import files
 LATEST = 'latest'
 
 
@@ -111,12 +112,8 @@ class Checkpointer:
     return os.path.join(self.directory, name)
 
   def _write_latest(self, name):
-    path = os.path.join(self.directory, LATEST)
-    with open(path + '.tmp', 'w') as f:
-      f.write(name)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(path + '.tmp', path)
+    files.write_atomic(os.path.join(self.directory, LATEST), name,
+                       fsync=True)
     _fsync(self.directory)
 
   def load(self):

@@ -38,6 +38,7 @@ import warnings
 import gin
 import numpy as np
 
+from dreamer_tf import files
 from dreamer_tf.analysis import achievements as achievements_lib
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf import envs as envs_lib
@@ -203,10 +204,8 @@ def evaluate(logdir, episodes=10, mode=False, num_envs=1, video=True, seed=0,
       **_achievement_summary([e.logs for e in results]),
       logdir=logdir, policy_steps=policy_steps, step=step,
       video=video_path, video_skipped=None if frames or not video else note)
-  path = os.path.join(outdir, 'summary.json')
-  with open(path + '.tmp', 'w') as f:
-    json.dump(summary, f, indent=2)
-  os.replace(path + '.tmp', path)
+  files.write_atomic(os.path.join(outdir, 'summary.json'),
+                     json.dumps(summary, indent=2))
   return summary
 
 

@@ -35,6 +35,8 @@ import os
 import re
 import time
 
+from dreamer_tf import files
+
 FILE = 'run.json'
 VERSION = '0.2.0'
 # Fields a resumed run may not change (they define the experiment).
@@ -106,10 +108,7 @@ def write(logdir, record):
   elif not record.created:
     record = dataclasses.replace(record, created=time.strftime(
         '%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
-  tmp = path(logdir) + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(record.to_json(), f, indent=1)
-  os.replace(tmp, path(logdir))
+  files.write_atomic(path(logdir), json.dumps(record.to_json(), indent=1))
   return record
 
 

@@ -57,6 +57,7 @@ import warnings
 import gin
 
 from dreamer_tf import envs as envs_lib
+from dreamer_tf import files as files_lib
 from dreamer_tf.config_check import ConfigError
 from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent as agent_lib
@@ -373,20 +374,14 @@ def _write_config(logdir, operative_only=False):
   called, and some are first called when the first update is traced (e.g.
   `imagination_losses`), so the loop rewrites operative_config.gin with
   every checkpoint (`operative_only`)."""
-  files = [(OPERATIVE_CONFIG, gin.operative_config_str())]
+  configs = [(OPERATIVE_CONFIG, gin.operative_config_str())]
   if not operative_only:
-    files.append(('config.gin', gin.config_str()))
-  for name, text in files:
-    path = os.path.join(logdir, name)
-    with open(path + '.tmp', 'w') as f:
-      f.write(text)
-    os.replace(path + '.tmp', path)
+    configs.append(('config.gin', gin.config_str()))
+  for name, text in configs:
+    files_lib.write_atomic(os.path.join(logdir, name), text)
 
 
 def _write_done(logdir, result):
   """Marks a run whose budget is spent: `<logdir>/done.json` (atomic)."""
   import json  # pylint: disable=import-outside-toplevel
-  path = os.path.join(logdir, DONE_FILE)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(result, f)
-  os.replace(path + '.tmp', path)
+  files_lib.write_atomic(os.path.join(logdir, DONE_FILE), json.dumps(result))

@@ -18,11 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import psutil
 
+from dreamer_tf import files
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.sweep.plan import Run
@@ -85,7 +85,7 @@ def write_index(root, runs):
              for i, run in enumerate(runs)]
   counts = collections.Counter(e['status'] for e in entries)
   os.makedirs(root, exist_ok=True)
-  _write_atomic(os.path.join(root, INDEX_JSON), json.dumps(
+  files.write_atomic(os.path.join(root, INDEX_JSON), json.dumps(
       dict(root=root, updated=_now(), counts=dict(counts), runs=entries),
       indent=1) + '\n')
   lines = [f'# Sweep {root}', '', _count_line(counts), '',
@@ -100,7 +100,7 @@ def write_index(root, runs):
         f"`{e['logdir']}` |")
   lines += ['', 'Commands:', '', '```']
   lines += [e['command'] for e in entries] + ['```', '']
-  _write_atomic(os.path.join(root, INDEX_MD), '\n'.join(lines))
+  files.write_atomic(os.path.join(root, INDEX_MD), '\n'.join(lines))
   return entries
 
 
@@ -354,7 +354,7 @@ def _write_record(run, **record):
   if run.experiment:
     identity.update(experiment=run.experiment, description=run.description,
                     method=run.method)
-  _write_atomic(os.path.join(run.logdir, RECORD_FILE), json.dumps(
+  files.write_atomic(os.path.join(run.logdir, RECORD_FILE), json.dumps(
       dict(record, command=run.shell, **identity), indent=1))
 
 
@@ -374,15 +374,6 @@ def _create_time(pid):
     return psutil.Process(pid).create_time()
   except psutil.Error:
     return None
-
-
-def _write_atomic(path, text):
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.',
-                             prefix=os.path.basename(path) + '.',
-                             suffix='.tmp')
-  with os.fdopen(fd, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
 
 
 def read_json(path):

@@ -1,0 +1,35 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a
+part of either.
+
+`write_atomic` writes to a temp file of its own in the target's directory
+(named by process and a random tag, so concurrent writers never share
+one; created with the umask's permissions, as `open` would create the
+target) and renames it over the target
+(`os.replace`, atomic on POSIX within one file system). With `fsync` the
+data reaches the disk before the rename, so a power loss cannot leave the
+new name pointing at an empty file; the run's checkpoints use it, results
+and indexes need not. On any failure the temp file is removed and the old
+file is left as it was.
+"""
+import os
+import uuid
+
+
+def write_atomic(path, data, fsync=False):
+  """Writes `data` (str or bytes) to `path` atomically; returns `path`."""
+  if not isinstance(data, (str, bytes)):
+    raise TypeError(f'write_atomic({path!r}) takes str or bytes, got '
+                    f'{type(data).__name__}.')
+  tmp = f'{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
+  try:
+    with open(tmp, 'xb') as f:
+      f.write(data.encode() if isinstance(data, str) else data)
+      if fsync:
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
