@@ -15,15 +15,24 @@ import os
 import uuid
 
 
-def write_atomic(path, data, fsync=False):
-  """Writes `data` (str or bytes) to `path` atomically; returns `path`."""
-  if not isinstance(data, (str, bytes)):
-    raise TypeError(f'write_atomic({path!r}) takes str or bytes, got '
-                    f'{type(data).__name__}.')
-  tmp = f'{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
+def write_atomic(path, data, fsync=False, temp=None):
+  """Writes `data` to `path` atomically; returns `path`.
+
+  data: str, bytes, or a function that writes into the open binary file
+  (e.g. `np.savez`). temp: the temp file's path, for writers that find
+  and delete their own leftovers by name (default: beside `path`, named
+  by process and a random tag).
+  """
+  if not (isinstance(data, (str, bytes)) or callable(data)):
+    raise TypeError(f'write_atomic({path!r}) takes str, bytes or a function '
+                    f'of the file, got {type(data).__name__}.')
+  tmp = temp or f'{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
   try:
-    with open(tmp, 'xb') as f:
-      f.write(data.encode() if isinstance(data, str) else data)
+    with open(tmp, 'wb' if temp else 'xb') as f:
+      if callable(data):
+        data(f)
+      else:
+        f.write(data.encode() if isinstance(data, str) else data)
       if fsync:
         f.flush()
         os.fsync(f.fileno())

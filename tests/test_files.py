@@ -37,7 +37,21 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == ['a']
 
 
+def test_a_writer_function_and_a_named_temp(tmp_path):
+  path, temp = str(tmp_path / 'a.npz'), str(tmp_path / '.tmp-a.npz')
+  files.write_atomic(path, lambda f: f.write(b'abc'), temp=temp)
+  assert open(path, 'rb').read() == b'abc'
+  def fails_halfway(f):
+    f.write(b'ab')
+    raise ValueError('cannot serialise')
+  with pytest.raises(ValueError, match='serialise'):
+    files.write_atomic(path, fails_halfway, temp=temp)
+  assert open(path, 'rb').read() == b'abc'
+  assert sorted(os.listdir(tmp_path)) == ['a.npz']
+
+
 def test_refuses_what_is_not_text_or_bytes(tmp_path):
-  with pytest.raises(TypeError, match='str or bytes, got dict'):
+  with pytest.raises(TypeError, match='str, bytes or a function of the '
+                     'file, got dict'):
     files.write_atomic(str(tmp_path / 'a'), {'x': 1})
   assert not os.listdir(tmp_path)

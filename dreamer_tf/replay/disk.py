@@ -94,6 +94,8 @@ import re
 
 import numpy as np
 
+from dreamer_tf import files
+
 FORMAT = 3
 MIGRATED = (2,)  # Older formats `load` reads (see the module docstring).
 INDEX = 'index.json'
@@ -291,20 +293,11 @@ class Directory:
 
   def write(self, name, content, compress):
     """Atomically writes bytes or {name: array} (npz) to root/name."""
-    path, temp = self.path(name), self.path(_TEMP + name)
-    try:
-      with open(temp, 'wb') as f:
-        if isinstance(content, bytes):
-          f.write(content)
-        else:
-          (np.savez_compressed if compress else np.savez)(f, **content)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(temp, path)
-    except BaseException:
-      if os.path.exists(temp):
-        os.remove(temp)
-      raise
+    if not isinstance(content, bytes):
+      save = np.savez_compressed if compress else np.savez
+      arrays, content = content, lambda f: save(f, **arrays)
+    files.write_atomic(self.path(name), content, fsync=True,
+                       temp=self.path(_TEMP + name))
 
   def sync(self):
     """fsyncs the directory, making renames and creations durable."""
