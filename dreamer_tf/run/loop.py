@@ -315,16 +315,23 @@ class Loop:
     (`Replay.restore_priorities`).
     """
     schedule = self.counters.schedule
-    if schedule and self.agent.ensemble is not None:
-      # One weight for all workers: the mean of their schedules.
-      weight = self.cluster.mean(schedule.value(self.ratio.updates))
+    exploring = bool(schedule) and self.agent.ensemble is not None
+    batch = self.replay.sample(self.batch_share, normalize=False)
+    weighted = replay_lib.WEIGHT in batch
+    if exploring or weighted:
+      # One exchange (an all-gather with several workers) for one weight
+      # for all workers, the mean of their schedules, and the largest raw
+      # importance weight of the global batch. Both flags come from the
+      # config, so every worker takes part.
+      weight, largest = self.cluster.mean_and_max(
+          schedule.value(self.ratio.updates) if exploring else 0.0,
+          batch[replay_lib.WEIGHT].max() if weighted else 0.0)
+    if exploring:
       self.agent.set_intrinsic_weight(weight)
       self.logger.scalars({'explore/intrinsic_weight': weight}, self.frames)
-    batch = self.replay.sample(self.batch_share, normalize=False)
-    if replay_lib.WEIGHT in batch:  # Normalised over the global batch.
-      raw = batch[replay_lib.WEIGHT]
+    if weighted:
       batch[replay_lib.WEIGHT] = (
-          raw / self.cluster.max(raw.max())).astype(np.float32)
+          batch[replay_lib.WEIGHT] / largest).astype(np.float32)
     start = time.perf_counter()
     with self.cluster.collective():  # A lost worker is named.
       metrics, updates = self.agent.train(batch)

@@ -18,9 +18,9 @@ to a collective is taken identically on all of them:
 * what the update's inputs depend on beyond the counters, at every update:
   the intrinsic reward's weight is the mean of the workers' schedules (a
   returns-driven schedule sees only its worker's episodes) and
-  importance weights are divided by the largest over all shards
-  (`Cluster.mean`, `Cluster.max`), so every replica trains on the same
-  objective.
+  importance weights are divided by the largest over all shards (both
+  in one all-gather, `Cluster.mean_and_max`), so every replica trains on
+  the same objective.
 
 A worker that dies is noticed by the others at their next collective
 (TensorFlow names its task in the error; `Cluster.collective` turns that
@@ -72,13 +72,10 @@ class Solo:
     """The checkpoint position to resume: the newest one."""
     return max(positions) if positions else None
 
-  def mean(self, value):
-    """The mean of every worker's `value` (a float): here, `value`."""
-    return float(value)
-
-  def max(self, value):
-    """The largest of every worker's `value` (a float): here, `value`."""
-    return float(value)
+  def mean_and_max(self, mean_of, max_of):
+    """(the mean of every worker's `mean_of`, the largest of every
+    worker's `max_of`), floats: here, the two values."""
+    return float(mean_of), float(max_of)
 
   def collective(self):
     return contextlib.nullcontext()
@@ -121,14 +118,12 @@ class Cluster(Solo):
   def votes(self, iteration, updates_due):
     return bool(updates_due) or iteration % VOTE_EVERY == 0
 
-  def mean(self, value):
-    """The mean over workers of `value` (float64, summed by rank, so
-    every worker gets the same bits)."""
-    return float(self.gather([value], np.float64)[:, 0].mean())
-
-  def max(self, value):
-    """The largest of every worker's `value`."""
-    return float(self.gather([value], np.float64)[:, 0].max())
+  def mean_and_max(self, mean_of, max_of):
+    """One all-gather for both: the mean over workers of `mean_of`
+    (float64, summed by rank, so every worker gets the same bits) and the
+    largest of their `max_of`."""
+    rows = self.gather([mean_of, max_of], np.float64)
+    return float(rows[:, 0].mean()), float(rows[:, 1].max())
 
   def common(self, positions):
     """The newest checkpoint position (policy steps) that every worker

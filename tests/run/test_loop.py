@@ -269,12 +269,11 @@ class _TwoWorkers(workers_lib.Solo):
 
   def __init__(self, weight, largest):
     self.weight, self.largest = weight, largest
+    self.exchanges = 0
 
-  def mean(self, value):
-    return (value + self.weight) / 2
-
-  def max(self, value):
-    return max(value, self.largest)
+  def mean_and_max(self, mean_of, max_of):
+    self.exchanges += 1
+    return (mean_of + self.weight) / 2, max(max_of, self.largest)
 
 
 def _weighted_replay():
@@ -301,11 +300,13 @@ def test_workers_share_the_intrinsic_weight_and_the_importance_max():
   counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp',
                                schedules.Fixed(0.2))
   agent = _RecordingAgent()
+  cluster = _TwoWorkers(0.6, largest)
   loop = loop_lib.Loop(agent, _weighted_replay(), _Logger(), _Driver(), None,
                        counters, loop_lib.Settings(steps=1),
-                       save=lambda: None, cluster=_TwoWorkers(0.6, largest))
+                       save=lambda: None, cluster=cluster)
   assert loop.batch_share == 2
   loop._update()  # pylint: disable=protected-access  # The same draws.
+  assert cluster.exchanges == 1  # One all-gather for both per update.
   assert agent.weights == [pytest.approx(0.4)]
   assert loop.logger.records[0][1] == {
       'explore/intrinsic_weight': pytest.approx(0.4)}
@@ -315,5 +316,4 @@ def test_workers_share_the_intrinsic_weight_and_the_importance_max():
   assert got.max() < 0.2  # Not divided by this worker's own max.
   # One worker: the weights are those Replay.sample normalises itself.
   solo = _weighted_replay().sample(2)[replay_lib.WEIGHT]
-  np.testing.assert_array_equal(
-      solo, (raw / workers_lib.Solo().max(raw.max())).astype(np.float32))
+  np.testing.assert_array_equal(solo, (raw / raw.max()).astype(np.float32))

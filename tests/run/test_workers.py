@@ -27,7 +27,7 @@ def test_solo_decides_alone():
   assert solo.all_ready(True) and not solo.all_ready(False)
   assert solo.votes(iteration=3, updates_due=0)
   assert solo.common([16, 48, 32]) == 48 and solo.common([]) is None
-  assert solo.mean(0.25) == solo.max(0.25) == 0.25
+  assert solo.mean_and_max(0.25, 3) == (0.25, 3.0)
 
 
 class FakeCluster(workers.Cluster):
@@ -54,11 +54,11 @@ def test_any_workers_stop_or_save_is_everyones():
 
 
 def test_every_worker_gets_the_mean_and_the_max_of_all():
-  cluster = FakeCluster([[0.1], [0.4], [0.25]], worker=1)
-  assert cluster.mean(0.4) == pytest.approx(0.25)
-  assert cluster.sent == [0.4]
-  assert cluster.max(0.4) == 0.4
-  assert FakeCluster([[3.5], [1e-3]]).max(1e-3) == 3.5
+  cluster = FakeCluster([[0.1, 2.0], [0.4, 1e-3], [0.25, 0.5]], worker=1)
+  mean, largest = cluster.mean_and_max(0.4, 1e-3)
+  assert cluster.sent == [0.4, 1e-3]  # One exchange for both.
+  assert mean == pytest.approx(0.25)
+  assert largest == 2.0
 
 
 def test_votes_at_every_update_and_every_few_iterations():
@@ -189,8 +189,8 @@ def test_two_workers_stop_together_on_sigterm_and_resume_to_the_budget(
     tmp_path):
   """With DreamerV3-XP on (prioritized replay with importance weights, a
   returns-driven intrinsic weight), so the workers also exchange the
-  weight and the importance max at every update (Cluster.mean,
-  Cluster.max) without falling out of step."""
+  weight and the importance max at every update (one
+  Cluster.mean_and_max) without falling out of step."""
   logdir = tmp_path / 'run'
   procs = start_workers(logdir, flags=XP_FLAGS)
   wait_for_training(logdir, procs)
