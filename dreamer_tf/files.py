@@ -9,7 +9,9 @@ target) and renames it over the target
 data reaches the disk before the rename, so a power loss cannot leave the
 new name pointing at an empty file; the run's checkpoints use it, results
 and indexes need not. On any failure the temp file is removed and the old
-file is left as it was.
+file is left as it was; only a process killed mid-write leaves its temp
+file behind (`<file>.<pid>-<tag>.tmp`, never read; the checkpoint and
+the replay delete theirs by name on their next save).
 """
 import os
 import uuid
@@ -27,8 +29,9 @@ def write_atomic(path, data, fsync=False, temp=None):
     raise TypeError(f'write_atomic({path!r}) takes str, bytes or a function '
                     f'of the file, got {type(data).__name__}.')
   tmp = temp or f'{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
+  f = open(tmp, 'wb' if temp else 'xb')  # pylint: disable=consider-using-with
   try:
-    with open(tmp, 'wb' if temp else 'xb') as f:
+    with f:
       if callable(data):
         data(f)
       else:

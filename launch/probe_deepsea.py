@@ -20,9 +20,11 @@ reachable cells). --cells adds `per_cell`, a row per cell.
 
 --novelty_steps=N (e.g. 3000; 0 = off) adds `novelty`: whether a fresh
 ensemble of each target ('stoch', 'embed'), trained N steps on the
-checkpoint's posteriors of uniform random episodes from which the right
+checkpoint's posteriors of uniform random episodes (fresh samples every
+step; disagreement averaged over --samples per cell) from which the right
 moves of the diagonal from row --novelty_hold_out_from on are removed,
-disagrees more on rarer moves (dreamer_tf/analysis/ensemble_novelty.py).
+disagrees more on rarer moves (novelty_correlation > 0; dreamer_tf/
+analysis/ensemble_novelty.py).
 A few minutes per checkpoint on 2 cores at N = 3000.
 """
 import contextlib
@@ -137,9 +139,11 @@ def main(argv):
       if FLAGS.novelty_steps:
         line['novelty_settings'] = dict(
             steps=FLAGS.novelty_steps, episodes=FLAGS.novelty_episodes,
+            samples=FLAGS.samples,
             hold_out_from=FLAGS.novelty_hold_out_from)
         line['novelty'] = ensemble_novelty.novelty(
             agent, size, episodes=FLAGS.novelty_episodes,
+            samples=FLAGS.samples,
             steps=FLAGS.novelty_steps,
             hold_out_from=FLAGS.novelty_hold_out_from,
             seed=FLAGS.probe_seed, **settings)

@@ -131,14 +131,23 @@ def observe(agent, obs, prev, seed):
   tokens [E, T, E'] the encoder's embeddings).
   """
   rssm = agent.wm.rssm
-  prev_actions = tf.one_hot(np.maximum(prev, 0), 2) * (
-      prev >= 0).astype(np.float32)[..., None]  # zeros before step 0
-  is_first = np.zeros(prev.shape, bool)
-  is_first[:, 0] = True
-  tokens = agent.wm.encode({OBS_KEY: tf.constant(obs)})
+  prev_actions, is_first = episode_inputs(prev)
+  tokens = agent.wm.encode({OBS_KEY: tf.convert_to_tensor(obs)})
   _, post = rssm.observe(rssm.initial(len(obs)), tokens, prev_actions,
                          is_first, seed)
   return post, tokens
+
+
+def episode_inputs(prev):
+  """prev [E, T] env actions before each step (-1 at step 0) -> the
+  RSSM's (prev_actions [E, T, 2] one-hot, zeros before step 0; is_first
+  [E, T], True at step 0)."""
+  prev = np.asarray(prev)
+  prev_actions = np.eye(2, dtype=np.float32)[np.maximum(prev, 0)] * (
+      prev >= 0).astype(np.float32)[..., None]
+  is_first = np.zeros(prev.shape, bool)
+  is_first[:, 0] = True
+  return prev_actions, is_first
 
 
 def check_agent(agent, size):

@@ -9,18 +9,21 @@ model, apart from any run's own ensemble:
    episodes, except that every right move from a diagonal cell (r, r) with
    r >= `hold_out_from` is replaced by a left move: those transitions
    never occur (the path to the treasure beyond that row).
-2. The world model observes them (posterior features f_t, samples z_t,
-   embeddings e_t, as in training).
-3. For each target, a fresh ensemble (the agent's `Exploration` settings,
+2. For each target, a fresh ensemble (the agent's `Exploration` settings,
    that target) trains `steps` times on batches of `batch` episodes with
-   its loss (`Ensemble.loss`, LaProp at `Exploration.lr`).
-4. Its latent disagreement (`Ensemble.predict`'s variance over members,
-   mean over entries) on every (cell, move) of the probe's paths
-   (`deepsea_probe.episodes`), rows 0 .. N-2.
+   its loss (`Ensemble.loss`, LaProp at `Exploration.lr`). The world model
+   observes each batch anew, so every step sees fresh posterior samples
+   z_t (features f_t, targets z_{t+1} or embeddings e_{t+1}), as in
+   training.
+3. Its latent disagreement (`Ensemble.predict`'s variance over members,
+   mean over entries and over `samples` posterior samples of each cell) on
+   every (cell, move) of the probe's paths (`deepsea_probe.episodes`),
+   rows 0 .. N-2.
 
-Per target: `visits_correlation`, Spearman's rho of the disagreement with
-log(1 + the move's count in the data) (< 0: rarer moves get more bonus, a
-novelty signal; > 0: the familiar ones do), and `held_out_ratio`, the mean
+Per target: `novelty_correlation`, Spearman's rho of the disagreement with
+-log(1 + the move's count in the data) (> 0: rarer moves get more bonus,
+a novelty signal; < 0: the familiar ones do; the sign convention of the
+probe's `disagreement_novelty`), and `held_out_ratio`, the mean
 disagreement on the held-out moves over that on the moves seen at least
 once (> 1: the never-seen transitions stand out).
 """
@@ -72,89 +75,102 @@ def random_episodes(size, episodes, hold_out_from, seed=0,
   return obs, actions, counts
 
 
-def _observe(agent, obs, prev, seed):
-  """Posterior features f_t, samples z_t and embeddings e_t [E, T, ...]."""
-  post, tokens = deepsea_probe.observe(agent, obs, prev,
-                                       tf.constant(seed, tf.int32))
-  return agent.wm.rssm.feat(post), post['stoch'], tokens
-
-
 def novelty(agent, size, targets=explore.TARGETS, episodes=1500, steps=3000,
-            batch=16, hold_out_from=4, seed=0,
+            batch=16, hold_out_from=4, samples=8, seed=0,
             mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True):
-  """The module docstring's measurement -> {target: {visits_correlation,
+  """The module docstring's measurement -> {target: {novelty_correlation,
   held_out_ratio, held_out, seen, loss}}."""
   deepsea_probe.check_agent(agent, size)
   if not 1 <= hold_out_from <= size - 2:
     raise ValueError(f'hold_out_from={hold_out_from}: pick a row in 1 .. '
                      f'{size - 2} (a move from row {size - 1} ends the '
                      'episode).')
-  if episodes < batch or steps < 1:
-    raise ValueError(f'episodes={episodes}, batch={batch}, steps={steps}: '
-                     'need episodes >= batch and steps >= 1.')
+  if episodes < batch or steps < 1 or samples < 1:
+    raise ValueError(f'episodes={episodes}, batch={batch}, steps={steps}, '
+                     f'samples={samples}: need episodes >= batch, steps >= 1 '
+                     'and samples >= 1.')
   settings = dict(mapping_seed=mapping_seed,
                   randomize_actions=randomize_actions)
   obs, actions, counts = random_episodes(size, episodes, hold_out_from,
                                          seed, **settings)
   prev = np.concatenate([-np.ones([episodes, 1], np.int64),
                          actions[:, :-1]], 1)
-  feat, stoch, tokens = _observe(agent, obs, prev, [seed, 1])
-  data = dict(feat=feat, actions=tf.one_hot(actions, 2),
-              stoch=tf.cast(stoch, tf.float32),
-              embed=tf.cast(tokens, tf.float32))
-  is_first = np.zeros(actions.shape, bool)
-  is_first[:, 0] = True
-  # The probe's paths: every reachable cell's posterior.
-  cells, pobs, pprev, mapping = deepsea_probe.episodes(size, **settings)
-  pfeat, _, _ = _observe(agent, pobs, pprev, [seed, 2])
-  rows = [r for r, _ in cells]
-  pfeat = tf.gather(pfeat, rows, axis=1, batch_dims=1)  # [M, F]
-  moves = [(r, c, right) for r, c in cells if r < size - 1
-           for right in (True, False)]
-  index = {cell: i for i, cell in enumerate(cells)}
-  move_feat = tf.gather(pfeat, [index[(r, c)] for r, c, _ in moves])
-  move_action = tf.one_hot(
-      [deepsea_probe.move(mapping, r, c, right)[0] for r, c, right in moves],
-      2)
+  prev_actions, is_first = deepsea_probe.episode_inputs(prev)
+  data = dict(obs=obs, actions=np.eye(2, dtype=np.float32)[actions],
+              prev_actions=prev_actions, is_first=is_first)
+  moves, move_feat, move_action = _probe_moves(agent, size, samples, seed,
+                                               settings)
+  embed_size = int(agent.wm.encode(
+      {deepsea_probe.OBS_KEY: tf.constant(obs[:1, :1])}).shape[-1])
   base = agent.exploration if agent.exploration.enabled else \
       explore.ExplorationConfig()
-  rng = np.random.default_rng(seed)
   result = {}
   for target in targets:
     config = dataclasses.replace(base, signal='latent', target=target)
     ensemble = explore.Ensemble(
         config, agent.wm.rssm.stoch_size, agent.wm.rssm.classes,
-        nets.InitSeeds(seed), embed_size=int(tokens.shape[-1]))
-    loss = _train(ensemble, config, data, target, is_first, steps, batch,
-                  rng)
-    spread = tf.reduce_mean(tf.reshape(tf.math.reduce_variance(
-        ensemble.predict(move_feat, move_action), 0),
-                                       [len(moves), -1]), -1).numpy()
+        nets.InitSeeds(seed), embed_size=embed_size)
+    loss = _train(agent, ensemble, config, data, steps, batch, seed)
+    variance = tf.math.reduce_variance(
+        ensemble.predict(move_feat, move_action), 0)  # [S, moves, ...]
+    spread = tf.reduce_mean(tf.reshape(
+        variance, [samples, len(moves), -1]), [0, 2]).numpy()
     result[target] = _summary(moves, spread, counts, hold_out_from, loss)
   return result
 
 
-def _train(ensemble, config, data, target, is_first, steps, batch, rng):
-  """`steps` LaProp steps on random batches of episodes; the last loss."""
-  optimizer = optim.LaProp(lr=config.lr, name=f'novelty_{target}')
-  ensemble(data['feat'][:1, 0], data['actions'][:1, 0])  # Builds it.
-  optimizer.build(ensemble.trainable_variables)
+def _probe_moves(agent, size, samples, seed, settings):
+  """The moves of the probe's paths from rows 0 .. N-2: ([(row, col,
+  right)], features [S, moves, F] of `samples` posterior samples of their
+  cells, env actions [S, moves, 2])."""
+  cells, obs, prev, mapping = deepsea_probe.episodes(size, **settings)
+  obs, prev = np.tile(obs, [samples, 1, 1]), np.tile(prev, [samples, 1])
+  post, _ = deepsea_probe.observe(agent, obs, prev,
+                                  tf.constant([seed, 2], tf.int32))
+  rows = np.tile([r for r, _ in cells], samples)
+  feat = tf.gather(agent.wm.rssm.feat(post), rows, axis=1,
+                   batch_dims=1)  # [S*M, F]
+  feat = tf.reshape(feat, [samples, len(cells), -1])
+  moves = [(r, c, right) for r, c in cells if r < size - 1
+           for right in (True, False)]
+  index = {cell: i for i, cell in enumerate(cells)}
+  move_feat = tf.gather(feat, [index[(r, c)] for r, c, _ in moves], axis=1)
+  action = np.eye(2, dtype=np.float32)[[
+      deepsea_probe.move(mapping, r, c, right)[0] for r, c, right in moves]]
+  return moves, move_feat, tf.constant(np.tile(action, [samples, 1, 1]))
+
+
+def _train(agent, ensemble, config, data, steps, batch, seed):
+  """`steps` LaProp steps on random batches of episodes, each observed by
+  the world model anew (a fresh posterior sample, as in training); the
+  last loss."""
+  wm, rssm = agent.wm, agent.wm.rssm
+  optimizer = optim.LaProp(lr=config.lr, name=f'novelty_{config.target}')
 
   @tf.function(autograph=False)
-  def step(feat, actions, targets, first):
+  def step(obs, actions, prev_actions, is_first, sample_seed):
+    tokens = wm.encode({deepsea_probe.OBS_KEY: obs})
+    _, post = rssm.observe(rssm.initial(batch), tokens, prev_actions,
+                           is_first, sample_seed)
+    feat = rssm.feat(post)
+    target = tokens if config.target == 'embed' else post['stoch']
     with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(ensemble.loss(feat, actions, targets, first))
+      loss = tf.reduce_mean(ensemble.loss(feat, actions, target, is_first))
     grads = tape.gradient(loss, ensemble.trainable_variables)
     optimizer.apply_gradients(zip(grads, ensemble.trainable_variables))
     return loss
 
-  episodes = data['feat'].shape[0]
+  rng = np.random.default_rng(seed)
+  episodes = len(data['obs'])
   loss = None
-  for _ in range(steps):
+  for i in range(steps):
     rows = rng.choice(episodes, batch, replace=False)
-    loss = step(tf.gather(data['feat'], rows),
-                tf.gather(data['actions'], rows),
-                tf.gather(data[target], rows), is_first[rows])
+    if i == 0:  # Builds the ensemble and its optimizer's slots.
+      ensemble(tf.zeros([1, rssm.feat_size]), data['actions'][:1, 0])
+      optimizer.build(ensemble.trainable_variables)
+    loss = step(data['obs'][rows], data['actions'][rows],
+                data['prev_actions'][rows], data['is_first'][rows],
+                tf.constant([seed, 3 + i], tf.int32))
   return float(loss)
 
 
@@ -166,8 +182,8 @@ def _summary(moves, spread, counts, hold_out_from, loss):
   ratio = (float(spread[held].mean() / spread[seen].mean())
            if held.any() and seen.any() and spread[seen].mean() > 0 else None)
   return dict(
-      visits_correlation=deepsea_probe.rank_correlation(
-          [math.log1p(k) for k in n], spread),
+      novelty_correlation=deepsea_probe.rank_correlation(
+          [-math.log1p(k) for k in n], spread),
       held_out_ratio=ratio,
       held_out=float(spread[held].mean()) if held.any() else None,
       seen=float(spread[seen].mean()) if seen.any() else None,

@@ -50,8 +50,8 @@ def test_summary_by_hand():
   assert out['held_out'] == pytest.approx(0.8)  # (1, 1) right
   assert out['seen'] == pytest.approx(np.mean([0.1, 0.2, 0.4]))
   assert out['held_out_ratio'] == pytest.approx(0.8 / np.mean([.1, .2, .4]))
-  # Fewer visits, more disagreement: rho = -1.
-  assert out['visits_correlation'] == pytest.approx(-1.0)
+  # Fewer visits, more disagreement: rho = +1.
+  assert out['novelty_correlation'] == pytest.approx(1.0)
   assert out['loss'] == 2.0
   assert math.isclose(deepsea_probe.rank_correlation(
       [math.log1p(k) for k in (9, 3, 0, 1)], spread), -1.0)
@@ -60,10 +60,10 @@ def test_summary_by_hand():
 def test_a_real_agent_gives_both_targets():
   agent = build(str(N * N), 'discrete:2', *TINY)
   result = ensemble_novelty.novelty(agent, N, episodes=32, steps=3,
-                                    batch=16, hold_out_from=2)
+                                    batch=16, hold_out_from=2, samples=2)
   assert set(result) == {'stoch', 'embed'}
   for target, out in result.items():
-    assert -1.0 <= out['visits_correlation'] <= 1.0, target
+    assert -1.0 <= out['novelty_correlation'] <= 1.0, target
     assert out['held_out'] > 0 and out['seen'] > 0, target
     assert np.isfinite(out['loss']), target
 
@@ -72,6 +72,8 @@ def test_errors_name_the_fix():
   agent = build(str(N * N), 'discrete:2', *TINY)
   with pytest.raises(ValueError, match=r'rows? in 1 \.\. 3'):
     ensemble_novelty.novelty(agent, N, hold_out_from=4)
+  with pytest.raises(ValueError, match='samples >= 1'):
+    ensemble_novelty.novelty(agent, N, hold_out_from=2, samples=0)
   with pytest.raises(ValueError, match='episodes >= batch'):
     ensemble_novelty.novelty(agent, N, episodes=8, batch=16,
                              hold_out_from=2)

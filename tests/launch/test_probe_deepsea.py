@@ -94,12 +94,12 @@ def test_launcher_runs_the_novelty_experiment(tmp_path):
   assert proc.returncode == 0, proc.stderr
   line = json.loads(proc.stdout.strip().splitlines()[-1])
   assert set(line['novelty']) == {'stoch', 'embed'}
-  assert line['novelty_settings'] == dict(steps=2, episodes=16,
+  assert line['novelty_settings'] == dict(steps=2, episodes=16, samples=1,
                                           hold_out_from=2)
   assert line['probe_seed'] == 0
   for out in line['novelty'].values():
-    assert set(out) == {'visits_correlation', 'held_out_ratio', 'held_out',
-                        'seen', 'loss'}
+    assert set(out) == {'novelty_correlation', 'held_out_ratio',
+                        'held_out', 'seen', 'loss'}
   # A row with no move after it is a user error, before TensorFlow loads.
   proc = subprocess.run(base + ['--novelty_hold_out_from=4'], cwd=ROOT,
                         capture_output=True, text=True, check=False,

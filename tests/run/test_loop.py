@@ -317,3 +317,40 @@ def test_workers_share_the_intrinsic_weight_and_the_importance_max():
   # One worker: the weights are those Replay.sample normalises itself.
   solo = _weighted_replay().sample(2)[replay_lib.WEIGHT]
   np.testing.assert_array_equal(solo, (raw / raw.max()).astype(np.float32))
+
+
+def _uniform_replay():
+  replay = replay_lib.Replay(capacity=100, chunk_size=8, length=3,
+                             online=False, seed=1)
+  for t in range(30):
+    replay.add(dict(x=np.float32(t), is_first=np.array(t == 0)))
+  return replay
+
+
+@pytest.mark.parametrize('exploring, weighted', [
+    (True, False), (False, True), (False, False)])
+def test_one_exchange_for_what_the_update_needs(exploring, weighted):
+  """Each worker exchanges once per update if the update needs the mean
+  weight or the importance max (both set by the config, so all workers
+  agree), and never otherwise; what it does not need stays untouched."""
+  replay = _weighted_replay() if weighted else _uniform_replay()
+  raw = (replay.sample(2, normalize=False)[replay_lib.WEIGHT] if weighted
+         else None)
+  replay = _weighted_replay() if weighted else _uniform_replay()
+  schedule = schedules.Fixed(0.2) if exploring else None
+  counters = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp',
+                               schedule)
+  agent = _RecordingAgent()
+  cluster = _TwoWorkers(0.6, largest=7.0)
+  loop = loop_lib.Loop(agent, replay, _Logger(), _Driver(), None, counters,
+                       loop_lib.Settings(steps=1), save=lambda: None,
+                       cluster=cluster)
+  loop._update()  # pylint: disable=protected-access
+  assert cluster.exchanges == int(exploring or weighted)
+  assert agent.weights == ([pytest.approx(0.4)] if exploring else [])
+  assert bool(loop.logger.records) == exploring
+  batch = agent.batches[0]
+  assert (replay_lib.WEIGHT in batch) == weighted
+  if weighted:
+    np.testing.assert_array_equal(batch[replay_lib.WEIGHT],
+                                  (raw / 7.0).astype(np.float32))

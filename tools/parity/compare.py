@@ -249,7 +249,7 @@ def forward(agent, data, samples=None, seed=(0, 0)):
       losses=losses, metrics=metrics, posterior=post, feat=feat,
       replay={k: obs[k] for k in ('reward', 'is_first', 'is_last',
                                   'is_terminal')},
-      actions=actions, weight=None)
+      actions=actions, weight=None, tokens=tokens)
   # Imagination (update.imagine with RSSM.imagine unrolled).
   n, horizon = b * t, agent.imag_length
   start = {k: sg(tf.reshape(v, [n, *v.shape[2:]])) for k, v in post.items()}
