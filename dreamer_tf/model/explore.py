@@ -15,11 +15,10 @@ imitate the prior). `Exploration.target` picks what they predict:
          over its E entries. A deterministic function of the observation,
          so the members agree wherever they have data; the posterior
          sample carries the latent's sampling noise, and while the
-         posterior is noisy the members' spread on it grows with how often
-         a transition was seen (DeepSea 10: a rank correlation of +0.2 to
-         +0.5 with the visit count, against -0.4 to -0.9 for the
-         embedding; analysis/ensemble_novelty.py,
-         docs/benchmarks/xp-deepsea.md)
+         posterior is noisy the members' spread on it falls as transitions
+         get rarer (DeepSea 10: a rank correlation with rarity of -0.44 to
+         -0.71, against +0.40 to +0.91 for the embedding;
+         analysis/ensemble_novelty.py, docs/benchmarks/xp-deepsea.md)
 
 Loss: mean over members; transitions into an episode's first step are
 masked. Every member has its own initialisation (none starts at zero)
