@@ -113,12 +113,14 @@ def _assert_same_updates(result, loss_keys, local_copies=2):
 def test_mirrored_update_with_exploration_equals_single_device():
   """Ensemble, intrinsic stream, importance weights and priorities: the
   2-replica update equals the single-device one as without them. (Latent
-  disagreement: the reward signal differs only inside the ensemble, which
-  tests/model/test_explore.py checks by hand, and is exactly 0 while the
-  reward head is at its zero initialisation.)"""
+  disagreement on the embedding target, which routes the encoder's
+  embeddings to the ensemble; the posterior-sample target and the reward
+  signal differ only inside the ensemble, which tests/model/test_explore.py
+  checks by hand.)"""
   result = run_mirrored(
       '24', 'continuous:2', '+weights', 'Agent.jit_compile = False',
-      "Exploration.signal = 'latent'", 'Exploration.units = 16',
+      "Exploration.signal = 'latent'", "Exploration.target = 'embed'",
+      'Exploration.units = 16',
       "Priority.weights = {'world_model': 1.0, 'value_error': 1.0, "
       "'intrinsic_return': 1.0}")
   for i in range(2):
