@@ -31,6 +31,10 @@ flags.DEFINE_string('save_scores', None,
                     'official-format score file (.json, or .json.gz '
                     'gzipped), which --reference reads back: the curves '
                     'without the run directories.')
+flags.DEFINE_bool('finished_only', False,
+                  'Read only the runs of --runs that have spent their budget '
+                  '(done.json), e.g. with --save_scores while a sweep is '
+                  'still running; a warning counts the others.')
 flags.DEFINE_integer('final_episodes', 10,
                      'Episodes of a final score (mean of the last K) and of '
                      'a best score (best mean of K consecutive ones).',
@@ -48,7 +52,8 @@ def collect():
   flag_values = flags.FLAGS
   _, table = scores.collect(
       flag_values.runs, flag_values.reference, flag_values.tasks, kind(),
-      flag_values.label, by_experiment=not flag_values['label'].present)
+      flag_values.label, by_experiment=not flag_values['label'].present,
+      finished_only=flag_values.finished_only)
   return table
 
 

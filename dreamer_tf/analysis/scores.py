@@ -33,6 +33,7 @@ import numpy as np
 
 from dreamer_tf import files
 from dreamer_tf.envs.base import suggest
+from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import logger as log_lib
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.sweep import experiments as sweep_experiments
@@ -287,7 +288,7 @@ def by_task(runs):
 
 
 def collect(run_patterns=(), reference_paths=(), tasks=(), kind='train',
-            label=METHOD, by_experiment=True):
+            label=METHOD, by_experiment=True, finished_only=False):
   """Our runs and reference runs of the selected tasks.
 
   label: the method name of our runs, or one name per run pattern (e.g.
@@ -297,7 +298,9 @@ def collect(run_patterns=(), reference_paths=(), tasks=(), kind='train',
   launchers do when --label is given). Tasks: `tasks` (env ids or keys) if
   given, else those of our runs, else those of the reference files.
   Reference methods are named by the file's method, or by the file name
-  when another file or one of our labels has that name.
+  when another file or one of our labels has that name. finished_only:
+  leave out our runs that have not spent their budget (no done.json; a
+  warning counts them), e.g. so that a score file keeps only final runs.
   Returns (task keys, {task: {method: [Run]}}).
   """
   if not run_patterns and not reference_paths:
@@ -309,13 +312,25 @@ def collect(run_patterns=(), reference_paths=(), tasks=(), kind='train',
   if len(labels) != len(run_patterns):
     raise ValueError(f'Got {len(labels)} labels for {len(run_patterns)} '
                      'run patterns; pass one label, or one per pattern.')
-  ours, seen = [], set()
+  ours, seen, unfinished = [], set(), []
   for pattern, name in zip(run_patterns, labels):
     for path in find_runs([pattern]):
-      if path not in seen:
-        seen.add(path)
-        ours.append(load_run(path, kind, run_method(path, name)
-                             if by_experiment else name))
+      if path in seen:
+        continue
+      seen.add(path)
+      if finished_only and not os.path.exists(os.path.join(path, DONE_FILE)):
+        unfinished.append(path)
+        continue
+      ours.append(load_run(path, kind, run_method(path, name)
+                           if by_experiment else name))
+  if unfinished:
+    if not ours and not reference_paths:
+      raise ValueError(
+          f'None of the {len(unfinished)} runs matched is finished (no '
+          f'{DONE_FILE}); drop --finished_only (finished_only=False) to '
+          'read running and stopped runs too.')
+    warnings.warn(f'Left out {len(unfinished)} unfinished run(s) (no '
+                  f'{DONE_FILE}): {", ".join(unfinished)}')
   refs = [load_reference(p) for p in reference_paths]
   methods = [{r.method for r in runs} for runs in refs]
   for i, (path, runs) in enumerate(zip(reference_paths, refs)):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dreamer_tf.analysis import scores
+from dreamer_tf.run import DONE_FILE
 from tests.analysis import fakes
 from tests.conftest import ROOT
 
@@ -228,6 +229,23 @@ def test_collect_selects_tasks_and_renames_clashing_methods(tmp_path):
     scores.collect([str(tmp_path / 'pong-*')], [], ['dmc:walker_walk'])
   with pytest.raises(ValueError, match='Nothing to read'):
     scores.collect([], [])
+
+
+def test_collect_can_leave_out_unfinished_runs(tmp_path):
+  for name in ('pong-0', 'pong-1'):
+    write_run(tmp_path / name, 'atari100k:Pong', [(10, 1)],
+              seed=int(name[-1]))
+  (tmp_path / 'pong-1' / DONE_FILE).write_text('{}')
+  pattern = [str(tmp_path / 'pong-*')]
+  _, table = scores.collect(pattern)
+  assert len(table['atari_pong']['dreamer_tf']) == 2
+  with pytest.warns(UserWarning, match=r'Left out 1 unfinished run.*pong-0'):
+    _, table = scores.collect(pattern, finished_only=True)
+  assert [r.seed for r in table['atari_pong']['dreamer_tf']] == [1]
+  (tmp_path / 'pong-1' / DONE_FILE).unlink()
+  with pytest.raises(ValueError, match='None of the 2 runs matched is '
+                     r'finished.*drop --finished_only'):
+    scores.collect(pattern, finished_only=True)
 
 
 def test_bin_curve_means_per_bin():

@@ -1,6 +1,7 @@
 """launch/exploration.py on an experiment sweep's runs: Markdown, CSV,
 success-rate figures, and a clear error for a path without runs."""
 import csv
+import gzip
 import io
 import os
 import subprocess
@@ -105,3 +106,21 @@ def test_a_run_without_episodes_yet_is_left_out_and_named(tmp_path):
   rows = {r['method']: r for r in csv.DictReader(open(out + '.csv'))}
   assert rows['prioritized']['seeds'] == '0'
   assert rows['prioritized']['without_episodes'] == '0 1'
+
+
+def test_finished_only_keeps_unfinished_runs_out_of_a_score_file(
+    sweep, tmp_path):
+  """While a sweep runs, --finished_only keeps a partial run out of the
+  tables and the saved scores, and says which it left out."""
+  done = os.path.join(sweep, 'deepsea_10', 'baseline', 'seed1', 'done.json')
+  with open(done, 'w') as f:
+    f.write('{}')
+  saved = str(tmp_path / 'final.json.gz')
+  proc = _launch(f'--runs={sweep}', '--finished_only', '--reps=50',
+                 f'--save_scores={saved}', f'--out={tmp_path}/f')
+  assert proc.returncode == 0, proc.stderr
+  assert 'Left out 3 unfinished run(s)' in proc.stderr
+  assert '| baseline | 1 | 1/1 [' in proc.stdout
+  assert '| prioritized |' not in proc.stdout
+  text = gzip.decompress(open(saved, 'rb').read()).decode()
+  assert text.count('"method"') == 1 and '"seed":1' in text
