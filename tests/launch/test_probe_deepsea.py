@@ -49,15 +49,17 @@ def test_launcher_inputs(tmp_path):
 
 
 def test_launcher_prints_a_line_per_run(tmp_path):
+  """Also with the novelty experiment on (--novelty_steps)."""
   env, kwargs = f'deepsea:{N}', {'mapping_seed': 7}
   for name in ('s2', 's1'):
     write_run(str(tmp_path / name), TINY + [f"train.env = '{env}'"], env=env,
               env_kwargs=kwargs, repeat=1, counters={'ratio': {'updates': 3}})
   out = tmp_path / 'probe.jsonl'
+  base = [sys.executable, '-m', 'launch.probe_deepsea',
+          f'--logdirs={tmp_path}/s*', '--samples=2', '--novelty_steps=2',
+          '--novelty_episodes=16']
   proc = subprocess.run(
-      [sys.executable, '-m', 'launch.probe_deepsea',
-       f'--logdirs={tmp_path}/s*', '--samples=2', '--cells',
-       f'--probe_out={out}'],
+      base + ['--cells', f'--probe_out={out}', '--novelty_hold_out_from=2'],
       cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
   assert proc.returncode == 0, proc.stderr
   lines = [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
@@ -66,12 +68,26 @@ def test_launcher_prints_a_line_per_run(tmp_path):
   assert [json.loads(l) for l in out.read_text().splitlines()] == lines
   for line in lines:
     assert (line['policy_steps'], line['updates']) == (POLICY_STEPS, 3)
-    assert (line['size'], line['samples']) == (N, 2)
+    assert (line['size'], line['samples'], line['probe_seed']) == (N, 2, 0)
     assert line['cells'] == len(line['per_cell']) == N * (N + 1) // 2
     assert {(c['row'], c['col']) for c in line['per_cell']} == {
         (r, c) for r in range(N) for c in range(r + 1)}
     for key in ('reconstruct', 'imagine', 'actor_right_diagonal'):
       assert 0.0 <= line[key] <= 1.0, key
+    assert line['novelty_settings'] == dict(steps=2, episodes=16, samples=2,
+                                            hold_out_from=2)
+    assert set(line['novelty']) == {'stoch', 'embed'}
+    for result in line['novelty'].values():
+      assert set(result) == {'novelty_correlation', 'held_out_ratio',
+                             'held_out', 'seen', 'loss'}
+  # A held-out row with no move after it is a user error, found before
+  # TensorFlow loads.
+  proc = subprocess.run(base + ['--novelty_hold_out_from=4'], cwd=ROOT,
+                        capture_output=True, text=True, check=False,
+                        timeout=300)
+  assert proc.returncode == 1
+  assert '--novelty_hold_out_from=4' in proc.stderr
+  assert 'Traceback' not in proc.stderr
 
 
 def test_hold_out_row_must_leave_moves_after_it():
@@ -79,31 +95,3 @@ def test_hold_out_row_must_leave_moves_after_it():
   for row in (0, 4):
     with pytest.raises(ValueError, match=r'rows 1 \.\. 3.*pick one'):
       probe_deepsea.check_hold_out(row, N)
-
-
-def test_launcher_runs_the_novelty_experiment(tmp_path):
-  env = f'deepsea:{N}'
-  write_run(str(tmp_path / 'run'), TINY + [f"train.env = '{env}'"], env=env,
-            env_kwargs={}, repeat=1, counters={'ratio': {'updates': 3}})
-  base = [sys.executable, '-m', 'launch.probe_deepsea',
-          f'--logdirs={tmp_path}/run', '--samples=1', '--novelty_steps=2',
-          '--novelty_episodes=16']
-  proc = subprocess.run(base + ['--novelty_hold_out_from=2'], cwd=ROOT,
-                        capture_output=True, text=True, check=False,
-                        timeout=300)
-  assert proc.returncode == 0, proc.stderr
-  line = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert set(line['novelty']) == {'stoch', 'embed'}
-  assert line['novelty_settings'] == dict(steps=2, episodes=16, samples=1,
-                                          hold_out_from=2)
-  assert line['probe_seed'] == 0
-  for out in line['novelty'].values():
-    assert set(out) == {'novelty_correlation', 'held_out_ratio',
-                        'held_out', 'seen', 'loss'}
-  # A row with no move after it is a user error, before TensorFlow loads.
-  proc = subprocess.run(base + ['--novelty_hold_out_from=4'], cwd=ROOT,
-                        capture_output=True, text=True, check=False,
-                        timeout=300)
-  assert proc.returncode == 1
-  assert '--novelty_hold_out_from=4' in proc.stderr
-  assert 'Traceback' not in proc.stderr
