@@ -334,6 +334,8 @@ class Agent:
     if self.exploration.enabled:  # Absent otherwise: older runs match.
       for field in ('signal', 'members', 'layers', 'units'):
         out[f'Exploration.{field}'] = getattr(self.exploration, field)
+      if self.exploration.target != 'stoch':  # Older runs predicted stoch.
+        out['Exploration.target'] = self.exploration.target
     return out
 
   # --- Actions --------------------------------------------------------------

@@ -125,6 +125,10 @@ def test_embed_target_trains_on_the_encoders_embeddings():
   metrics, _ = agent.train(data)
   assert float(metrics['opt/skipped']) == 0.0
   assert np.isfinite(float(metrics['intr/ensemble_loss']))
+  # The target shapes the ensemble, so a resume must keep it; runs from
+  # before the option (all 'stoch') keep their signature.
+  assert agent.signature()['Exploration.target'] == 'embed'
+  assert 'Exploration.target' not in explorer().signature()
 
 
 def test_update_trains_the_ensemble_on_the_world_models_posteriors():
