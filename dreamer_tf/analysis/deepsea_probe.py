@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from dreamer_tf.envs import deepsea
+from dreamer_tf.model import explore
 
 OBS_KEY = 'vector'  # The DeepSea suite's observation key (envs/deepsea.py).
 
@@ -207,10 +208,8 @@ def probe(agent, size, samples=8, seed=0,
     imagined[a] = _cell_of(wm.decode(nxt)[OBS_KEY].mode())
     reward[a] = wm.reward(rssm.feat(nxt)).mean().numpy()
     if agent.ensemble is not None:
-      variance = tf.math.reduce_variance(
-          agent.ensemble.predict(feat, action), 0)  # [M*S, ...]
-      spread[a] = tf.reduce_mean(
-          tf.reshape(variance, [m * samples, -1]), -1).numpy()
+      spread[a] = explore.disagreement(
+          agent.ensemble.predict(feat, action), 1).numpy()  # [M*S]
 
   per_cell, imagine_ok, diag_right_ok = [], [], []
   for i, (r, c) in enumerate(cells):

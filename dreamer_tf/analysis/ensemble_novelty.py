@@ -100,8 +100,7 @@ def novelty(agent, size, targets=explore.TARGETS, episodes=1500, steps=3000,
               prev_actions=prev_actions, is_first=is_first)
   moves, move_feat, move_action = _probe_moves(agent, size, samples, seed,
                                                settings)
-  embed_size = int(agent.wm.encode(
-      {deepsea_probe.OBS_KEY: tf.constant(obs[:1, :1])}).shape[-1])
+  embed_size = agent.wm.token_size()
   base = agent.exploration if agent.exploration.enabled else \
       explore.ExplorationConfig()
   result = {}
@@ -111,10 +110,8 @@ def novelty(agent, size, targets=explore.TARGETS, episodes=1500, steps=3000,
         config, agent.wm.rssm.stoch_size, agent.wm.rssm.classes,
         nets.InitSeeds(seed), embed_size=embed_size)
     loss = _train(agent, ensemble, config, data, steps, batch, seed)
-    variance = tf.math.reduce_variance(
-        ensemble.predict(move_feat, move_action), 0)  # [S, moves, ...]
-    spread = tf.reduce_mean(tf.reshape(
-        variance, [samples, len(moves), -1]), [0, 2]).numpy()
+    spread = tf.reduce_mean(explore.disagreement(
+        ensemble.predict(move_feat, move_action), 2), 0).numpy()  # [moves]
     result[target] = _summary(moves, spread, counts, hold_out_from, loss)
   return result
 

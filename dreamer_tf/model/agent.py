@@ -151,7 +151,7 @@ class Agent:
     rssm = self.wm.rssm
     embed_size = None
     if self.exploration.target == 'embed':  # The encoder's output width.
-      embed_size = int(self.wm.encode(self.dummy_obs(1, 1)).shape[-1])
+      embed_size = self.wm.token_size()
     self.ensemble = explore_lib.Ensemble(
         self.exploration, rssm.stoch_size, rssm.classes, seeds,
         embed_size=embed_size, dtype=dtype, name='ensemble')

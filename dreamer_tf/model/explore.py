@@ -182,8 +182,7 @@ class Ensemble(keras.layers.Layer):
     """
     preds = self.predict(feat[:, :-1], actions[:, :-1])
     if self.config.signal == 'latent':
-      spread = _spread(preds, self.config.spread)  # [N, H, S, C] or [N, H, E]
-      signal = tf.reduce_mean(spread, list(range(2, spread.shape.rank)))
+      signal = disagreement(preds, 2, self.config.spread)  # [N, H]
     else:
       k, n, h = preds.shape[:3]
       flat = tf.reshape(preds, [k, n, h, self.stoch * self.classes])
@@ -192,6 +191,14 @@ class Ensemble(keras.layers.Layer):
       rewards = reward_fn(tf.concat([member_deter, flat], -1))  # [K, N, H]
       signal = _spread(rewards, self.config.spread)
     return sg(tf.concat([tf.zeros_like(signal[:, :1]), signal], 1))
+
+
+def disagreement(predictions, batch_dims, kind='variance'):
+  """The latent disagreement of `Ensemble.predict`'s [K, *batch, ...]
+  predictions: their spread over the members, mean over the entries after
+  the `batch_dims` batch axes -> [*batch]."""
+  spread = _spread(predictions, kind)
+  return tf.reduce_mean(spread, list(range(batch_dims, spread.shape.rank)))
 
 
 def _spread(values, kind):

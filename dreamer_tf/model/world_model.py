@@ -202,6 +202,12 @@ class WorldModel(keras.layers.Layer):
     tokens = self.encoder(flat)
     return tf.reshape(tokens, [b, t, tokens.shape[-1]])
 
+  def token_size(self):
+    """E, the width of `encode`'s tokens (the encoder runs once on zeros)."""
+    zeros = {k: tf.zeros([1, 1, *self.obs_space[k].shape],
+                         self.obs_space[k].dtype) for k in self.keys}
+    return int(self.encode(zeros).shape[-1])
+
   def decode(self, states):
     """states {deter [N, D], stoch [N, S, K]} -> {key: distribution}."""
     deter = states['deter']
