@@ -18,6 +18,12 @@ the diagonal's right moves vs every other move (`cells` is the number of
 reachable cells). --cells adds `per_cell`, a row per cell.
 --probe_out also writes the lines to a file.
 
+With an ensemble, `disagreement_replay_novelty` ranks its disagreement by
+each move's count in the run's replay up to the checkpoint's policy steps
+(dreamer_tf/analysis/replay_moves.py; `replay_steps` is that count of
+steps). The replay is <logdir>/replay, or --replay for checkpoint
+snapshots, which have none (pass the run's, e.g. runs/deepsea/replay).
+
 --novelty_steps=N (e.g. 3000; 0 = off) adds `novelty`: whether a fresh
 ensemble of each target ('stoch', 'embed'), trained N steps on the
 checkpoint's posteriors of uniform random episodes (fresh samples every
@@ -57,6 +63,9 @@ flags.DEFINE_integer('novelty_episodes', 1500, 'Uniform random episodes '
 flags.DEFINE_integer('novelty_hold_out_from', 4, 'First diagonal row whose '
                      'right move the novelty data never contains.',
                      lower_bound=1)
+flags.DEFINE_string('replay', None, "The run's replay directory, for the "
+                    'replay counts of runs without one (snapshots); '
+                    'default <logdir>/replay when it exists.')
 FLAGS = flags.FLAGS
 
 
@@ -113,27 +122,43 @@ def main(argv):
   del argv
   with errors.user_input():
     dirs = run_dirs(FLAGS.logdirs)
+    if FLAGS.replay and not os.path.isdir(FLAGS.replay):
+      raise ValueError(f'--replay={FLAGS.replay} is not a directory; pass '
+                       "the probed run's replay (e.g. runs/x/replay).")
     runs = []  # Every directory checked before TensorFlow loads.
     for logdir in dirs:
       record = record_lib.load(logdir)
       size = deepsea_size(record.env)
       if FLAGS.novelty_steps:
         check_hold_out(FLAGS.novelty_hold_out_from, size)
-      runs.append((logdir, size, env_settings(record.env_kwargs)))
+      replay = FLAGS.replay or os.path.join(logdir, 'replay')
+      runs.append((logdir, size, env_settings(record.env_kwargs),
+                   replay if os.path.isdir(replay) else None))
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
   from dreamer_tf.analysis import ensemble_novelty
+  from dreamer_tf.analysis import replay_moves
+  from dreamer_tf.envs import deepsea
   from dreamer_tf.run import evaluate
   with (open(FLAGS.probe_out, 'w') if FLAGS.probe_out
         else contextlib.nullcontext()) as out:
-    for logdir, size, settings in runs:
+    for logdir, size, settings, replay in runs:
       agent, states = evaluate.restore_agent(logdir)
-      result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
-                                   seed=FLAGS.probe_seed, **settings)
       counters = states['counters']
+      counts = None
+      if replay and agent.ensemble is not None:
+        mapping = deepsea.DeepSeaEnv(size=size, **settings).action_mapping
+        with errors.user_input():
+          counts = replay_moves.moves(replay, size, mapping,
+                                      steps=counters['policy_steps'])
+      result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
+                                   seed=FLAGS.probe_seed, counts=counts,
+                                   **settings)
       line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
                   updates=counters['ratio']['updates'],
                   probe_seed=FLAGS.probe_seed, **result['summary'])
+      if counts is not None:
+        line['replay_steps'] = counters['policy_steps']
       if FLAGS.cells:
         line['per_cell'] = result['cells']
       if FLAGS.novelty_steps:

@@ -30,7 +30,11 @@ moves) that the posterior observes:
                 with the rarity of the move's cell, -log P(r, c) under a
                 uniform policy (`visit_probability`), over rows 0 .. N-2:
                 +1 for a novelty bonus that grows as cells get rarer, 0
-                for none, < 0 for one that favours the familiar
+                for none, < 0 for one that favours the familiar;
+                given the moves in the run's replay (`counts`,
+                `replay_moves.py`), `disagreement_replay_novelty` ranks it
+                by -log(1 + the move's count) instead: what the ensemble
+                was trained on, once the actor is no longer uniform
 
 Latents are sampled, so every path is run `samples` times (one stateless
 seed) and accuracies are fractions over cells x samples.
@@ -174,10 +178,19 @@ def _cell_of(decoded):
 
 
 def probe(agent, size, samples=8, seed=0,
-          mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True):
+          mapping_seed=deepsea.MAPPING_SEED, randomize_actions=True,
+          counts=None):
   """Measures the module docstring's quantities. Returns a dict: `summary`
   (accuracies, treasure rewards, actor, disagreement, posterior entropy)
-  and `cells` (a row per reachable cell)."""
+  and `cells` (a row per reachable cell).
+
+  counts: {(row, col, right): n}, the moves in the run's replay
+  (`replay_moves.moves`); with an ensemble it adds each move's count to
+  the cells (`right_count`, `left_count`) and `disagreement_replay_novelty`
+  to the summary: the rank correlation of the disagreement with
+  -log(1 + count) over rows 0 .. N-2 (> 0: moves rarer in the data get
+  more, the sign of `disagreement_novelty`).
+  """
   if samples < 1:
     raise ValueError(f'samples={samples} must be >= 1.')
   check_agent(agent, size)
@@ -224,6 +237,8 @@ def probe(agent, size, samples=8, seed=0,
       row[f'{name}_reward'] = float(reward[action][span].mean())
       if spread:
         row[f'{name}_disagreement'] = float(spread[action][span].mean())
+        if counts is not None:
+          row[f'{name}_count'] = int(counts.get((r, c, right), 0))
       if r < n - 1:
         ok = imagined[action][span] == (r + 1) * n + col
         row[f'{name}_imagine'] = float(ok.mean())
@@ -260,4 +275,9 @@ def probe(agent, size, samples=8, seed=0,
              for row in per_cell if row['row'] < n - 1
              for name in ('right', 'left')]
     summary['disagreement_novelty'] = rank_correlation(*zip(*moves))
+    if counts is not None:
+      summary['disagreement_replay_novelty'] = rank_correlation(*zip(*[
+          (-np.log1p(row[f'{name}_count']), row[f'{name}_disagreement'])
+          for row in per_cell if row['row'] < n - 1
+          for name in ('right', 'left')]))
   return dict(summary=summary, cells=per_cell)

@@ -249,6 +249,38 @@ def test_disagreement_novelty_follows_the_rarity_of_a_cell(direction):
   assert summary['disagreement_novelty'] == pytest.approx(direction)
 
 
+@pytest.mark.parametrize('direction', [1.0, -1.0])
+def test_disagreement_replay_novelty_follows_the_count_of_a_move(direction):
+  # A replay that holds each move (row, col, right) a different number of
+  # times, right moves rarer than left ones, and unrelated to the rarity
+  # under a uniform policy.
+  counts = {(r, c, right): (3 * r + 5 * c + 7) % 11 + (0 if right else 20)
+            for r in range(N - 1) for c in range(r + 1)
+            for right in (True, False)}
+  def ensemble(feat, action):
+    cells = np.argmax(feat[:, :N * N], -1)
+    right = np.asarray(action)[:, 1] == mapping.reshape(-1)[cells]
+    n = np.array([counts.get((*divmod(int(cell), N), bool(r)), 0)
+                  for cell, r in zip(cells, right)], np.float32)
+    x = 0.05 * (5.0 - direction * np.log1p(n) / 2)
+    logits = np.zeros([3, len(cells), 1, 2], np.float32)
+    logits[:, :, 0, 0] = np.arange(3.0)[:, None] * x
+    return tf.nn.softmax(logits, -1)
+  agent, mapping = oracle(ensemble=types.SimpleNamespace(predict=ensemble))
+  result = deepsea_probe.probe(agent, N, samples=1, counts=counts)
+  assert result['summary']['disagreement_replay_novelty'] == pytest.approx(
+      direction)
+  assert result['summary']['disagreement_novelty'] != pytest.approx(
+      direction)  # The uniform policy's rarity ranks these moves otherwise.
+  for row in result['cells']:
+    for name, right in (('right', True), ('left', False)):
+      assert row[f'{name}_count'] == counts.get(
+          (row['row'], row['col'], right), 0)
+  plain = deepsea_probe.probe(agent, N, samples=1)
+  assert 'disagreement_replay_novelty' not in plain['summary']
+  assert 'right_count' not in plain['cells'][0]
+
+
 @pytest.mark.parametrize('signal,target', [
     (None, None), ('latent', 'stoch'), ('latent', 'embed')])
 def test_a_real_agent_runs(signal, target):

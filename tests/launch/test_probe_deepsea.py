@@ -8,8 +8,11 @@ import sys
 
 import pytest
 
+from dreamer_tf import replay as replay_lib
 from dreamer_tf.envs import deepsea
 from launch import probe_deepsea
+from tests.analysis.test_replay_moves import play
+from tests.analysis.test_replay_moves import tally
 from tests.conftest import ROOT
 from tests.conftest import TINY
 from tests.run.test_evaluate import POLICY_STEPS
@@ -49,11 +52,22 @@ def test_launcher_inputs(tmp_path):
 
 
 def test_launcher_prints_a_line_per_run(tmp_path):
-  """Also with the novelty experiment on (--novelty_steps)."""
+  """Also with the novelty experiment on (--novelty_steps), and the replay
+  counts of a run with an ensemble and a replay (s2)."""
   env, kwargs = f'deepsea:{N}', {'mapping_seed': 7}
+  explore = ["Exploration.signal = 'latent'", 'Exploration.units = 16',
+             "Exploration.target = 'embed'"]
   for name in ('s2', 's1'):
-    write_run(str(tmp_path / name), TINY + [f"train.env = '{env}'"], env=env,
-              env_kwargs=kwargs, repeat=1, counters={'ratio': {'updates': 3}})
+    write_run(str(tmp_path / name),
+              TINY + [f"train.env = '{env}'"] + (explore if name == 's2'
+                                                  else []),
+              env=env, env_kwargs=kwargs, repeat=1,
+              counters={'ratio': {'updates': 3}})
+  replay = replay_lib.Replay(str(tmp_path / 's2' / 'replay'), chunk_size=16,
+                             length=4)
+  _, made = play(replay, episodes=12, workers=2, size=N,  # 144 steps.
+                 **kwargs)
+  replay.save()
   out = tmp_path / 'probe.jsonl'
   base = [sys.executable, '-m', 'launch.probe_deepsea',
           f'--logdirs={tmp_path}/s*', '--samples=2', '--novelty_steps=2',
@@ -66,6 +80,14 @@ def test_launcher_prints_a_line_per_run(tmp_path):
   assert [l['logdir'] for l in lines] == [
       str(tmp_path / 's1'), str(tmp_path / 's2')]
   assert [json.loads(l) for l in out.read_text().splitlines()] == lines
+  assert 'disagreement_replay_novelty' not in lines[0]
+  assert lines[1]['replay_steps'] == POLICY_STEPS
+  assert -1.0 <= lines[1]['disagreement_replay_novelty'] <= 1.0
+  # The replay's steps up to the checkpoint's, with the run's mapping.
+  assert {(c['row'], c['col'], right): c[f'{name}_count']
+          for c in lines[1]['per_cell'] if c['row'] < N - 1
+          for name, right in (('right', True), ('left', False))
+          if c[f'{name}_count']} == tally(made, POLICY_STEPS // 2)
   for line in lines:
     assert (line['policy_steps'], line['updates']) == (POLICY_STEPS, 3)
     assert (line['size'], line['samples'], line['probe_seed']) == (N, 2, 0)
@@ -87,6 +109,13 @@ def test_launcher_prints_a_line_per_run(tmp_path):
                         timeout=300)
   assert proc.returncode == 1
   assert '--novelty_hold_out_from=4' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  proc = subprocess.run(base + ['--novelty_hold_out_from=2',
+                                f'--replay={tmp_path}/none'], cwd=ROOT,
+                        capture_output=True, text=True, check=False,
+                        timeout=300)
+  assert proc.returncode == 1
+  assert f'--replay={tmp_path}/none is not a directory' in proc.stderr
   assert 'Traceback' not in proc.stderr
 
 

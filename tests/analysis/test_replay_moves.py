@@ -1,0 +1,117 @@
+"""DeepSea moves counted from a saved replay (analysis/replay_moves.py),
+against the moves the environment made, and the refusals."""
+import numpy as np
+import pytest
+
+from dreamer_tf import replay as replay_lib
+from dreamer_tf.analysis import deepsea_probe
+from dreamer_tf.analysis import replay_moves
+from dreamer_tf.envs import deepsea
+from dreamer_tf.replay import disk
+
+N = 4
+
+
+def play(replay, episodes, workers, seed=0, size=N, **env_kwargs):
+  """Random DeepSea episodes, the workers stepping in lockstep as the
+  training loop's envs do. Returns (mapping, the moves each worker made per
+  step: [worker][step] -> (row, col, right) or None, no counted move)."""
+  rng = np.random.default_rng(seed)
+  envs = [deepsea.DeepSeaEnv(size=size, **env_kwargs)
+          for _ in range(workers)]
+  mapping = np.asarray(envs[0].action_mapping)
+  made = [[] for _ in range(workers)]
+  obs = [env.reset(seed=0)[0] for env in envs]
+  pos = [(0, 0)] * workers
+  first, done = [True] * workers, [False] * workers
+  for _ in range(episodes * (size + 1)):
+    for w, env in enumerate(envs):
+      action = int(rng.integers(2))
+      replay.add(dict(vector=obs[w], action=np.int32(action),
+                      reward=np.float32(0), is_first=np.bool_(first[w]),
+                      is_last=np.bool_(done[w]),
+                      is_terminal=np.bool_(done[w])), w)
+      if done[w]:  # The zeros step after the last move; no move made.
+        made[w].append(None)
+        obs[w], pos[w] = env.reset(seed=0)[0], (0, 0)
+        first[w], done[w] = True, False
+        continue
+      row, col = pos[w]
+      right = action == mapping[row, col]
+      made[w].append((row, col, bool(right)) if row < size - 1 else None)
+      obs[w], _, done[w], _, info = env.step(action)
+      pos[w] = (info['row'], info['column'])
+      first[w] = False
+      if not done[w]:  # The probe's move rule, as the counts assume.
+        assert pos[w] == (row + 1, deepsea_probe.move(mapping, row, col,
+                                                      right)[1])
+  return mapping, made
+
+
+def tally(made, quota=None):
+  counts = {}
+  for steps in made:
+    for move in steps[:quota]:
+      if move is not None:
+        counts[move] = counts.get(move, 0) + 1
+  return counts
+
+
+@pytest.fixture(name='saved')
+def _saved(tmp_path):
+  replay = replay_lib.Replay(str(tmp_path / 'replay'), capacity=10_000,
+                             chunk_size=7, length=3)
+  mapping, made = play(replay, episodes=9, workers=3)
+  replay.save()
+  return str(tmp_path / 'replay'), mapping, made
+
+
+def test_counts_every_move_the_env_made(saved):
+  directory, mapping, made = saved
+  counts = replay_moves.moves(directory, N, mapping)
+  assert counts == tally(made)
+  assert sum(counts.values()) == 3 * 9 * (N - 1)  # Rows 0 .. N-2, 3 workers.
+  assert {r for r, _, _ in counts} == set(range(N - 1))
+
+
+@pytest.mark.parametrize('steps', [3, 3 * 7, 3 * 8, 3 * 20])
+def test_counts_the_first_steps_of_every_worker(saved, steps):
+  directory, mapping, made = saved
+  assert replay_moves.moves(directory, N, mapping, steps=steps) == tally(
+      made, steps // 3)
+
+
+@pytest.mark.parametrize('steps, problem', [
+    (4, 'multiple of the workers'), (3 * 9 * (N + 1) + 3, 'holds 135 steps')])
+def test_refuses_a_cut_the_replay_cannot_give(saved, steps, problem):
+  directory, mapping, _ = saved
+  with pytest.raises(ValueError, match=problem):
+    replay_moves.moves(directory, N, mapping, steps=steps)
+
+
+def test_refuses_a_replay_that_dropped_its_first_steps(tmp_path):
+  replay = replay_lib.Replay(str(tmp_path), capacity=10, chunk_size=4,
+                             length=2)
+  mapping, _ = play(replay, episodes=6, workers=1)
+  replay.save()
+  with pytest.raises(ValueError, match='no longer holds the start'):
+    replay_moves.moves(str(tmp_path), N, mapping)
+
+
+def test_refuses_a_missing_replay_and_a_wrong_mapping(tmp_path, saved):
+  with pytest.raises(disk.ReplayMissingError, match='no saved replay'):
+    replay_moves.moves(str(tmp_path / 'none'), N, np.zeros([N, N]))
+  directory, mapping, _ = saved
+  with pytest.raises(ValueError, match=r'deepsea:5 run has \(5, 5\)'):
+    replay_moves.moves(directory, 5, mapping)
+
+
+def test_refuses_a_replay_without_deepsea_steps(tmp_path):
+  replay = replay_lib.Replay(str(tmp_path), capacity=100, chunk_size=4,
+                             length=2)
+  for t in range(6):
+    replay.add(dict(image=np.zeros([2], np.float32), action=np.int32(0),
+                    is_last=np.bool_(False)))
+  replay.save()
+  with pytest.raises(ValueError, match="not a DeepSea run"):
+    replay_moves.moves(str(tmp_path), N, np.zeros([N, N], int))
