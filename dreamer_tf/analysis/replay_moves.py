@@ -46,16 +46,19 @@ def moves(directory, size, mapping, steps=None):
   replay = disk.Directory(directory)
   index = _index(replay)
   chains = _chains(index, directory)
-  held = sum(sum(c[2] for c in chain) for chain in chains.values())
+  if not chains:
+    raise ValueError(f'The replay {directory} holds no steps.')
+  held = [sum(c[2] for c in chain) for chain in chains.values()]
   if steps is None:
     quota = None
   else:
-    if steps % len(chains) or steps > held:
+    if steps % len(chains) or steps // len(chains) > min(held):
       raise ValueError(
           f'Cannot count the first {steps} policy steps in the replay '
-          f'{directory}: it holds {held} steps of {len(chains)} env '
-          f'workers (steps must be a multiple of the workers and at most '
-          'what the replay holds; is this the replay of the probed run?).')
+          f'{directory}: it holds {sum(held)} steps of {len(chains)} env '
+          f'workers (steps must be a multiple of the workers, and each '
+          'worker must hold its share; is this the replay of the probed '
+          'run?).')
     quota = steps // len(chains)
   counts = {}
   for chain in chains.values():

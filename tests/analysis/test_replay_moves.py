@@ -115,3 +115,26 @@ def test_refuses_a_replay_without_deepsea_steps(tmp_path):
   replay.save()
   with pytest.raises(ValueError, match="not a DeepSea run"):
     replay_moves.moves(str(tmp_path), N, np.zeros([N, N], int))
+
+
+def test_refuses_an_empty_replay_and_a_worker_short_of_its_share(tmp_path):
+  empty = replay_lib.Replay(str(tmp_path / 'empty'), capacity=100,
+                            chunk_size=4, length=2)
+  empty.save()
+  with pytest.raises(ValueError, match='holds no steps'):
+    replay_moves.moves(str(tmp_path / 'empty'), N, np.zeros([N, N], int))
+  uneven = replay_lib.Replay(str(tmp_path / 'uneven'), capacity=100,
+                             chunk_size=4, length=2)
+  mapping, _ = play(uneven, episodes=2, workers=1)  # Worker 0: 10 steps.
+  step = dict(vector=np.eye(N * N, dtype=np.float32)[0], action=np.int32(0),
+              reward=np.float32(0), is_first=np.bool_(True),
+              is_last=np.bool_(False), is_terminal=np.bool_(False))
+  for _ in range(4):
+    uneven.add(step, 1)
+  uneven.save()
+  assert sum(replay_moves.moves(str(tmp_path / 'uneven'), N, mapping,
+                                steps=8).values()) == 3 + 4
+  # Worker 0's first 4 steps: the moves from rows 0, 1, 2 and the last row;
+  # worker 1's: 4 moves from (0, 0).
+  with pytest.raises(ValueError, match='each worker must hold its share'):
+    replay_moves.moves(str(tmp_path / 'uneven'), N, mapping, steps=10)
