@@ -21,6 +21,13 @@ env worker appends to its own chain of chunks, and the workers step in
 lockstep, so the first `steps` policy steps are the first steps / W steps
 of each of the W chains. A replay that has dropped the start of a chain
 (capacity reached) cannot be cut like that, and is refused.
+
+`diagonal_depths(directory, size)` gives, per finished episode, how deep
+along the diagonal it went: the largest r with (r, r) among its cells.
+(r, r) is reached only by r right moves from (0, 0), so the depth is the
+length of the episode's opening run of right moves, capped at N - 1; the
+treasure needs depth N - 1 and one more right move. For an exploration
+method that does not find the treasure, it is how close it came, and when.
 """
 import json
 
@@ -43,12 +50,8 @@ def moves(directory, size, mapping, steps=None):
   if mapping.shape != (size, size):
     raise ValueError(f'mapping has shape {mapping.shape}; a deepsea:{size} '
                      f'run has ({size}, {size}).')
-  replay = disk.Directory(directory)
-  index = _index(replay)
-  chains = _chains(index, directory)
-  if not chains:
-    raise ValueError(f'The replay {directory} holds no steps.')
-  held = [sum(c[2] for c in chain) for chain in chains.values()]
+  chains = _worker_steps(directory, size)
+  held = [sum(length for length, _ in chain) for chain in chains]
   if steps is None:
     quota = None
   else:
@@ -61,23 +64,71 @@ def moves(directory, size, mapping, steps=None):
           'run?).')
     quota = steps // len(chains)
   counts = {}
-  for chain in chains.values():
+  for chain in chains:
     left = quota
-    for _, _, length, _, _, _, steps_file, _ in chain:
+    for length, load in chain:
       take = length if left is None else min(length, left)
       if take == 0:
         break
-      data = replay.load_npz(steps_file, keys=_KEYS)
-      missing = [k for k in _KEYS if k not in data]
-      if missing:
-        raise ValueError(
-            f'Replay file {replay.path(steps_file)} lacks {missing}: '
-            'not a DeepSea run (its steps need the observation '
-            "'vector', 'action' and 'is_last').")
-      _count(counts, size, mapping, *(data[k][:take] for k in _KEYS))
+      _count(counts, size, mapping, *(v[:take] for v in load()))
       if left is not None:
         left -= take
   return counts
+
+
+def diagonal_depths(directory, size):
+  """(steps [E], depth [E] int) of the replay's finished episodes, in the
+  order they ended: the run's policy steps when each ended, as its
+  scores.jsonl logs them (the W workers step in lockstep, and a worker's
+  step k, from 0, is logged at k W), and the deepest diagonal row it
+  reached (module docstring)."""
+  chains = _worker_steps(directory, size)
+  ends, depths = [], []
+  for chain in chains:
+    position, depth = 0, -1
+    for _, load in chain:
+      vector, _, is_last = load()
+      on_grid = vector.max(-1) > 0
+      row, col = np.divmod(np.argmax(vector, -1), size)
+      diagonal = np.where(on_grid & (row == col), row, -1)
+      for t in range(len(vector)):  # Episodes span chunks.
+        depth = max(depth, int(diagonal[t]))
+        if is_last[t]:
+          ends.append((position + t) * len(chains))
+          depths.append(depth)
+          depth = -1
+      position += len(vector)
+  order = np.argsort(ends, kind='stable')
+  return (np.asarray(ends, np.int64)[order],
+          np.asarray(depths, np.int64)[order])
+
+
+def _worker_steps(directory, size):
+  """Per env worker, its chunks oldest first as (length, load), load()
+  giving (vector [length, N*N], action [length], is_last [length])."""
+  replay = disk.Directory(directory)
+  chains = _chains(_index(replay), directory)
+  if not chains:
+    raise ValueError(f'The replay {directory} holds no steps.')
+
+  def loader(entry):
+    def load():
+      data = replay.load_npz(entry[6], keys=_KEYS)
+      missing = [k for k in _KEYS if k not in data]
+      if missing:
+        raise ValueError(
+            f'Replay file {replay.path(entry[6])} lacks {missing}: '
+            'not a DeepSea run (its steps need the observation '
+            "'vector', 'action' and 'is_last').")
+      if data['vector'].shape[1:] != (size * size,):
+        raise ValueError(
+            f"Replay file {replay.path(entry[6])}: 'vector' has shape "
+            f"{data['vector'].shape[1:]} per step; a deepsea:{size} run's "
+            f'is ({size * size},): pass the size the run was trained with.')
+      return tuple(data[k][:entry[2]] for k in _KEYS)
+    return load
+  return [[(entry[2], loader(entry)) for entry in chain]
+          for chain in chains.values()]
 
 
 def _index(replay):

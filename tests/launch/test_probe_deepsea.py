@@ -65,7 +65,7 @@ def test_launcher_prints_a_line_per_run(tmp_path):
               counters={'ratio': {'updates': 3}})
   replay = replay_lib.Replay(str(tmp_path / 's2' / 'replay'), chunk_size=16,
                              length=4)
-  _, made = play(replay, episodes=12, workers=2, size=N,  # 144 steps.
+  _, made, _ = play(replay, episodes=12, workers=2, size=N,  # 144 steps.
                  **kwargs)
   replay.save()
   out = tmp_path / 'probe.jsonl'
