@@ -21,15 +21,29 @@ Writes <out>.md, <out>.csv and the success-rate curves
 <out>/success_rate/<task>.png/.svg and grid.png/.svg (launch/plot.py: per
 method the mean over seeds with a 95% bootstrap band and a thin line per
 seed; x = env frames, which for DeepSea N x N is N per episode).
+
+DeepSea runs whose directory holds their replay also give the diagonal
+depth of every episode (--depth, on by default): the deepest diagonal
+cell (r, r) it reached, i.e. its opening run of right moves
+(dreamer_tf/analysis/replay_moves.py). The treasure needs depth N - 1 and
+one more right move, so where no seed finds it, depth tells how close
+each method came and when. The tables add the deepest row per seed and
+its median; <out>/diagonal_depth/ plots the deepest row reached so far.
+--save_depths keeps the depths in a score file, as --save_scores keeps the
+scores, and --depth_reference reads it back without the runs.
 """
 import math
 import os
+import re
 
 from absl import app
 from absl import flags
+import numpy as np
 
 from dreamer_tf.analysis import exploration
+from dreamer_tf.analysis import replay_moves
 from dreamer_tf.analysis import results
+from dreamer_tf.analysis import scores
 from launch import errors
 from launch import plot
 from launch import score_flags  # noqa: F401  (--runs, --methods, ...)
@@ -42,6 +56,13 @@ flags.DEFINE_integer('last_episodes', exploration.WINDOW,
 flags.DEFINE_float('rate', exploration.RATE,
                    'Success rate over the last --last_episodes episodes that '
                    'counts as solved.', lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool('depth', True, 'Also the diagonal depth of the episodes '
+                  'of DeepSea runs that hold their replay.')
+flags.DEFINE_string('save_depths', None, 'Also write the per-episode '
+                    'diagonal depths to this score file (as --save_scores), '
+                    'which --depth_reference reads back.')
+flags.DEFINE_multi_string('depth_reference', [], 'Score files of per-episode '
+                          'diagonal depths written by --save_depths.')
 FLAGS = flags.FLAGS
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
@@ -49,11 +70,13 @@ COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
            'median_first_success', 'median_censored', 'first_success',
            'median_solved_at', 'median_solved_censored', 'solved_at',
            'final_rate', 'final_rate_low', 'final_rate_high',
-           'without_episodes']
+           'median_deepest', 'deepest', 'without_episodes']
 
 
-def build(table, threshold, window, rate, reps=2000, seed=0):
-  """One row per task x method of {task: {method: [Run]}}."""
+def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
+  """One row per task x method of {task: {method: [Run]}}; `depths`, the
+  same of per-episode diagonal depths (`collect_depths`), adds the
+  deepest row per seed and their median where it has the method."""
   rows = []
   for task, methods in table.items():
     for method, runs in methods.items():
@@ -62,7 +85,14 @@ def build(table, threshold, window, rate, reps=2000, seed=0):
                          without_episodes=' '.join(str(r.seed) for r in runs)))
         continue
       s = exploration.summary(runs, threshold, window, rate, reps, seed)
-      rows.append(dict(
+      depth = {}
+      depth_runs = (depths or {}).get(task, {}).get(method)
+      if depth_runs:
+        d = exploration.depth_summary(depth_runs)
+        depth = dict(median_deepest=d['median_deepest'],
+                     deepest=_per_seed(d['deepest']))
+      rows.append(dict(**depth,
+                       **dict(
           task=task, method=method, seeds=s['seeds'],
           episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],
           found_low=s['found_ci'][0], found_high=s['found_ci'][1],
@@ -76,8 +106,38 @@ def build(table, threshold, window, rate, reps=2000, seed=0):
           solved_at=_per_seed(s['solved_at']),
           final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
           final_rate_high=s['final_rate_ci'][1],
-          without_episodes=' '.join(map(str, s['without_episodes']))))
+          without_episodes=' '.join(map(str, s['without_episodes'])))))
   return rows
+
+
+def deepsea_size(task):
+  """N of a DeepSea task key ('deepsea_14'), None for another task."""
+  match = re.fullmatch(r'deepsea_([0-9]+)', task)
+  return int(match.group(1)) if match else None
+
+
+def collect_depths(table, references=()):
+  """{task: {method: [Run]}} of per-episode diagonal depths (x: the steps
+  the scores log, y: the depth): of every run of `table` on a DeepSea task
+  whose directory holds its replay, and of the score files `references`
+  (--save_depths) for the tasks and methods of `table`."""
+  depths = {}
+  for task, methods in table.items():
+    size = deepsea_size(task)
+    for method, runs in methods.items():
+      for run in runs:
+        replay = os.path.join(run.source, 'replay')
+        if size is None or not os.path.isdir(replay):
+          continue
+        steps, depth = replay_moves.diagonal_depths(replay, size)
+        depths.setdefault(task, {}).setdefault(method, []).append(
+            scores.Run(task, method, run.seed, steps.astype(np.float64),
+                       depth.astype(np.float64), run.source))
+  for path in references:
+    for run in scores.load_reference(path):
+      if run.method in table.get(run.task, {}):
+        depths.setdefault(run.task, {}).setdefault(run.method, []).append(run)
+  return depths
 
 
 def _per_seed(episodes):
@@ -107,8 +167,8 @@ def markdown(rows, threshold, window, rate):
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
               '(per seed) | solved at: median (per seed) | final success '
-              'rate |',
-              '|---|---|---|---|---|---|---|']
+              f'rate | deepest diagonal row{_of(task)}: median (per seed) |',
+              '|---|---|---|---|---|---|---|---|']
     task_rows = [r for r in rows if r['task'] == task]
     for r in (r for r in task_rows if r['seeds']):
       first = _median(r['median_first_success'], r['median_censored'])
@@ -118,12 +178,23 @@ def markdown(rows, threshold, window, rate):
           f'{_fraction(r, "solved")} | {first} ({r["first_success"]}) | '
           f'{solve} ({r["solved_at"]}) | '
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
-          f'{r["final_rate_high"]:.2f}] |')
+          f'{r["final_rate_high"]:.2f}] | {_deepest(r)} |')
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]
     if left_out:
       lines += ['', 'Left out, no episode yet: ' + ', '.join(left_out) + '.']
   return '\n'.join(lines) + '\n'
+
+
+def _of(task):
+  size = deepsea_size(task)
+  return f' (of {size - 1})' if size else ''
+
+
+def _deepest(row):
+  if 'deepest' not in row:
+    return 'n/a'
+  return f'{row["median_deepest"]:g} ({row["deepest"]})'
 
 
 def _fraction(row, name):
@@ -138,19 +209,37 @@ def make_results(out=''):
     raise ValueError('launch.exploration takes --last_episodes; '
                      '--final_episodes is for launch.tables, plot and results.')
   table = score_flags.select(score_flags.collect_and_save())
-  rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate, FLAGS.reps,
-               FLAGS.seed)
+  depths = {}
+  if FLAGS.depth:
+    depths = collect_depths(table, FLAGS.depth_reference)
+  elif FLAGS.depth_reference or FLAGS.save_depths:
+    raise ValueError('--nodepth leaves out the diagonal depths; drop it to '
+                     'use --depth_reference or --save_depths.')
+  if FLAGS.save_depths:
+    scores.save_reference(FLAGS.save_depths, [
+        run for task in depths.values() for runs in task.values()
+        for run in runs])
+  rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
+               FLAGS.reps, FLAGS.seed, depths)
   text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)
   paths = []
   if out:
+    colors = plot.colors_of(table)
     rates = {task: {method: [exploration.successes(r, FLAGS.threshold)
                              for r in runs]
                     for method, runs in methods.items()}
              for task, methods in table.items()}
     paths = plot.make_figures(
         rates, os.path.join(out, 'success_rate'), reps=FLAGS.reps,
-        seed=FLAGS.seed, ylabel='success rate',
-        colors=plot.colors_of(table))
+        seed=FLAGS.seed, ylabel='success rate', colors=colors)
+    if depths:
+      deepest = {task: {method: [exploration.deepest_so_far(r) for r in runs]
+                        for method, runs in methods.items()}
+                 for task, methods in depths.items()}
+      paths += plot.make_figures(
+          deepest, os.path.join(out, 'diagonal_depth'), reps=FLAGS.reps,
+          seed=FLAGS.seed, ylabel='deepest diagonal row so far',
+          colors=colors, what='diagonal depths')
   return rows, text, paths
 
 

@@ -63,6 +63,25 @@ def solved_at(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
   return int(reached[0]) + window if reached.size else None
 
 
+def deepest_so_far(run):
+  """A run of per-episode diagonal depths (`replay_moves.diagonal_depths`)
+  with each replaced by the deepest reached up to that episode: its
+  binned mean over seeds is how far down the diagonal the method has got
+  by then."""
+  return dataclasses.replace(
+      run, ys=np.maximum.accumulate(run.ys).astype(np.float64))
+
+
+def depth_summary(runs):
+  """Diagonal depths of one method's seeds (runs of per-episode depths):
+  the deepest row each seed reached (None without an episode) and the
+  median over the seeds that have one (NaN if none)."""
+  deepest = [int(r.ys.max()) if r.ys.size else None for r in runs]
+  known = [d for d in deepest if d is not None]
+  return dict(deepest=deepest,
+              median_deepest=float(np.median(known)) if known else math.nan)
+
+
 def wilson(successes_count, total, level=0.95):
   """Wilson score interval (low, high) of a proportion at confidence
   `level` (0 < level < 1); (nan, nan) for total 0."""

@@ -120,3 +120,14 @@ def test_summary_leaves_out_runs_without_episodes():
   with pytest.raises(ValueError, match=r'No run \(baseline on deepsea_10, '
                      r'seeds \[1, 2\]\) has an episode yet'):
     exploration.summary([run([], seed=1), run([], seed=2)])
+
+
+def test_deepest_so_far_and_the_depth_summary():
+  depths = run([1.0, 3.0, 2.0, 5.0, 0.0])
+  np.testing.assert_array_equal(exploration.deepest_so_far(depths).ys,
+                                [1, 3, 3, 5, 5])
+  summary = exploration.depth_summary([depths, run([2.0, 1.0], seed=1),
+                                       run([], seed=2)])
+  assert summary['deepest'] == [5, 2, None]
+  assert summary['median_deepest'] == 3.5
+  assert math.isnan(exploration.depth_summary([run([])])['median_deepest'])
