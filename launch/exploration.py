@@ -35,6 +35,7 @@ scores, and --depth_reference reads it back without the runs.
 import math
 import os
 import re
+import warnings
 
 from absl import app
 from absl import flags
@@ -44,6 +45,7 @@ from dreamer_tf.analysis import exploration
 from dreamer_tf.analysis import replay_moves
 from dreamer_tf.analysis import results
 from dreamer_tf.analysis import scores
+from dreamer_tf.run import record as record_lib
 from launch import errors
 from launch import plot
 from launch import score_flags  # noqa: F401  (--runs, --methods, ...)
@@ -87,10 +89,11 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
       s = exploration.summary(runs, threshold, window, rate, reps, seed)
       depth = {}
       depth_runs = (depths or {}).get(task, {}).get(method)
-      if depth_runs:
+      if depth_runs:  # Per seed in the order of the scores' seeds.
         d = exploration.depth_summary(depth_runs)
-        depth = dict(median_deepest=d['median_deepest'],
-                     deepest=_per_seed(d['deepest']))
+        by_seed = {str(r.seed): v for r, v in zip(depth_runs, d['deepest'])}
+        depth = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
+            [by_seed.get(str(r.seed)) for r in runs if r.ys.size]))
       rows.append(dict(**depth,
                        **dict(
           task=task, method=method, seeds=s['seeds'],
@@ -110,39 +113,67 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
   return rows
 
 
-def deepsea_size(task):
+def deepsea_task_size(task):
   """N of a DeepSea task key ('deepsea_14'), None for another task."""
   match = re.fullmatch(r'deepsea_([0-9]+)', task)
   return int(match.group(1)) if match else None
 
 
 def collect_depths(table, references=()):
-  """{task: {method: [Run]}} of per-episode diagonal depths (x: the steps
+  """{task: {method: [Run]}} of per-episode diagonal depths (x: the frames
   the scores log, y: the depth): of every run of `table` on a DeepSea task
   whose directory holds its replay, and of the score files `references`
-  (--save_depths) for the tasks and methods of `table`."""
-  depths = {}
+  (--save_depths) for the tasks, methods and seeds of `table` that no
+  replay gave. A replay that cannot give them (a multi-machine run, a
+  truncated replay, one that does not match the run's scores) is left out
+  with a warning that names it."""
+  depths, found = {}, set()
   for task, methods in table.items():
-    size = deepsea_size(task)
+    size = deepsea_task_size(task)
     for method, runs in methods.items():
       for run in runs:
         replay = os.path.join(run.source, 'replay')
         if size is None or not os.path.isdir(replay):
           continue
-        steps, depth = replay_moves.diagonal_depths(replay, size)
+        try:
+          xs, ys = _run_depths(run, replay, size)
+        except (ValueError, OSError) as e:
+          warnings.warn(f'Diagonal depths of {run.source} left out: {e} '
+                        '(--nodepth leaves out every run\'s.)')
+          continue
         depths.setdefault(task, {}).setdefault(method, []).append(
-            scores.Run(task, method, run.seed, steps.astype(np.float64),
-                       depth.astype(np.float64), run.source))
+            scores.Run(task, method, run.seed, xs, ys, run.source))
+        found.add((task, method, str(run.seed)))
   for path in references:
     for run in scores.load_reference(path):
-      if run.method in table.get(run.task, {}):
+      if (run.method in table.get(run.task, {})
+          and (run.task, run.method, str(run.seed)) not in found):
         depths.setdefault(run.task, {}).setdefault(run.method, []).append(run)
+        found.add((run.task, run.method, str(run.seed)))
   return depths
 
 
-def _per_seed(episodes):
-  """'154 - 2385': an episode number per seed, - for never."""
-  return ' '.join('-' if e is None else str(e) for e in episodes)
+def _run_depths(run, replay, size):
+  """(frames [E], depth [E]) float64 of one run's replay, checked against
+  the episodes its scores log."""
+  record = record_lib.load(run.source)
+  if record.workers > 1:
+    raise ValueError(f'a run on {record.workers} machines keeps one '
+                     "machine's share of the steps in each replay")
+  steps, depth = replay_moves.diagonal_depths(replay, size,
+                                              envs=record.num_envs)
+  xs = (steps * record.frames_per_step).astype(np.float64)
+  if len(xs) > len(run.xs) or not np.array_equal(xs, run.xs[:len(xs)]):
+    raise ValueError(
+        f'its replay holds {len(xs)} finished episodes that do not match '
+        f'the first of the {len(run.xs)} its scores log (a replay lost '
+        'and refilled, or not this run\'s)')
+  return xs, depth.astype(np.float64)
+
+
+def _per_seed(values):
+  """'154 - 2385': a value per seed, - for none."""
+  return ' '.join('-' if v is None else str(v) for v in values)
 
 
 def _median(value, censored):
@@ -163,13 +194,19 @@ def markdown(rows, threshold, window, rate):
       f'at: the episode whose last {window} episodes first reached that '
       'rate, per seed and median (censored the same way); final '
       f'rate: last {window} episodes, mean over seeds [95% bootstrap CI].']
+  if any('deepest' in r for r in rows):
+    lines[0] += (' Deepest diagonal row: the deepest cell (r, r) an episode '
+                 "reached, from the run's replay; median over seeds (per "
+                 'seed, - without one).')
   for task in dict.fromkeys(r['task'] for r in rows):
+    task_rows = [r for r in rows if r['task'] == task]
+    deep = any('deepest' in r for r in task_rows)  # A column if any depth.
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
               '(per seed) | solved at: median (per seed) | final success '
-              f'rate | deepest diagonal row{_of(task)}: median (per seed) |',
-              '|---|---|---|---|---|---|---|---|']
-    task_rows = [r for r in rows if r['task'] == task]
+              'rate |' + (f' deepest diagonal row{_of(task)}: median (per '
+                          'seed) |' if deep else ''),
+              '|---|---|---|---|---|---|---|' + ('---|' if deep else '')]
     for r in (r for r in task_rows if r['seeds']):
       first = _median(r['median_first_success'], r['median_censored'])
       solve = _median(r['median_solved_at'], r['median_solved_censored'])
@@ -178,7 +215,8 @@ def markdown(rows, threshold, window, rate):
           f'{_fraction(r, "solved")} | {first} ({r["first_success"]}) | '
           f'{solve} ({r["solved_at"]}) | '
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
-          f'{r["final_rate_high"]:.2f}] | {_deepest(r)} |')
+          f'{r["final_rate_high"]:.2f}] |' + (f' {_deepest(r)} |' if deep
+                                               else ''))
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]
     if left_out:
@@ -187,7 +225,7 @@ def markdown(rows, threshold, window, rate):
 
 
 def _of(task):
-  size = deepsea_size(task)
+  size = deepsea_task_size(task)
   return f' (of {size - 1})' if size else ''
 
 

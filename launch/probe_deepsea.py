@@ -20,9 +20,9 @@ reachable cells). --cells adds `per_cell`, a row per cell.
 
 With an ensemble, `disagreement_replay_novelty` ranks its disagreement by
 each move's count in the run's replay up to the checkpoint's policy steps
-(dreamer_tf/analysis/replay_moves.py; `replay_steps` is that count of
-steps). The replay is <logdir>/replay, or --replay for checkpoint
-snapshots, which have none (pass the run's, e.g. runs/deepsea/replay).
+(dreamer_tf/analysis/replay_moves.py). The replay is <logdir>/replay, or
+--replay for checkpoint snapshots, which have none (pass the run's, e.g.
+runs/deepsea/replay; a replay of another run is refused).
 
 --novelty_steps=N (e.g. 3000; 0 = off) adds `novelty`: whether a fresh
 ensemble of each target ('stoch', 'embed'), trained N steps on the
@@ -42,6 +42,7 @@ import re
 from absl import app
 from absl import flags
 
+from dreamer_tf.analysis import replay_moves
 from dreamer_tf.envs.deepsea import MAPPING_SEED
 from dreamer_tf.run import record as record_lib
 from launch import errors
@@ -63,9 +64,9 @@ flags.DEFINE_integer('novelty_episodes', 1500, 'Uniform random episodes '
 flags.DEFINE_integer('novelty_hold_out_from', 4, 'First diagonal row whose '
                      'right move the novelty data never contains.',
                      lower_bound=1)
-flags.DEFINE_string('replay', None, "The run's replay directory, for the "
-                    'replay counts of runs without one (snapshots); '
-                    'default <logdir>/replay when it exists.')
+flags.DEFINE_string('replay', None, "The probed run's replay directory, "
+                    'for the replay counts of run directories without one '
+                    '(snapshots); <logdir>/replay comes first.')
 FLAGS = flags.FLAGS
 
 
@@ -117,6 +118,38 @@ def check_hold_out(row, size):
         'ends the episode); pick one of them.')
 
 
+def replay_of(logdir, record):
+  """The replay to count a run's moves in: <logdir>/replay, else --replay
+  (checked now: the run it belongs to, its env workers), else None. A user
+  error for a multi-machine run, whose replays each hold one machine's
+  share."""
+  own = os.path.join(logdir, 'replay')
+  replay = own if os.path.isdir(own) else FLAGS.replay
+  if replay is None:
+    return None
+  if record.workers > 1:
+    raise ValueError(
+        f'{logdir} ran on {record.workers} machines: its replay holds one '
+        "machine's share of the steps, so its moves cannot be counted. "
+        'Probe it without a replay (no --replay, and move <logdir>/replay '
+        'aside) for every other measure.')
+  if replay == FLAGS.replay:
+    owner = os.path.dirname(os.path.abspath(replay))
+    try:
+      theirs = record_lib.load(owner)
+    except record_lib.RunRecordError:
+      theirs = None  # A replay copied elsewhere: its workers are checked.
+    if theirs is not None and (theirs.env, theirs.env_kwargs, theirs.seed) != (
+        record.env, record.env_kwargs, record.seed):
+      raise ValueError(
+          f'--replay={replay} belongs to a run of {theirs.env} '
+          f'{theirs.env_kwargs} seed {theirs.seed}, but {logdir} is a run of '
+          f'{record.env} {record.env_kwargs} seed {record.seed}: pass the '
+          "probed run's replay.")
+    replay_moves.check(replay, envs=record.num_envs)
+  return replay
+
+
 @errors.exits_on_user_error('launch.probe_deepsea')
 def main(argv):
   del argv
@@ -131,18 +164,16 @@ def main(argv):
       size = deepsea_size(record.env)
       if FLAGS.novelty_steps:
         check_hold_out(FLAGS.novelty_hold_out_from, size)
-      replay = FLAGS.replay or os.path.join(logdir, 'replay')
       runs.append((logdir, size, env_settings(record.env_kwargs),
-                   replay if os.path.isdir(replay) else None))
+                   replay_of(logdir, record), record.num_envs))
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
   from dreamer_tf.analysis import ensemble_novelty
-  from dreamer_tf.analysis import replay_moves
   from dreamer_tf.envs import deepsea
   from dreamer_tf.run import evaluate
   with (open(FLAGS.probe_out, 'w') if FLAGS.probe_out
         else contextlib.nullcontext()) as out:
-    for logdir, size, settings, replay in runs:
+    for logdir, size, settings, replay, num_envs in runs:
       agent, states = evaluate.restore_agent(logdir)
       counters = states['counters']
       counts = None
@@ -150,15 +181,14 @@ def main(argv):
         mapping = deepsea.DeepSeaEnv(size=size, **settings).action_mapping
         with errors.user_input():
           counts = replay_moves.moves(replay, size, mapping,
-                                      steps=counters['policy_steps'])
+                                      steps=counters['policy_steps'],
+                                      envs=num_envs)
       result = deepsea_probe.probe(agent, size, samples=FLAGS.samples,
                                    seed=FLAGS.probe_seed, counts=counts,
                                    **settings)
       line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
                   updates=counters['ratio']['updates'],
                   probe_seed=FLAGS.probe_seed, **result['summary'])
-      if counts is not None:
-        line['replay_steps'] = counters['policy_steps']
       if FLAGS.cells:
         line['per_cell'] = result['cells']
       if FLAGS.novelty_steps:

@@ -64,8 +64,9 @@ def solved_at(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
 
 
 def deepest_so_far(run):
-  """A run of per-episode diagonal depths (`replay_moves.diagonal_depths`)
-  with each replaced by the deepest reached up to that episode: its
+  """A run of per-episode diagonal depths (ys [E], `replay_moves.
+  diagonal_depths`) with each replaced by the deepest reached up to that
+  episode (ys [E], non-decreasing): its
   binned mean over seeds is how far down the diagonal the method has got
   by then."""
   return dataclasses.replace(
@@ -73,9 +74,10 @@ def deepest_so_far(run):
 
 
 def depth_summary(runs):
-  """Diagonal depths of one method's seeds (runs of per-episode depths):
-  the deepest row each seed reached (None without an episode) and the
-  median over the seeds that have one (NaN if none)."""
+  """Diagonal depths of one method's seeds (runs with ys [E] per-episode
+  depths): `deepest` [seeds], the deepest row each seed reached (None
+  without an episode), and `median_deepest`, the median over the seeds
+  that have one (NaN if none)."""
   deepest = [int(r.ys.max()) if r.ys.size else None for r in runs]
   known = [d for d in deepest if d is not None]
   return dict(deepest=deepest,

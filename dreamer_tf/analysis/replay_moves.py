@@ -20,7 +20,13 @@ The replay is read as saved (`replay/disk.py`, the newest save): each
 env worker appends to its own chain of chunks, and the workers step in
 lockstep, so the first `steps` policy steps are the first steps / W steps
 of each of the W chains. A replay that has dropped the start of a chain
-(capacity reached) cannot be cut like that, and is refused.
+(capacity reached) cannot be cut like that, and is refused; so is one
+whose workers are not the run's envs (`envs`; a multi-machine run keeps
+one machine's share in each replay). `check` reads only the index, to
+refuse such a replay before anything expensive runs. A replay refilled
+after a loss (`train.lost_replay`) starts after step 0, which its index
+does not show: `launch.exploration` compares the episode ends with the
+run's scores.
 
 `diagonal_depths(directory, size)` gives, per finished episode, how deep
 along the diagonal it went: the largest r with (r, r) among its cells.
@@ -30,38 +36,61 @@ treasure needs depth N - 1 and one more right move. For an exploration
 method that does not find the treasure, it is how close it came, and when.
 """
 import json
+import typing
 
 import numpy as np
 
 from dreamer_tf.replay import disk
 
-_KEYS = ('vector', 'action', 'is_last')
+_KEYS = ('vector', 'action', 'is_first', 'is_last')
 
 
-def moves(directory, size, mapping, steps=None):
+class _Chunk(typing.NamedTuple):
+  """An entry of the index's `chunks` (replay/disk.py)."""
+  id: int
+  worker: int
+  length: int
+  pred: int
+  succ: int
+  refs: int
+  steps_file: str
+  latents_file: str
+
+
+def check(directory, envs=None):
+  """Reads the replay's index only (cheap): raises what `moves` and
+  `diagonal_depths` would for a missing, damaged or truncated replay, or
+  one whose env workers are not the run's `envs` (its record's num_envs;
+  the replay of a multi-machine run holds one machine's share, which
+  these counts cannot place)."""
+  _chains(directory, envs)
+
+
+def moves(directory, size, mapping, steps=None, envs=None):
   """{(row, col, right): n} of the replay in `directory`.
 
   size: the grid's N; mapping [N, N]: the env action that moves right at
   each cell (`DeepSeaEnv.action_mapping`); steps: the policy steps to count
-  (e.g. a checkpoint's), None for all the replay holds. Raises ValueError
-  when the replay cannot give that count (see the module docstring).
+  (e.g. a checkpoint's), None for all the replay holds; envs: the run's
+  env count, checked against the replay's workers (see `check`). Raises
+  ValueError when the replay cannot give that count (module docstring).
   """
   mapping = np.asarray(mapping)
   if mapping.shape != (size, size):
     raise ValueError(f'mapping has shape {mapping.shape}; a deepsea:{size} '
                      f'run has ({size}, {size}).')
-  chains = _worker_steps(directory, size)
+  chains = _worker_steps(directory, size, envs)
   held = [sum(length for length, _ in chain) for chain in chains]
   if steps is None:
     quota = None
   else:
-    if steps % len(chains) or steps // len(chains) > min(held):
+    if steps < 0 or steps % len(chains) or steps // len(chains) > min(held):
       raise ValueError(
           f'Cannot count the first {steps} policy steps in the replay '
           f'{directory}: it holds {sum(held)} steps of {len(chains)} env '
-          f'workers (steps must be a multiple of the workers, and each '
-          'worker must hold its share; is this the replay of the probed '
-          'run?).')
+          f'workers (steps must be >= 0, a multiple of the workers, and '
+          'each worker must hold its share; is this the replay of the '
+          'probed run?).')
     quota = steps // len(chains)
   counts = {}
   for chain in chains:
@@ -70,28 +99,33 @@ def moves(directory, size, mapping, steps=None):
       take = length if left is None else min(length, left)
       if take == 0:
         break
-      _count(counts, size, mapping, *(v[:take] for v in load()))
+      vector, action, _, is_last = (v[:take] for v in load())
+      _count(counts, size, mapping, vector, action, is_last)
       if left is not None:
         left -= take
   return counts
 
 
-def diagonal_depths(directory, size):
+def diagonal_depths(directory, size, envs=None):
   """(steps [E], depth [E] int) of the replay's finished episodes, in the
   order they ended: the run's policy steps when each ended, as its
   scores.jsonl logs them (the W workers step in lockstep, and a worker's
-  step k, from 0, is logged at k W), and the deepest diagonal row it
-  reached (module docstring)."""
-  chains = _worker_steps(directory, size)
+  step k, from 0, is logged at k W; times frames_per_step for its frames),
+  and the deepest diagonal row it reached (module docstring). An episode
+  that a new one cut short (is_first without is_last before it: a
+  restarted env) has no score and is left out too."""
+  chains = _worker_steps(directory, size, envs)
   ends, depths = [], []
   for chain in chains:
     position, depth = 0, -1
     for _, load in chain:
-      vector, _, is_last = load()
+      vector, _, is_first, is_last = load()
       on_grid = vector.max(-1) > 0
       row, col = np.divmod(np.argmax(vector, -1), size)
       diagonal = np.where(on_grid & (row == col), row, -1)
       for t in range(len(vector)):  # Episodes span chunks.
+        if is_first[t]:
+          depth = -1
         depth = max(depth, int(diagonal[t]))
         if is_last[t]:
           ends.append((position + t) * len(chains))
@@ -103,32 +137,31 @@ def diagonal_depths(directory, size):
           np.asarray(depths, np.int64)[order])
 
 
-def _worker_steps(directory, size):
+def _worker_steps(directory, size, envs):
   """Per env worker, its chunks oldest first as (length, load), load()
-  giving (vector [length, N*N], action [length], is_last [length])."""
+  giving (vector [length, N*N], action, is_first, is_last [length])."""
   replay = disk.Directory(directory)
-  chains = _chains(_index(replay), directory)
-  if not chains:
-    raise ValueError(f'The replay {directory} holds no steps.')
+  chains = _chains(directory, envs)
 
-  def loader(entry):
+  def loader(chunk):
     def load():
-      data = replay.load_npz(entry[6], keys=_KEYS)
+      data = replay.load_npz(chunk.steps_file, keys=_KEYS)
       missing = [k for k in _KEYS if k not in data]
+      path = replay.path(chunk.steps_file)
       if missing:
         raise ValueError(
-            f'Replay file {replay.path(entry[6])} lacks {missing}: '
-            'not a DeepSea run (its steps need the observation '
-            "'vector', 'action' and 'is_last').")
+            f'Replay file {path} lacks {missing}: not a DeepSea run (its '
+            "steps need the observation 'vector', 'action', 'is_first' and "
+            "'is_last').")
       if data['vector'].shape[1:] != (size * size,):
         raise ValueError(
-            f"Replay file {replay.path(entry[6])}: 'vector' has shape "
+            f"Replay file {path}: 'vector' has shape "
             f"{data['vector'].shape[1:]} per step; a deepsea:{size} run's "
             f'is ({size * size},): pass the size the run was trained with.')
-      return tuple(data[k][:entry[2]] for k in _KEYS)
+      return tuple(data[k][:chunk.length] for k in _KEYS)
     return load
-  return [[(entry[2], loader(entry)) for entry in chain]
-          for chain in chains.values()]
+  return [[(chunk.length, loader(chunk)) for chunk in chain]
+          for chain in chains]
 
 
 def _index(replay):
@@ -148,24 +181,35 @@ def _index(replay):
   return replay.load_index(length, chunk_size)
 
 
-def _chains(index, directory):
-  """{worker: [chunk entries, oldest first]}; refuses a chain whose start
-  was dropped."""
+def _chains(directory, envs):
+  """[[_Chunk, oldest first] per env worker, by worker id]; refuses an
+  empty replay, a chain whose start was dropped and a worker count other
+  than `envs` (None: any)."""
+  index = _index(disk.Directory(directory))
   chains = {}
-  for entry in sorted(index['chunks'], key=lambda c: c[0]):
-    chains.setdefault(entry[1], []).append(entry)
+  for chunk in sorted(map(lambda c: _Chunk(*c), index['chunks'])):
+    chains.setdefault(chunk.worker, []).append(chunk)
+  if not chains:
+    raise ValueError(f'The replay {directory} holds no steps.')
+  if envs is not None and len(chains) != envs:
+    raise ValueError(
+        f'The replay {directory} holds the steps of {len(chains)} env '
+        f'workers; the run steps {envs} envs. The policy steps cannot be '
+        'placed (a multi-machine run keeps one machine\'s share in each '
+        'replay): count a one-machine run, with its own replay.')
   streams = index['streams']
   for worker, chain in chains.items():
-    linked = all(a[4] == b[0] and b[3] == a[0]
+    linked = all(a.succ == b.id and b.pred == a.id
                  for a, b in zip(chain, chain[1:]))
     added = streams.get(str(worker), [None, None])[1]
-    if chain[0][3] != -1 or not linked or sum(c[2] for c in chain) != added:
+    if (chain[0].pred != -1 or not linked
+        or sum(c.length for c in chain) != added):
       raise ValueError(
           f'The replay {directory} no longer holds the start of env worker '
           f"{worker}'s steps (capacity reached): its moves cannot be "
           'counted from the first step. Count a run whose replay kept '
           'every step (Replay.capacity above its steps).')
-  return chains
+  return [chains[w] for w in sorted(chains)]
 
 
 def _count(counts, size, mapping, vector, action, is_last):

@@ -4,64 +4,12 @@ import numpy as np
 import pytest
 
 from dreamer_tf import replay as replay_lib
-from dreamer_tf.analysis import deepsea_probe
 from dreamer_tf.analysis import replay_moves
-from dreamer_tf.envs import deepsea
 from dreamer_tf.replay import disk
+from tests.analysis.fakes import play_deepsea as play
+from tests.analysis.fakes import tally_moves as tally
 
 N = 4
-
-
-def play(replay, episodes, workers, seed=0, size=N, **env_kwargs):
-  """Random DeepSea episodes, the workers stepping in lockstep as the
-  training loop's envs do. Returns (mapping, the moves each worker made per
-  step: [worker][step] -> (row, col, right) or None, no counted move,
-  [(policy steps at its end, deepest diagonal row)] of every finished
-  episode in the order they ended)."""
-  rng = np.random.default_rng(seed)
-  envs = [deepsea.DeepSeaEnv(size=size, **env_kwargs)
-          for _ in range(workers)]
-  mapping = np.asarray(envs[0].action_mapping)
-  made = [[] for _ in range(workers)]
-  obs = [env.reset(seed=0)[0] for env in envs]
-  pos = [(0, 0)] * workers
-  first, done = [True] * workers, [False] * workers
-  depth, ended = [0] * workers, []
-  for k in range(episodes * (size + 1)):
-    for w, env in enumerate(envs):
-      action = int(rng.integers(2))
-      replay.add(dict(vector=obs[w], action=np.int32(action),
-                      reward=np.float32(0), is_first=np.bool_(first[w]),
-                      is_last=np.bool_(done[w]),
-                      is_terminal=np.bool_(done[w])), w)
-      if done[w]:  # The zeros step after the last move; no move made.
-        ended.append((k * workers, depth[w]))  # As the loop logs it.
-        depth[w] = 0
-        made[w].append(None)
-        obs[w], pos[w] = env.reset(seed=0)[0], (0, 0)
-        first[w], done[w] = True, False
-        continue
-      row, col = pos[w]
-      right = action == mapping[row, col]
-      made[w].append((row, col, bool(right)) if row < size - 1 else None)
-      obs[w], _, done[w], _, info = env.step(action)
-      pos[w] = (info['row'], info['column'])
-      if pos[w][0] == pos[w][1] and pos[w][0] < size:
-        depth[w] = max(depth[w], pos[w][0])
-      first[w] = False
-      if not done[w]:  # The probe's move rule, as the counts assume.
-        assert pos[w] == (row + 1, deepsea_probe.move(mapping, row, col,
-                                                      right)[1])
-  return mapping, made, ended
-
-
-def tally(made, quota=None):
-  counts = {}
-  for steps in made:
-    for move in steps[:quota]:
-      if move is not None:
-        counts[move] = counts.get(move, 0) + 1
-  return counts
 
 
 @pytest.fixture(name='saved')
@@ -164,3 +112,36 @@ def test_refuses_an_empty_replay_and_a_worker_short_of_its_share(tmp_path):
   # worker 1's: 4 moves from (0, 0).
   with pytest.raises(ValueError, match='each worker must hold its share'):
     replay_moves.moves(str(tmp_path / 'uneven'), N, mapping, steps=10)
+
+
+def test_an_episode_cut_short_by_a_new_one_has_no_depth(tmp_path):
+  """A restarted env starts a new episode (is_first) without ending the
+  old one: the old one has no score, and its depth must not leak into the
+  next episode's."""
+  replay = replay_lib.Replay(str(tmp_path), capacity=100, chunk_size=4,
+                             length=2)
+  cell = lambda r, c: np.eye(N * N, dtype=np.float32)[r * N + c]
+  below = np.zeros(N * N, np.float32)
+  steps = [(cell(0, 0), True, False), (cell(1, 1), False, False),
+           (cell(2, 2), False, False),  # Cut short at depth 2.
+           (cell(0, 0), True, False), (cell(1, 0), False, False),
+           (cell(2, 1), False, False), (cell(3, 0), False, False),
+           (below, False, True)]  # Ends at depth 0.
+  for vector, is_first, is_last in steps:
+    replay.add(dict(vector=vector, action=np.int32(0),
+                    is_first=np.bool_(is_first), is_last=np.bool_(is_last)))
+  replay.save()
+  steps, depths = replay_moves.diagonal_depths(str(tmp_path), N)
+  assert steps.tolist() == [7] and depths.tolist() == [0]
+
+
+def test_refuses_other_env_counts_and_negative_steps(saved):
+  directory, mapping, _ = saved
+  replay_moves.check(directory, envs=3)
+  for call in (lambda: replay_moves.check(directory, envs=4),
+               lambda: replay_moves.moves(directory, N, mapping, envs=2),
+               lambda: replay_moves.diagonal_depths(directory, N, envs=1)):
+    with pytest.raises(ValueError, match='holds the steps of 3 env workers'):
+      call()
+  with pytest.raises(ValueError, match='must be >= 0'):
+    replay_moves.moves(directory, N, mapping, steps=-3)

@@ -12,7 +12,6 @@ import pytest
 
 from dreamer_tf import replay as replay_lib
 from tests.analysis import fakes
-from tests.analysis.test_replay_moves import play
 from tests.conftest import ROOT
 
 
@@ -129,44 +128,60 @@ def test_finished_only_keeps_unfinished_runs_out_of_a_score_file(
   assert text.count('"method"') == 1 and '"seed":1' in text
 
 
-def test_diagonal_depths_from_the_replays_and_kept_in_a_file(sweep,
-                                                             tmp_path):
-  """Runs that hold their replay add the deepest diagonal row per seed and
-  its figure; --save_depths keeps them, --depth_reference reads them back
-  to the same tables without the runs."""
-  depths = {}
-  for method, seed in (('baseline', 0), ('baseline', 1), ('prioritized', 1)):
-    replay = replay_lib.Replay(
-        os.path.join(sweep, 'deepsea_10', method, f'seed{seed}', 'replay'),
-        chunk_size=32, length=4)
-    _, _, ended = play(replay, episodes=30, workers=2, seed=seed, size=10)
-    replay.save()
-    depths[method, seed] = max(d for _, d in ended)
-  out = str(tmp_path / 'a')
+def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
+  """Runs that hold their replay add the deepest diagonal row per seed (in
+  the seeds' order, - without a replay) and its figure; a replay that does
+  not match its run's scores is left out, named; --save_depths keeps the
+  depths, --depth_reference reads them back to the same tables without
+  the runs."""
+  runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
+                    tasks=('deepsea:10',))
+  deepest = {}
+  for run in runs:  # baseline 0, 1, prioritized 0, 1.
+    replay = replay_lib.Replay(os.path.join(run.logdir, 'replay'),
+                               chunk_size=32, length=4)
+    _, _, ended = fakes.play_deepsea(replay, episodes=30, workers=2,
+                                     seed=run.seed, size=10)
+    if (run.experiment, run.seed) != ('prioritized', 0):  # No replay there.
+      replay.save()
+    # prioritized 1: its scores log other episodes than its replay holds.
+    shift = 1 if (run.experiment, run.seed) == ('prioritized', 1) else 0
+    fakes.write_run(run, [(steps + shift, 0.0) for steps, _ in ended],
+                    num_envs=2)
+    deepest[run.experiment, run.seed] = max(d for _, d in ended)
+  root, out = str(tmp_path / 'xp'), str(tmp_path / 'a')
   saved = str(tmp_path / 'depths.json.gz')
-  proc = _launch(f'--runs={sweep}', '--reps=50', f'--out={out}',
+  proc = _launch(f'--runs={root}', '--reps=50', f'--out={out}',
                  f'--save_depths={saved}')
   assert proc.returncode == 0, proc.stderr
+  assert 'Diagonal depths of ' in proc.stderr and 'prioritized/seed1' in (
+      proc.stderr) and 'do not match' in proc.stderr
   rows = {r['method']: r for r in csv.DictReader(open(out + '.csv'))}
-  b0, b1, p1 = depths['baseline', 0], depths['baseline', 1], depths[
-      'prioritized', 1]
+  b0, b1 = deepest['baseline', 0], deepest['baseline', 1]
   assert rows['baseline']['deepest'] == f'{b0} {b1}'
   assert float(rows['baseline']['median_deepest']) == (b0 + b1) / 2
-  # prioritized seed 0 holds no replay: its seed has no depth.
-  assert rows['prioritized']['deepest'] == str(p1)
+  assert rows['prioritized']['deepest'] == ''  # Neither seed has depths.
   text = open(out + '.md').read()
   assert 'deepest diagonal row (of 9): median (per seed)' in text
   assert f'| {(b0 + b1) / 2:g} ({b0} {b1}) |' in text
   assert os.path.getsize(os.path.join(out, 'diagonal_depth',
                                       'deepsea_10.png')) > 1000
+  # The same tables from the two score files, without the runs.
   scores_file = str(tmp_path / 'scores.json.gz')
-  assert _launch(f'--runs={sweep}', '--reps=50', '--nodepth',
+  assert _launch(f'--runs={root}', '--reps=50', '--nodepth',
                  f'--save_scores={scores_file}').returncode == 0
   again = _launch(f'--reference={scores_file}', f'--depth_reference={saved}',
                   '--reps=50', f'--out={tmp_path}/b')
   assert again.returncode == 0, again.stderr
   assert open(f'{tmp_path}/b.csv').read() == open(out + '.csv').read()
   assert open(f'{tmp_path}/b.md').read() == text
-  proc = _launch(f'--runs={sweep}', '--nodepth', f'--save_depths={saved}')
+  # A seed without depths in a method that has some: '-'.
+  fakes.write_run(runs[1], [(1, 0.0)], num_envs=2)  # baseline 1: mismatch.
+  proc = _launch(f'--runs={root}', '--reps=50', f'--out={tmp_path}/c')
+  rows = {r['method']: r for r in csv.DictReader(open(f'{tmp_path}/c.csv'))}
+  assert rows['baseline']['deepest'] == f'{b0} -'
+  proc = _launch(f'--runs={root}', '--nodepth', '--reps=50')
+  assert proc.returncode == 0 and 'deepest diagonal row' not in proc.stdout
+  proc = _launch(f'--runs={root}', '--nodepth', f'--save_depths={saved}')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert '--nodepth leaves out the diagonal depths' in proc.stderr

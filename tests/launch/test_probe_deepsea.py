@@ -11,8 +11,8 @@ import pytest
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.envs import deepsea
 from launch import probe_deepsea
-from tests.analysis.test_replay_moves import play
-from tests.analysis.test_replay_moves import tally
+from tests.analysis.fakes import play_deepsea as play
+from tests.analysis.fakes import tally_moves as tally
 from tests.conftest import ROOT
 from tests.conftest import TINY
 from tests.run.test_evaluate import POLICY_STEPS
@@ -65,7 +65,7 @@ def test_launcher_prints_a_line_per_run(tmp_path):
               counters={'ratio': {'updates': 3}})
   replay = replay_lib.Replay(str(tmp_path / 's2' / 'replay'), chunk_size=16,
                              length=4)
-  _, made, _ = play(replay, episodes=12, workers=2, size=N,  # 144 steps.
+  _, made, _ = play(replay, episodes=20, workers=1, size=N,  # 120 steps.
                  **kwargs)
   replay.save()
   out = tmp_path / 'probe.jsonl'
@@ -81,13 +81,12 @@ def test_launcher_prints_a_line_per_run(tmp_path):
       str(tmp_path / 's1'), str(tmp_path / 's2')]
   assert [json.loads(l) for l in out.read_text().splitlines()] == lines
   assert 'disagreement_replay_novelty' not in lines[0]
-  assert lines[1]['replay_steps'] == POLICY_STEPS
   assert -1.0 <= lines[1]['disagreement_replay_novelty'] <= 1.0
   # The replay's steps up to the checkpoint's, with the run's mapping.
   assert {(c['row'], c['col'], right): c[f'{name}_count']
           for c in lines[1]['per_cell'] if c['row'] < N - 1
           for name, right in (('right', True), ('left', False))
-          if c[f'{name}_count']} == tally(made, POLICY_STEPS // 2)
+          if c[f'{name}_count']} == tally(made, POLICY_STEPS)
   for line in lines:
     assert (line['policy_steps'], line['updates']) == (POLICY_STEPS, 3)
     assert (line['size'], line['samples'], line['probe_seed']) == (N, 2, 0)
@@ -117,6 +116,24 @@ def test_launcher_prints_a_line_per_run(tmp_path):
   assert proc.returncode == 1
   assert f'--replay={tmp_path}/none is not a directory' in proc.stderr
   assert 'Traceback' not in proc.stderr
+  # Another run's replay, and one of other env workers, are refused before
+  # TensorFlow loads.
+  other = tmp_path / 'other'
+  write_run(str(other), TINY + [f"train.env = '{env}'"], env=env,
+            env_kwargs={'mapping_seed': 8}, repeat=1)
+  (tmp_path / 's2' / 'replay').rename(other / 'replay')
+  two = replay_lib.Replay(str(tmp_path / 'two'), chunk_size=16, length=4)
+  play(two, episodes=2, workers=2, size=N)
+  two.save()
+  for replay, problem in ((other / 'replay', "belongs to a run of deepsea:5 "
+                           "{'mapping_seed': 8} seed 0"),
+                          (tmp_path / 'two', 'holds the steps of 2 env '
+                           'workers; the run steps 1 envs')):
+    proc = subprocess.run(
+        base + ['--novelty_hold_out_from=2', f'--replay={replay}'], cwd=ROOT,
+        capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert problem in proc.stderr and 'Traceback' not in proc.stderr
 
 
 def test_hold_out_row_must_leave_moves_after_it():
