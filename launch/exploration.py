@@ -94,8 +94,7 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
         by_seed = {str(r.seed): v for r, v in zip(depth_runs, d['deepest'])}
         depth = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
             [by_seed.get(str(r.seed)) for r in runs if r.ys.size]))
-      rows.append(dict(**depth,
-                       **dict(
+      rows.append(dict(
           task=task, method=method, seeds=s['seeds'],
           episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],
           found_low=s['found_ci'][0], found_high=s['found_ci'][1],
@@ -109,7 +108,8 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
           solved_at=_per_seed(s['solved_at']),
           final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
           final_rate_high=s['final_rate_ci'][1],
-          without_episodes=' '.join(map(str, s['without_episodes'])))))
+          without_episodes=' '.join(map(str, s['without_episodes'])),
+          **depth))
   return rows
 
 
