@@ -12,7 +12,8 @@ the right row: `reconstruct_row`), of one-step
 imagined moves that decode to where the environment moves (`imagine`, and
 `imagine_diagonal_right` for the right moves along the diagonal, the path to
 the treasure), the reward predicted for the treasure step and for the left
-move there, the actor's mean probability of moving right on the diagonal,
+move there, the actor's mean probability of moving right on the diagonal
+and its mean entropy over the cells (`actor_entropy`),
 the posterior's entropy (nats) and, with an ensemble, its disagreement on
 the diagonal's right moves vs every other move (`cells` is the number of
 reachable cells). --cells adds `per_cell`, a row per cell.

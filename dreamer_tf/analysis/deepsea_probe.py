@@ -20,7 +20,11 @@ moves) that the posterior observes:
   treasure      the reward head's mean on the step imagined by moving right
                 from the bottom-right cell (the environment pays
                 1 - 0.01 / N) and by moving left there (it pays 0)
-  actor         the actor's probability of the right move on the diagonal
+  actor         the actor's probability of the right move on the diagonal,
+                and its entropy (nats) over every cell: a mean P(right)
+                of 0.5 may be a uniform actor (entropy ln 2) or one that
+                takes one env action everywhere (entropy ~0; the mapping
+                makes it right on about half the cells)
   disagreement  with an ensemble (explore.py): the latent disagreement,
                 whatever the run's `Exploration.signal` and `spread`
                 (variance over members of the predicted class probabilities,
@@ -261,6 +265,8 @@ def probe(agent, size, samples=8, seed=0,
       treasure_reward_left=corner['left_reward'],
       actor_right_diagonal=float(np.mean([d['actor_right']
                                           for d in diagonal])),
+      actor_entropy=float(np.mean(-np.sum(
+          policy * np.log(np.maximum(policy, 1e-12)), -1))),
       posterior_entropy=float(entropy.mean()))
   if spread:
     summary['disagreement_diagonal_right'] = float(np.mean(

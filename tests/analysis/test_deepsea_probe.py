@@ -149,6 +149,8 @@ def test_an_exact_world_model_scores_one(dead_reckoning):
   assert summary['treasure_reward'] == pytest.approx(0.99)
   assert summary['treasure_reward_left'] == 0.0
   assert summary['actor_right_diagonal'] == pytest.approx(0.75)
+  assert summary['actor_entropy'] == pytest.approx(
+      -(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
   assert 'disagreement_other' not in summary
 
 
@@ -297,6 +299,7 @@ def test_a_real_agent_runs(signal, target):
   assert np.isfinite(summary['treasure_reward'])
   # An untrained actor is near uniform; the posterior is a 4 x 4 latent.
   assert summary['actor_right_diagonal'] == pytest.approx(0.5, abs=0.05)
+  assert summary['actor_entropy'] == pytest.approx(np.log(2), abs=0.01)
   assert 0.0 < summary['posterior_entropy'] <= 4 * np.log(4) + 1e-4
   assert len(result['cells']) == N * (N + 1) // 2
   assert ('disagreement_other' in summary) == bool(signal)
