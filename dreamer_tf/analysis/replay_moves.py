@@ -35,7 +35,6 @@ length of the episode's opening run of right moves, capped at N - 1; the
 treasure needs depth N - 1 and one more right move. For an exploration
 method that does not find the treasure, it is how close it came, and when.
 """
-import json
 import typing
 
 import numpy as np
@@ -120,8 +119,7 @@ def diagonal_depths(directory, size, envs=None):
     position, depth = 0, -1
     for _, load in chain:
       vector, _, is_first, is_last = load()
-      on_grid = vector.max(-1) > 0
-      row, col = np.divmod(np.argmax(vector, -1), size)
+      on_grid, row, col = _cells(vector, size)
       diagonal = np.where(on_grid & (row == col), row, -1)
       for t in range(len(vector)):  # Episodes span chunks.
         if is_first[t]:
@@ -164,28 +162,11 @@ def _worker_steps(directory, size, envs):
           for chain in chains]
 
 
-def _index(replay):
-  """The newest save's index, checked against its own length and chunk
-  size (ReplayMissingError / ReplayCorruptError name the problem)."""
-  path = replay.path(disk.INDEX)
-  if not replay.exists():
-    raise disk.ReplayMissingError(f'There is no saved replay in '
-                                  f'{replay.root}.')
-  try:
-    with open(path, 'rb') as f:
-      raw = json.loads(f.read())
-    length, chunk_size = raw['length'], raw['chunk_size']
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise disk.ReplayCorruptError(
-        f'Cannot read replay index {path}: {e}') from e
-  return replay.load_index(length, chunk_size)
-
-
 def _chains(directory, envs):
   """[[_Chunk, oldest first] per env worker, by worker id]; refuses an
   empty replay, a chain whose start was dropped and a worker count other
   than `envs` (None: any)."""
-  index = _index(disk.Directory(directory))
+  index = disk.Directory(directory).load_index(None, None)
   chains = {}
   for chunk in sorted(map(lambda c: _Chunk(*c), index['chunks'])):
     chains.setdefault(chunk.worker, []).append(chunk)
@@ -212,11 +193,16 @@ def _chains(directory, envs):
   return [chains[w] for w in sorted(chains)]
 
 
+def _cells(vector, size):
+  """(on_grid, row, col) [T] of one-hot observations vector [T, N*N]; the
+  zeros below the grid are off it."""
+  row, col = np.divmod(np.argmax(vector, -1), size)
+  return vector.max(-1) > 0, row, col
+
+
 def _count(counts, size, mapping, vector, action, is_last):
   """Adds the moves of steps (vector [T, N*N], action [T], is_last [T])."""
-  on_grid = vector.max(-1) > 0
-  cell = np.argmax(vector, -1)
-  row, col = cell // size, cell % size
+  on_grid, row, col = _cells(vector, size)
   made = on_grid & ~is_last & (row < size - 1)
   for r, c, a in zip(row[made], col[made], action[made]):
     key = (int(r), int(c), bool(a == mapping[r, c]))

@@ -333,7 +333,8 @@ class Directory:
 
   def load_index(self, length, chunk_size, generation=None):
     """The index of save `generation` (None: the last) with its spec
-    decoded; checks it fits the replay.
+    decoded; checks it fits the replay (length and chunk_size None: a
+    reader that takes the saved ones, e.g. analysis/replay_moves.py).
 
     Raises ReplayMissingError if there is no such save, ReplayCorruptError
     if its index is unreadable or incomplete and ValueError if it was
@@ -348,8 +349,9 @@ class Directory:
     except (OSError, ValueError) as e:
       raise ReplayCorruptError(f'Cannot read replay index {path}: {e}') from e
     if (index.get('format') not in (FORMAT, *MIGRATED)
-        or index.get('length') != length
-        or index.get('chunk_size') != chunk_size):
+        or index.get('length') != (length or index.get('length'))
+        or index.get('chunk_size') != (chunk_size
+                                       or index.get('chunk_size'))):
       raise ValueError(
           f'Replay in {self.root} has length {index.get("length")} and '
           f'chunk_size {index.get("chunk_size")} (format '

@@ -131,6 +131,14 @@ def test_index_lists_files_and_latent_keys(tmp_path):
   assert names == set(os.listdir(tmp_path))
   assert index['chunks'][0][6:] == ['chunk-0000000000-steps-000001.npz',
                                     'chunk-0000000000-latents-000001.npz']
+  # A reader that takes the saved length and chunk size (analysis); a
+  # replay's own load checks them.
+  directory = replay_io.Directory(str(tmp_path))
+  read = directory.load_index(None, None)
+  assert (read['length'], read['chunk_size']) == (KWARGS['length'],
+                                                  KWARGS['chunk_size'])
+  with pytest.raises(ValueError, match='this replay uses'):
+    directory.load_index(KWARGS['length'] + 1, None)
 
 
 def test_corrupt_latents_file_raises_naming_it(tmp_path):
