@@ -277,7 +277,7 @@ def make_results(out=''):
       paths += plot.make_figures(
           deepest, os.path.join(out, 'diagonal_depth'), reps=FLAGS.reps,
           seed=FLAGS.seed, ylabel='deepest diagonal row so far',
-          colors=colors, what='diagonal depths')
+          colors=colors, what='diagonal depths', reduce='last')
   return rows, text, paths
 
 

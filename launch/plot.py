@@ -73,12 +73,13 @@ class Curve(typing.NamedTuple):
 
 
 def curves(methods, bins=30, max_frames=None, reps=1000, seed=0, task='',
-           what='episode scores'):
+           what='episode scores', reduce='mean'):
   """{method: Curve} of one task.
 
   methods: {method: [Run]}; the grid spans [0, max_frames] (default: the
-  last point of any run) in `bins` bins, x at the bin centres. `what`
-  names the points in the error for a task without any.
+  last point of any run) in `bins` bins, x at the bin centres, each seed's
+  points reduced per bin by `reduce` (`scores.bin_curve`). `what` names
+  the points in the error for a task without any.
   """
   if max_frames is None:
     max_frames = max((r.xs.max() for runs in methods.values()
@@ -90,7 +91,7 @@ def curves(methods, bins=30, max_frames=None, reps=1000, seed=0, task='',
   centres = (edges[:-1] + edges[1:]) / 2
   result = {}
   for method, runs in methods.items():
-    binned = scores.bin_runs(runs, edges)
+    binned = scores.bin_runs(runs, edges, reduce)
     mean, low, high = scores.bootstrap_band(binned, reps=reps, seed=seed)
     result[method] = Curve(centres, mean, low, high, len(runs), binned)
   return result
@@ -211,18 +212,20 @@ def colors_of(table):
 
 def make_figures(table, out, bins=30, max_frames=None, cols=4, reps=1000,
                  seed=0, ylabel='episode return', log=False, colors=None,
-                 what='episode scores'):
+                 what='episode scores', reduce='mean'):
   """Writes one PNG and SVG per task and a grid of all tasks to `out`.
 
   table: {task: {method: [Run]}} (scores.collect). log: True, False, or
   'auto' (per task, `log_scale`). colors: {method: colour} (default
-  `colors_of(table)`). Returns the paths.
+  `colors_of(table)`). reduce: how a seed's points are binned
+  (`scores.bin_curve`; 'last' for running maxima). Returns the paths.
   """
   if not table:
     raise ValueError('No tasks to plot.')
   os.makedirs(out, exist_ok=True)
   colors = colors or colors_of(table)
-  series = {task: curves(m, bins, max_frames, reps, seed, task, what)
+  series = {task: curves(m, bins, max_frames, reps, seed, task, what,
+                         reduce)
             for task, m in table.items()}
   logs = {task: log_scale(s) if log == 'auto' else bool(log)
           for task, s in series.items()}

@@ -66,9 +66,9 @@ def solved_at(run, threshold=THRESHOLD, window=WINDOW, rate=RATE):
 def deepest_so_far(run):
   """A run of per-episode diagonal depths (ys [E], `replay_moves.
   diagonal_depths`) with each replaced by the deepest reached up to that
-  episode (ys [E], non-decreasing): its
-  binned mean over seeds is how far down the diagonal the method has got
-  by then."""
+  episode (ys [E], non-decreasing): its last value per bin
+  (`scores.bin_curve(..., reduce='last')`), averaged over seeds, is how
+  far down the diagonal the method has got by the bin's end."""
   return dataclasses.replace(
       run, ys=np.maximum.accumulate(run.ys).astype(np.float64))
 

@@ -361,24 +361,41 @@ def frame_grid(max_frames, bins):
   return np.linspace(0.0, float(max_frames), int(bins) + 1)
 
 
-def bin_curve(xs, ys, edges):
-  """[K] mean of the ys with x in [edges[k], edges[k+1]) (the last bin
-  closed); NaN for an empty bin. Points outside the grid are dropped."""
+BIN_REDUCTIONS = ('mean', 'last')
+
+
+def bin_curve(xs, ys, edges, reduce='mean'):
+  """[K] one value per bin of the ys with x in [edges[k], edges[k+1]) (the
+  last bin closed); NaN for an empty bin. Points outside the grid are
+  dropped. reduce: 'mean' of the bin's ys, or 'last': the y of its largest
+  x (the latest in order among equal xs), which is what a running total or
+  maximum has reached by the bin's end."""
+  if reduce not in BIN_REDUCTIONS:
+    raise ValueError(f'reduce is one of {BIN_REDUCTIONS}, got {reduce!r}.')
   xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
   bins = len(edges) - 1
   index = np.searchsorted(edges, xs, side='right') - 1
   index[xs == edges[-1]] = bins - 1
   inside = (index >= 0) & (index < bins)
+  if reduce == 'last':
+    order = np.argsort(xs[inside], kind='stable')
+    index, ys = index[inside][order], ys[inside][order]  # bins ascending
+    last = np.flatnonzero(np.r_[index[1:] != index[:-1], True]) \
+        if index.size else np.zeros(0, np.int64)
+    binned = np.full(bins, np.nan)
+    binned[index[last]] = ys[last]
+    return binned
   sums = np.bincount(index[inside], ys[inside], minlength=bins)
   counts = np.bincount(index[inside], minlength=bins)
   with np.errstate(invalid='ignore', divide='ignore'):
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def bin_runs(runs, edges):
-  """[R, K] binned curves of `runs` on a common grid."""
-  return np.stack([bin_curve(r.xs, r.ys, edges) for r in runs]) if runs \
-      else np.zeros((0, len(edges) - 1))
+def bin_runs(runs, edges, reduce='mean'):
+  """[R, K] binned curves of `runs` on a common grid (reduce: see
+  `bin_curve`)."""
+  return np.stack([bin_curve(r.xs, r.ys, edges, reduce) for r in runs]) \
+      if runs else np.zeros((0, len(edges) - 1))
 
 
 def bootstrap_band(curves, level=0.95, reps=1000, seed=0):

@@ -259,6 +259,26 @@ def test_bin_curve_means_per_bin():
     scores.frame_grid(0, 3)
 
 
+def test_bin_curve_last_takes_each_bins_latest_point():
+  edges = scores.frame_grid(30, 3)
+  # Unsorted xs; two points at x = 15 (the later one in order wins); the
+  # third bin is empty; x = 40 is outside the grid.
+  binned = scores.bin_curve([5, 15, 0, 15, 12, 40], [2, 7, 1, 8, 3, 99],
+                            edges, reduce='last')
+  np.testing.assert_array_equal(binned[:2], [2.0, 8.0])
+  assert np.isnan(binned[2])
+  assert np.isnan(scores.bin_curve([], [], edges, reduce='last')).all()
+  # A running maximum binned by its last value stays a value it took.
+  xs = np.arange(30.0)
+  running = np.maximum.accumulate(np.arange(30) % 7)
+  np.testing.assert_array_equal(
+      scores.bin_curve(xs, running, edges, reduce='last'),
+      running[[9, 19, 29]])
+  with pytest.raises(ValueError, match=r"reduce is one of \('mean', "
+                     r"'last'\), got 'max'"):
+    scores.bin_curve(xs, running, edges, reduce='max')
+
+
 def test_bootstrap_band_mean_over_seeds_ignores_missing_bins():
   curves = np.array([[1.0, np.nan, 4.0], [3.0, np.nan, 4.0],
                      [5.0, 6.0, 4.0]])

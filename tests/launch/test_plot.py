@@ -46,6 +46,16 @@ def test_curves_bin_and_average_over_seeds(synthetic):
   np.testing.assert_array_equal(default['dreamer_tf'][0], [50, 150])
 
 
+def test_curves_bin_by_the_last_point_on_request(synthetic):
+  runs, reference = synthetic
+  _, table = scores.collect([runs], [reference], ['atari_pong'])
+  series = plot.curves(table['atari_pong'], bins=2, max_frames=100, reps=100,
+                       reduce='last')
+  # Bin [0, 50): seed 0's last point 3, seed 1's 3; [50, 100]: 7 and 9.
+  np.testing.assert_allclose(series['dreamer_tf'].per_seed, [[3, 7], [3, 9]])
+  np.testing.assert_allclose(series['dreamer_tf'].mean, [3, 8])
+
+
 def test_make_figures_writes_png_and_svg(synthetic, tmp_path):
   runs, reference = synthetic
   _, table = scores.collect([runs], [reference])
