@@ -380,8 +380,7 @@ def bin_curve(xs, ys, edges, reduce='mean'):
   if reduce == 'last':
     order = np.argsort(xs[inside], kind='stable')
     index, ys = index[inside][order], ys[inside][order]  # bins ascending
-    last = np.flatnonzero(np.r_[index[1:] != index[:-1], True]) \
-        if index.size else np.zeros(0, np.int64)
+    last = np.flatnonzero(np.diff(index, append=bins))  # Each bin's end.
     binned = np.full(bins, np.nan)
     binned[index[last]] = ys[last]
     return binned
