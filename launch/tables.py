@@ -19,8 +19,9 @@ CIs (Atari human-normalised, other suites raw). Prints Markdown and writes
 Runs of an experiment sweep are grouped by experiment (their method)
 unless --label is given; --methods keeps only the named methods. Each
 --metrics name gets a table of the same statistics over seeds of every
-run's last logged value of it (section 'metric' in the CSV; a metric no
-run logs is an error naming the closest logged ones).
+run's mean of the values it logged in the window (section 'metric' in the
+CSV; a run that logged none there has no value; a metric no run logs is
+an error naming the closest logged ones).
 """
 import os
 
@@ -112,12 +113,15 @@ def build(table, lo, hi, baselines=None, reps=2000, seed=0):
   return rows
 
 
-def metric_rows(table, metrics, reps=2000, seed=0):
-  """Rows (COLUMNS, section 'metric') of the last logged value of each of
-  `metrics` per task and method: statistics over the seeds that log it.
+def metric_rows(table, metrics, lo, hi, reps=2000, seed=0):
+  """Rows (COLUMNS, section 'metric') of each of `metrics` per task and
+  method: statistics over seeds of each seed's mean of the values it
+  logged at frames in [lo, hi] (the scores' window; seeds without one are
+  left out).
 
   table: {task: {method: [Run]}} (scores.collect); only our runs (run
-  directories) count. Raises MissingMetricError when no run logs a metric.
+  directories) count. Raises MissingMetricError when no run logs a metric,
+  or none logs it in the window.
   """
   rows, logdirs = [], []
   for name in metrics:
@@ -127,15 +131,16 @@ def metric_rows(table, metrics, reps=2000, seed=0):
         if not ours:
           continue
         logdirs += ours
-        values = [metrics_lib.last_values(metrics_lib.read(d), [name]).get(
-            name) for d in ours]
+        values = [metrics_lib.window_means(
+            metrics_lib.read(d), [name], lo, hi).get(name) for d in ours]
         values = [v for v in values if v is not None]
         row = dict(_empty_row('metric', task, method), metric=name)
         rows.append(row)
         if values:
           row.update(seed_stats(values, reps, seed))
   metrics_lib.check_found(
-      metrics, {r['metric'] for r in rows if r['count']}, logdirs)
+      metrics, {r['metric'] for r in rows if r['count']}, logdirs,
+      where=f' at frames [{lo:g}, {hi:g}] (--window)')
   return rows
 
 
@@ -194,8 +199,9 @@ def markdown(rows, lo, hi):
   for metric in metric_names:
     own = [r for r in rows if r['metric'] == metric]
     own_methods = list(dict.fromkeys(r['method'] for r in own))
-    lines += ['', f'Last logged value of `{metric}`: mean ± std over seeds '
-              '[95% bootstrap CI] (seeds that log it).', '',
+    lines += ['', f'`{metric}`, mean of each seed\'s values logged at '
+              f'frames [{lo:g}, {hi:g}]: mean ± std over seeds [95% '
+              'bootstrap CI] (seeds with a value there).', '',
               '| Task | ' + ' | '.join(own_methods) + ' |',
               '|---' * (1 + len(own_methods)) + '|']
     for task in dict.fromkeys(r['name'] for r in own):
@@ -238,8 +244,8 @@ def make_tables(window):
   table = score_flags.select(score_flags.collect_and_save())
   baselines = FLAGS.baselines and scores.load_baselines(FLAGS.baselines)
   rows = build(table, lo, hi, baselines or None, FLAGS.reps, FLAGS.seed)
-  rows += metric_rows(table, metrics_lib.parse_names(FLAGS.metrics),
-                      FLAGS.reps, FLAGS.seed)
+  rows += metric_rows(table, metrics_lib.parse_names(FLAGS.metrics), lo,
+                      hi, FLAGS.reps, FLAGS.seed)
   return rows, markdown(rows, lo, hi)
 
 if __name__ == '__main__':

@@ -187,17 +187,21 @@ def experiments_fixture(tmp_path):
   """An experiment sweep in tmp_path/xp1 (tests/analysis/fakes.py).
 
   In the window [90, 100]: baseline seeds score 2 and 4, prioritized seed
-  0 scores 10 (seed 1 has no episode there). Last loss/model: baseline 1
-  and 3, prioritized 8 and 16; only prioritized seed 0 logs the intrinsic
-  weight (0.5).
+  0 scores 10 (seed 1 has no episode there). Mean loss/model logged in
+  the window: baseline 2 (3 and 1; 9 before it, 40 after it) and 3,
+  prioritized 8 and 16; only prioritized seed 0 logs the intrinsic weight
+  there (0.5; seed 1 logs 0.9 before the window).
   """
   runs = fakes.plan(tmp_path / 'xp1', fakes.write_experiments(tmp_path / 'xp'))
   data = [([(95, 2.0)], [{'step': 50, 'train/loss/model': 9.0},
-                         {'step': 100, 'train/loss/model': 1.0}]),
+                         {'step': 90, 'train/loss/model': 3.0},
+                         {'step': 100, 'train/loss/model': 1.0},
+                         {'step': 120, 'train/loss/model': 40.0}]),
           ([(90, 3.0), (100, 5.0)], [{'step': 100, 'train/loss/model': 3.0}]),
           ([(99, 10.0)], [{'step': 100, 'train/loss/model': 8.0,
                            'expl/intrinsic_weight': 0.5}]),
-          ([(50, 7.0)], [{'step': 100, 'train/loss/model': 16.0}])]
+          ([(50, 7.0)], [{'step': 80, 'expl/intrinsic_weight': 0.9},
+                         {'step': 100, 'train/loss/model': 16.0}])]
   for run, (episodes, metrics) in zip(runs, data):
     fakes.write_run(run, episodes, metrics)
   return str(tmp_path / 'xp1')
@@ -207,7 +211,7 @@ def test_tables_by_experiment_with_metrics(experiments):
   _, table = scores.collect([experiments])
   rows = tables.build(table, 90, 100, reps=200)
   rows += tables.metric_rows(table, ['loss/model', 'expl/intrinsic_weight'],
-                             reps=200)
+                             90, 100, reps=200)
   index = {(r['section'], r['name'], r['method'], r['metric']): r
            for r in rows}
   base = index['task', 'dmc_walker_walk', 'baseline', '']
@@ -218,33 +222,39 @@ def test_tables_by_experiment_with_metrics(experiments):
   assert (prio['value'], prio['count']) == (10.0, 1) and np.isnan(
       prio['std'])
   loss = index['metric', 'dmc_walker_walk', 'baseline', 'loss/model']
-  assert (loss['value'], loss['count']) == (2.0, 2)  # Last values 1 and 3.
-  assert loss['std'] == pytest.approx(2 ** 0.5)
+  # Window means 2 (of 3 and 1) and 3; the last values would be 40 and 3.
+  assert (loss['value'], loss['count']) == (2.5, 2)
+  assert loss['std'] == pytest.approx(0.5 ** 0.5)
   loss = index['metric', 'dmc_walker_walk', 'prioritized', 'loss/model']
   assert (loss['value'], loss['ci_low'], loss['ci_high']) == (12.0, 8.0, 16.0)
   weight = index['metric', 'dmc_walker_walk', 'prioritized',
                  'expl/intrinsic_weight']
-  assert (weight['value'], weight['count']) == (0.5, 1)
+  assert (weight['value'], weight['count']) == (0.5, 1)  # Not 0.9 (at 80).
   weight = index['metric', 'dmc_walker_walk', 'baseline',
                  'expl/intrinsic_weight']
   assert weight['count'] == 0 and np.isnan(weight['value'])
   text = tables.markdown(rows, 90, 100)
   assert '| dmc_walker_walk | 3.0 ± 1.4 [2.0, 4.0] (2) | 10.0 [10.0, 10.0] ' \
          '(1) |' in text
-  assert 'Last logged value of `loss/model`' in text
-  assert '| dmc_walker_walk | 2 ± 1.414 [1, 3] (2) | 12 ± 5.657 [8, 16] ' \
+  assert ("`loss/model`, mean of each seed's values logged at frames [90, "
+          '100]') in text
+  assert '| dmc_walker_walk | 2.5 ± 0.7071 [2, 3] (2) | 12 ± 5.657 [8, 16] ' \
          '(2) |' in text
   assert '| dmc_walker_walk | n/a | 0.5 [0.5, 0.5] (1) |' in text
   parsed = list(csv.DictReader(io.StringIO(tables.to_csv(rows))))
   assert [(r['method'], r['metric'], r['value'], r['count']) for r in parsed
           if r['section'] == 'metric'] == [
-              ('baseline', 'loss/model', '2.0', '2'),
+              ('baseline', 'loss/model', '2.5', '2'),
               ('prioritized', 'loss/model', '12.0', '2'),
               ('baseline', 'expl/intrinsic_weight', '', '0'),
               ('prioritized', 'expl/intrinsic_weight', '0.5', '1')]
   with pytest.raises(ValueError, match=r"No run logs the metric 'loss/mdl' "
                      r"\(did you mean 'train/loss/model'"):
-    tables.metric_rows(table, ['loss/mdl'], reps=10)
+    tables.metric_rows(table, ['loss/mdl'], 90, 100, reps=10)
+  with pytest.raises(ValueError, match=r"The runs log 'train/loss/model' "
+                     r'with no finite value at frames \[200, 300\] '
+                     r'\(--window\)\.'):
+    tables.metric_rows(table, ['train/loss/model'], 200, 300, reps=10)
 
 
 def test_cli_tables_of_an_experiment_sweep(experiments, tmp_path):
