@@ -151,12 +151,16 @@ def _empty_row(section, name, method):
 
 
 def _cell(row, percent=False, fmt='.1f'):
-  """'value ± std [low, high] (count)' (no ± part without a std)."""
+  """'value ± std [low, high] (count)' (no ± part without a std). A value
+  that `fmt` would print as 0 (DeepSea's scores of -0.0007) gets three
+  significant digits instead."""
   if not row or not np.isfinite(row['value']):
     return 'n/a'
   scale, unit = (100, '%') if percent else (1, '')
   value, std, low, high = (scale * row[k] for k in (
       'value', 'std', 'ci_low', 'ci_high'))
+  if value and float(f'{value:{fmt}}') == 0:
+    fmt = '.3g'
   spread = f' ± {std:{fmt}}{unit}' if np.isfinite(std) else ''
   return (f"{value:{fmt}}{unit}{spread} [{low:{fmt}}, {high:{fmt}}] "
           f"({row['count']})")

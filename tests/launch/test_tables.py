@@ -118,6 +118,19 @@ def test_markdown_and_csv(synthetic):
                                  ('ref', '', '0', '')]
 
 
+def test_a_score_that_would_print_as_zero_gets_significant_digits():
+  deepsea = dict(value=-0.00065, std=0.0001, ci_low=-0.0007,
+                 ci_high=-0.0006, count=3)
+  assert tables._cell(deepsea) == '-0.00065 ± 0.0001 [-0.0007, -0.0006] (3)'
+  assert tables._cell(dict(deepsea, value=0.0004, std=np.nan, ci_low=0.0003,
+                           ci_high=0.0005), percent=True) == (
+                               '0.04% [0.03, 0.05] (3)')
+  zero = dict(deepsea, value=0.0, std=np.nan, ci_low=0.0, ci_high=0.0)
+  assert tables._cell(zero) == '0.0 [0.0, 0.0] (3)'
+  usual = dict(deepsea, value=3.0, std=1.414, ci_low=2.0, ci_high=4.0)
+  assert tables._cell(usual) == '3.0 ± 1.4 [2.0, 4.0] (3)'
+
+
 def test_empty_window_fails_clearly(synthetic):
   runs, _ = synthetic
   _, table = scores.collect([runs])
