@@ -123,24 +123,24 @@ def metric_rows(table, metrics, lo, hi, reps=2000, seed=0):
   directories) count. Raises MissingMetricError when no run logs a metric,
   or none logs it in the window.
   """
-  rows, logdirs = [], []
+  rows = []
   for name in metrics:
+    series = metrics_lib.metric_table(table, name)  # Raises if none logs it.
     for task, methods in table.items():
       for method, runs in methods.items():
-        ours = [r.source for r in runs if os.path.isdir(r.source)]
-        if not ours:
+        if not any(os.path.isdir(r.source) for r in runs):
           continue
-        logdirs += ours
-        values = [metrics_lib.window_means(
-            metrics_lib.read(d), [name], lo, hi).get(name) for d in ours]
-        values = [v for v in values if v is not None]
+        values = [scores.window_mean(r, lo, hi)
+                  for r in series.get(task, {}).get(method, [])]
+        values = [v for v in values if np.isfinite(v)]
         row = dict(_empty_row('metric', task, method), metric=name)
         rows.append(row)
         if values:
           row.update(seed_stats(values, reps, seed))
-  metrics_lib.check_found(
-      metrics, {r['metric'] for r in rows if r['count']}, logdirs,
-      where=f' at frames [{lo:g}, {hi:g}] (--window)')
+    if not any(r['count'] for r in rows if r['metric'] == name):
+      raise metrics_lib.MissingMetricError(
+          f'The runs log {name!r} with no finite value at frames '
+          f'[{lo:g}, {hi:g}] (--window).')
   return rows
 
 

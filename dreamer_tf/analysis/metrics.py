@@ -84,17 +84,16 @@ def check_logged(names, logged):
           f'{len(logged)} metrics: {", ".join(sorted(logged)) or "none"}.')
 
 
-def check_found(names, found, logdirs, where=''):
+def check_found(names, found, logdirs):
   """Raises MissingMetricError for the first of `names` not in `found` (the
   names some run has a value of): naming the closest keys the runs in
-  `logdirs` log, or saying that they log it without a finite value
-  `where` (e.g. ' at frames [90, 100]': where the values were read)."""
+  `logdirs` log, or saying that they log it without a finite value."""
   missing = [n for n in names if n not in found]
   if missing:
     logged = set().union(*(keys(read(d)) for d in logdirs))
     check_logged(missing, logged)
     raise MissingMetricError(
-        f'The runs log {missing[0]!r} with no finite value{where}.')
+        f'The runs log {missing[0]!r} with no finite value.')
 
 
 def last_values(records, names):
@@ -109,23 +108,6 @@ def last_values(records, names):
     values = [r[key] for r in records if _finite(r.get(key))]
     if values:
       result[name] = float(values[-1])
-  return result
-
-
-def window_means(records, names, lo, hi):
-  """{name: the mean of its values logged at frames in [lo, hi]} for each
-  of `names` (NaN values are skipped; a metric with no value in the window
-  is left out). The window of a score at a budget (`scores.budget_score`):
-  a run trained past it is read at the budget, not at its end."""
-  result = {}
-  for name in names:
-    points = series(records, name)
-    if points is None:
-      continue
-    xs, ys = points
-    inside = (xs >= lo) & (xs <= hi)
-    if inside.any():
-      result[name] = float(ys[inside].mean())
   return result
 
 

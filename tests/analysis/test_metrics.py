@@ -49,20 +49,6 @@ def test_last_values_and_series_skip_nan():
   assert metrics_lib.parse_names('a, b,,') == ['a', 'b']
 
 
-def test_window_means_read_the_values_logged_in_the_window():
-  records = [{'step': 5, 'train/loss/model': 100.0, 'x/y': 7.0},
-             {'step': 10, 'train/loss/model': 4.0},
-             {'step': 15, 'train/loss/model': float('nan')},
-             {'step': 20, 'train/loss/model': 2.0},
-             {'step': 25, 'train/loss/model': 50.0}]
-  # Both ends count; NaN is skipped; a metric without a value in the
-  # window ('y', logged at 5 only) and one never logged ('z') are left out.
-  assert metrics_lib.window_means(records, ['loss/model', 'y', 'z'], 10,
-                                  20) == {'loss/model': 3.0}
-  assert metrics_lib.window_means(records, ['y'], 0, 5) == {'y': 7.0}
-  assert metrics_lib.window_means(records, ['loss/model'], 21, 24) == {}
-
-
 def test_metric_table_of_a_score_table(tmp_path):
   runs = fakes.plan(tmp_path / 'sw', fakes.write_experiments(tmp_path / 'xp'),
                     seeds=[0])
