@@ -31,6 +31,13 @@ each method came and when. The tables add the deepest row per seed and
 its median; <out>/diagonal_depth/ plots the deepest row reached so far.
 --save_depths keeps the depths in a score file, as --save_scores keeps the
 scores, and --depth_reference reads it back without the runs.
+
+DeepSea scores also give the right moves of every episode (each costs
+--move_cost / N; dreamer_tf/analysis/exploration.py `right_moves`): the
+tables add their mean over the last --last_episodes episodes per seed and
+over seeds, and <out>/right_moves/ plots them over training. A method
+that goes right more often explores towards the treasure; one whose
+count falls to ~1 has learned to avoid the move cost.
 """
 import math
 import os
@@ -65,6 +72,10 @@ flags.DEFINE_string('save_depths', None, 'Also write the per-episode '
                     'which --depth_reference reads back.')
 flags.DEFINE_multi_string('depth_reference', [], 'Score files of per-episode '
                           'diagonal depths written by --save_depths.')
+flags.DEFINE_float('move_cost', exploration.MOVE_COST, 'DeepSea\'s '
+                   'unscaled move cost (DeepSeaEnv.unscaled_move_cost): a '
+                   'right move costs this / N. Right moves are counted from '
+                   'the scores with it.', lower_bound=0.0)
 FLAGS = flags.FLAGS
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
@@ -72,13 +83,17 @@ COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
            'median_first_success', 'median_censored', 'first_success',
            'median_solved_at', 'median_solved_censored', 'solved_at',
            'final_rate', 'final_rate_low', 'final_rate_high',
-           'median_deepest', 'deepest', 'without_episodes']
+           'median_deepest', 'deepest', 'right_moves', 'right_moves_seeds',
+           'without_episodes']
 
 
-def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
+def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
+          moves=None):
   """One row per task x method of {task: {method: [Run]}}; `depths`, the
   same of per-episode diagonal depths (`collect_depths`), adds the
-  deepest row per seed and their median where it has the method."""
+  deepest row per seed and their median where it has the method; `moves`,
+  the same of right moves per episode (`collect_right_moves`), their mean
+  over each seed's last `window` episodes and over those seeds."""
   rows = []
   for task, methods in table.items():
     for method, runs in methods.items():
@@ -87,13 +102,22 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
                          without_episodes=' '.join(str(r.seed) for r in runs)))
         continue
       s = exploration.summary(runs, threshold, window, rate, reps, seed)
-      depth = {}
+      extra = {}
       depth_runs = (depths or {}).get(task, {}).get(method)
       if depth_runs:  # Per seed in the order of the scores' seeds.
         d = exploration.depth_summary(depth_runs)
         by_seed = {str(r.seed): v for r, v in zip(depth_runs, d['deepest'])}
-        depth = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
+        extra = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
             [by_seed.get(str(r.seed)) for r in runs if r.ys.size]))
+      by_seed = {str(r.seed): float(np.mean(r.ys[-window:]))
+                 for r in (moves or {}).get(task, {}).get(method, [])
+                 if r.ys.size}
+      if by_seed:  # Per seed in the order of the scores' seeds.
+        extra.update(
+            right_moves=float(np.mean(list(by_seed.values()))),
+            right_moves_seeds=' '.join(
+                '-' if by_seed.get(str(r.seed)) is None
+                else f'{by_seed[str(r.seed)]:.1f}' for r in runs if r.ys.size))
       rows.append(dict(
           task=task, method=method, seeds=s['seeds'],
           episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],
@@ -109,7 +133,7 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None):
           final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
           final_rate_high=s['final_rate_ci'][1],
           without_episodes=' '.join(map(str, s['without_episodes'])),
-          **depth))
+          **extra))
   return rows
 
 
@@ -151,6 +175,28 @@ def collect_depths(table, references=()):
         depths.setdefault(run.task, {}).setdefault(run.method, []).append(run)
         found.add((run.task, run.method, str(run.seed)))
   return depths
+
+
+def collect_right_moves(table, move_cost):
+  """{task: {method: [Run]}} of the right moves per episode of every run
+  of `table` on a DeepSea task (`exploration.right_moves`); a run whose
+  scores are not those of deterministic DeepSea with `move_cost` is left
+  out with a warning that names it."""
+  moves = {}
+  for task, methods in table.items():
+    size = deepsea_task_size(task)
+    if size is None:
+      continue
+    for method, runs in methods.items():
+      for run in runs:
+        try:
+          counted = exploration.right_moves(run, size, move_cost)
+        except ValueError as e:
+          warnings.warn(f'Right moves of {run.source or run.seed} left '
+                        f'out: {e} (--move_cost sets the cost.)')
+          continue
+        moves.setdefault(task, {}).setdefault(method, []).append(counted)
+  return moves
 
 
 def _run_depths(run, replay, size):
@@ -198,15 +244,23 @@ def markdown(rows, threshold, window, rate):
     lines[0] += (' Deepest diagonal row: the deepest cell (r, r) an episode '
                  "reached, from the run's replay; median over seeds (per "
                  'seed, - without one).')
+  if any('right_moves' in r for r in rows):
+    lines[0] += (' Right moves: per episode (from its score), mean over '
+                 f'the last {window} episodes of each seed and over seeds '
+                 '(per seed, - without one).')
   for task in dict.fromkeys(r['task'] for r in rows):
     task_rows = [r for r in rows if r['task'] == task]
-    deep = any('deepest' in r for r in task_rows)  # A column if any depth.
+    # A column where any method has the values.
+    deep = any('deepest' in r for r in task_rows)
+    right = any('right_moves' in r for r in task_rows)
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
               '(per seed) | solved at: median (per seed) | final success '
               'rate |' + (f' deepest diagonal row{_of(task)}: median (per '
-                          'seed) |' if deep else ''),
-              '|---|---|---|---|---|---|---|' + ('---|' if deep else '')]
+                          'seed) |' if deep else '')
+              + (f' right moves per episode, last {window}: mean (per '
+                 'seed) |' if right else ''),
+              '|---|---|---|---|---|---|---|' + '---|' * (deep + right)]
     for r in (r for r in task_rows if r['seeds']):
       first = _median(r['median_first_success'], r['median_censored'])
       solve = _median(r['median_solved_at'], r['median_solved_censored'])
@@ -215,8 +269,9 @@ def markdown(rows, threshold, window, rate):
           f'{_fraction(r, "solved")} | {first} ({r["first_success"]}) | '
           f'{solve} ({r["solved_at"]}) | '
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
-          f'{r["final_rate_high"]:.2f}] |' + (f' {_deepest(r)} |' if deep
-                                               else ''))
+          f'{r["final_rate_high"]:.2f}] |'
+          + (f' {_deepest(r)} |' if deep else '')
+          + (f' {_right_moves(r)} |' if right else ''))
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]
     if left_out:
@@ -233,6 +288,12 @@ def _deepest(row):
   if 'deepest' not in row:
     return 'n/a'
   return f'{row["median_deepest"]:g} ({row["deepest"]})'
+
+
+def _right_moves(row):
+  if 'right_moves' not in row:
+    return 'n/a'
+  return f'{row["right_moves"]:.1f} ({row["right_moves_seeds"]})'
 
 
 def _fraction(row, name):
@@ -257,8 +318,9 @@ def make_results(out=''):
     scores.save_reference(FLAGS.save_depths, [
         run for task in depths.values() for runs in task.values()
         for run in runs])
+  moves = collect_right_moves(table, FLAGS.move_cost)
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
-               FLAGS.reps, FLAGS.seed, depths)
+               FLAGS.reps, FLAGS.seed, depths, moves)
   text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)
   paths = []
   if out:
@@ -278,6 +340,11 @@ def make_results(out=''):
           deepest, os.path.join(out, 'diagonal_depth'), reps=FLAGS.reps,
           seed=FLAGS.seed, ylabel='deepest diagonal row so far',
           colors=colors, what='diagonal depths', reduce='last')
+    if moves:
+      paths += plot.make_figures(
+          moves, os.path.join(out, 'right_moves'), reps=FLAGS.reps,
+          seed=FLAGS.seed, ylabel='right moves per episode', colors=colors,
+          what='right moves')
   return rows, text, paths
 
 

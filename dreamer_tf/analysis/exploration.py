@@ -12,6 +12,10 @@ Wilson score interval (honest at 3-5 seeds, unlike a bootstrap); episodes
 to the first success are reported per seed and as the median over seeds,
 where a seed that never succeeded counts as "more than its episodes"
 (right-censored; see `median_first`).
+
+On DeepSea the scores also say how the actor moves: `right_moves` turns
+each episode's score into its number of right moves, the propensity a
+method has to go where the treasure is, long before it finds it.
 """
 import dataclasses
 import math
@@ -24,6 +28,7 @@ from dreamer_tf.analysis import scores
 THRESHOLD = 0.5
 WINDOW = 100
 RATE = 0.5
+MOVE_COST = 0.01  # bsuite's unscaled_move_cost (envs/deepsea.py).
 
 
 def successes(run, threshold=THRESHOLD):
@@ -71,6 +76,33 @@ def deepest_so_far(run):
   far down the diagonal the method has got by the bin's end."""
   return dataclasses.replace(
       run, ys=np.maximum.accumulate(run.ys).astype(np.float64))
+
+
+def right_moves(run, size, move_cost=MOVE_COST, threshold=THRESHOLD):
+  """The run of a deterministic DeepSea N x N with each episode's score
+  (ys [E]) replaced by its number of right moves (ys [E], integers 0..N).
+
+  Each right move costs move_cost / N and the treasure adds 1
+  (envs/deepsea.py), so an episode that made k right moves scores
+  treasure - k move_cost / N, and k = (treasure - score) N / move_cost,
+  where treasure is 1 for a success (score > threshold) and 0 otherwise.
+  Raises ValueError when a score gives no whole k in 0..N: not the scores
+  of DeepSea N with this move cost (another size, cost, or the stochastic
+  variant, whose noise the scores carry)."""
+  treasure = (run.ys > threshold).astype(np.float64)
+  moves = (treasure - run.ys) * size / move_cost  # [E]
+  counts = np.round(moves)
+  bad = np.flatnonzero((np.abs(moves - counts) > 1e-3) | (counts < 0)
+                       | (counts > size))
+  if bad.size:
+    i = bad[0]
+    raise ValueError(
+        f'Episode {i + 1} of {run.method} seed {run.seed} on {run.task} '
+        f'scores {run.ys[i]:g}, which is no whole number of right moves '
+        f'(0..{size}) of deterministic DeepSea {size} with move cost '
+        f'{move_cost:g} / {size} ({moves[i]:g}); right moves are counted '
+        'only for that environment.')
+  return dataclasses.replace(run, ys=counts + 0.0)  # -0.0 -> 0.0
 
 
 def depth_summary(runs):

@@ -1,6 +1,6 @@
 """launch/exploration.py on an experiment sweep's runs: Markdown, CSV,
-success-rate and diagonal-depth figures, and a clear error for a path
-without runs."""
+success-rate, diagonal-depth and right-move figures, and a clear error for
+a path without runs."""
 import csv
 import gzip
 import io
@@ -55,6 +55,22 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert rows['baseline']['solved_at'] == '- 4'
   for name in ('deepsea_10.png', 'grid.png', 'grid.svg'):
     assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
+  # Right moves, last 3 episodes (0.01 / 10 each; the treasure is 10):
+  # baseline 0 and 10; prioritized 10, and seed 1's -0.02 would be 20
+  # moves of 10: left out, named.
+  assert 'right moves per episode, last 3: mean (per seed)' in text
+  assert '| 5.0 (0.0 10.0) |' in text and '| 10.0 (10.0 -) |' in text
+  assert rows['baseline']['right_moves_seeds'] == '0.0 10.0'
+  assert 'Right moves of ' in proc.stderr and 'prioritized/seed1' in (
+      proc.stderr) and 'scores -0.02, which is no whole number' in proc.stderr
+  assert os.path.getsize(os.path.join(out, 'right_moves',
+                                      'deepsea_10.png')) > 1000
+  # At twice the cost every count halves, and -0.02 is 10 moves.
+  proc = _launch(f'--runs={sweep}', '--last_episodes=3', '--reps=50',
+                 '--move_cost=0.02')
+  assert proc.returncode == 0 and 'Right moves of' not in proc.stderr
+  assert '| 2.5 (0.0 5.0) |' in proc.stdout
+  assert '| 5.0 (5.0 5.0) |' in proc.stdout
 
 
 def test_saved_scores_give_the_same_results_without_the_runs(sweep,
