@@ -37,7 +37,9 @@ DeepSea scores also give the right moves of every episode (each costs
 tables add their mean over the last --last_episodes episodes per seed and
 over seeds, and <out>/right_moves/ plots them over training. A method
 that goes right more often explores towards the treasure; one whose
-count falls to ~1 has learned to avoid the move cost.
+count falls to ~1 has learned to avoid the move cost. --save_right_moves
+keeps them in a score file, so that `launch.tables --reference=<file>
+--window=lo,hi` gives their mean over any window of training.
 """
 import math
 import os
@@ -72,6 +74,10 @@ flags.DEFINE_string('save_depths', None, 'Also write the per-episode '
                     'which --depth_reference reads back.')
 flags.DEFINE_multi_string('depth_reference', [], 'Score files of per-episode '
                           'diagonal depths written by --save_depths.')
+flags.DEFINE_string('save_right_moves', None, 'Also write the right moves '
+                    'per episode of the DeepSea runs to this score file '
+                    '(as --save_scores): `launch.tables --reference=<it> '
+                    '--window=lo,hi` gives their mean over any window.')
 flags.DEFINE_float('move_cost', exploration.MOVE_COST, 'DeepSea\'s '
                    'unscaled move cost (DeepSeaEnv.unscaled_move_cost): a '
                    'right move costs this / N. Right moves are counted from '
@@ -319,6 +325,14 @@ def make_results(out=''):
         run for task in depths.values() for runs in task.values()
         for run in runs])
   moves = collect_right_moves(table, FLAGS.move_cost)
+  if FLAGS.save_right_moves:
+    if not moves:
+      raise ValueError('--save_right_moves: no DeepSea run whose scores give '
+                       'right moves (task deepsea_<N>, deterministic, cost '
+                       '--move_cost).')
+    scores.save_reference(FLAGS.save_right_moves, [
+        run for task in moves.values() for runs in task.values()
+        for run in runs])
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
                FLAGS.reps, FLAGS.seed, depths, moves)
   text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)

@@ -65,6 +65,18 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
       proc.stderr) and 'scores -0.02, which is no whole number' in proc.stderr
   assert os.path.getsize(os.path.join(out, 'right_moves',
                                       'deepsea_10.png')) > 1000
+  # Kept in a score file, they are launch.tables' scores: over frames
+  # 30-60, baseline 0 and 10, prioritized 10 (seed 1 left out).
+  moves = str(tmp_path / 'moves.json.gz')
+  assert _launch(f'--runs={sweep}', '--reps=50', '--nodepth',
+                 f'--save_right_moves={moves}').returncode == 0
+  tables = subprocess.run(
+      [sys.executable, '-m', 'launch.tables', f'--reference={moves}',
+       '--window=30,60', '--reps=50'], cwd=ROOT, capture_output=True,
+      text=True, check=False, timeout=300)
+  assert tables.returncode == 0, tables.stderr
+  assert '| deepsea_10 | 5.0 ± 7.1 [0.0, 10.0] (2) | 10.0 [10.0, 10.0] (1) |' in (
+      tables.stdout)
   # At twice the cost every count halves, and -0.02 is 10 moves.
   proc = _launch(f'--runs={sweep}', '--last_episodes=3', '--reps=50',
                  '--move_cost=0.02')
@@ -201,3 +213,16 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   proc = _launch(f'--runs={root}', '--nodepth', f'--save_depths={saved}')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert '--nodepth leaves out the diagonal depths' in proc.stderr
+
+
+def test_right_moves_need_deepsea_runs(tmp_path):
+  runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'))
+  for r in runs:  # dmc:walker_walk.
+    fakes.write_run(r, [(10, 500.0)])
+  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50',
+                 f'--save_right_moves={tmp_path}/m.json')
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert '--save_right_moves: no DeepSea run whose scores give' in proc.stderr
+  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50')
+  assert proc.returncode == 0, proc.stderr
+  assert 'right moves' not in proc.stdout
