@@ -81,7 +81,7 @@ flags.DEFINE_string('save_right_moves', None, 'Also write the right moves '
 flags.DEFINE_float('move_cost', exploration.MOVE_COST, 'DeepSea\'s '
                    'unscaled move cost (DeepSeaEnv.unscaled_move_cost): a '
                    'right move costs this / N. Right moves are counted from '
-                   'the scores with it.', lower_bound=0.0)
+                   'the scores with it (> 0).')
 FLAGS = flags.FLAGS
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
@@ -313,6 +313,10 @@ def make_results(out=''):
   if FLAGS['final_episodes'].present:
     raise ValueError('launch.exploration takes --last_episodes; '
                      '--final_episodes is for launch.tables, plot and results.')
+  if not FLAGS.move_cost > 0:
+    raise ValueError(f'--move_cost must be > 0 (bsuite\'s is 0.01): right '
+                     f'moves are counted from their cost; got '
+                     f'{FLAGS.move_cost:g}.')
   table = score_flags.select(score_flags.collect_and_save())
   depths = {}
   if FLAGS.depth:

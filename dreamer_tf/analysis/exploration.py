@@ -88,7 +88,11 @@ def right_moves(run, size, move_cost=MOVE_COST, threshold=THRESHOLD):
   where treasure is 1 for a success (score > threshold) and 0 otherwise.
   Raises ValueError when a score gives no whole k in 0..N: not the scores
   of DeepSea N with this move cost (another size, cost, or the stochastic
-  variant, whose noise the scores carry)."""
+  variant, whose noise the scores carry), or for a move_cost <= 0 (free
+  moves leave no trace in the scores)."""
+  if not move_cost > 0:
+    raise ValueError(f'Right moves are counted from their cost, which must '
+                     f'be > 0; got move_cost={move_cost!r}.')
   treasure = (run.ys > threshold).astype(np.float64)
   moves = (treasure - run.ys) * size / move_cost  # [E]
   counts = np.round(moves)

@@ -149,6 +149,9 @@ def test_right_moves_from_deepsea_scores():
   assert exploration.right_moves(run([summed]), 14).ys[0] == 5
   # Another move cost: --move_cost.
   assert exploration.right_moves(run([-0.01]), 10, move_cost=0.02).ys[0] == 5
+  for free in (0.0, -0.01, float('nan')):
+    with pytest.raises(ValueError, match='must be > 0; got move_cost='):
+      exploration.right_moves(run([0.0]), 10, move_cost=free)
 
 
 @pytest.mark.parametrize('score, why', [

@@ -115,6 +115,9 @@ def test_exploration_flag_errors(sweep, tmp_path):
   proc = _launch(f'--runs={sweep}', '--final_episodes=5')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert 'takes --last_episodes; --final_episodes is for' in proc.stderr
+  proc = _launch(f'--runs={sweep}', '--move_cost=0')
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert '--move_cost must be > 0' in proc.stderr
   proc = _launch(f'--runs={sweep}', '--rate=1.5')
   assert proc.returncode != 0
   assert 'rate' in proc.stderr and '1' in proc.stderr
