@@ -25,6 +25,13 @@ each move's count in the run's replay up to the checkpoint's policy steps
 --replay for checkpoint snapshots, which have none (pass the run's, e.g.
 runs/deepsea/replay; a replay of another run is refused).
 
+A snapshot taken with `launch.snapshot --priorities` holds the replay's
+step priorities at its checkpoint; with the replay, the line adds
+`priority_diagonal`: per diagonal row, how the priorities of the steps at
+(r, r) compared with the mean (> 1: prioritized replay favoured them),
+`priority_diagonal_steps` and `priority_unset` (replay_moves.py
+`diagonal_priorities`).
+
 --novelty_steps=N (e.g. 3000; 0 = off) adds `novelty`: whether a fresh
 ensemble of each target ('stoch', 'embed'), trained N steps on the
 checkpoint's posteriors of uniform random episodes (fresh samples every
@@ -46,6 +53,7 @@ from absl import flags
 from dreamer_tf.analysis import replay_moves
 from dreamer_tf.envs.deepsea import MAPPING_SEED
 from dreamer_tf.run import record as record_lib
+from dreamer_tf.run import snapshots
 from launch import errors
 
 flags.DEFINE_multi_string(
@@ -190,6 +198,10 @@ def main(argv):
       line = dict(logdir=logdir, policy_steps=counters['policy_steps'],
                   updates=counters['ratio']['updates'],
                   probe_seed=FLAGS.probe_seed, **result['summary'])
+      saved = os.path.join(logdir, snapshots.PRIORITIES)
+      if replay and os.path.isfile(saved):
+        with errors.user_input():
+          line.update(replay_moves.diagonal_priorities(replay, saved, size))
       if FLAGS.cells:
         line['per_cell'] = result['cells']
       if FLAGS.novelty_steps:

@@ -10,6 +10,9 @@ A run keeps only its newest 2 checkpoints. This polls the run every
 its own that the evaluation and probe launchers read; it runs until
 interrupted, or makes one pass with --once. Start it when the run starts:
 a checkpoint replaced before it is copied is not recoverable.
+--priorities also copies the step priorities of the replay save each
+checkpoint names (replay_priorities.npz, 4 bytes per replay step), which
+launch.probe_deepsea reads: what prioritized replay favoured, and when.
 """
 import time
 
@@ -25,6 +28,8 @@ flags.DEFINE_integer('every_seconds', 60, 'Seconds between polls.',
                      lower_bound=1)
 flags.DEFINE_bool('once', False, 'Copy the newest checkpoint (if new) and '
                   'exit.')
+flags.DEFINE_bool('priorities', False, 'Also copy the step priorities of '
+                  "the checkpoint's replay save (replay_priorities.npz).")
 flags.mark_flag_as_required('logdir')
 FLAGS = flags.FLAGS
 
@@ -37,7 +42,8 @@ def main(argv):
     snapshots.check_run_dir(FLAGS.logdir)
   try:
     while True:
-      path = snapshots.copy_newest(FLAGS.logdir, out)
+      with errors.user_input():  # Its ValueErrors name the run's fault.
+        path = snapshots.copy_newest(FLAGS.logdir, out, FLAGS.priorities)
       if path:
         print(time.strftime('%H:%M:%S'), path, flush=True)
       if FLAGS.once:

@@ -135,6 +135,55 @@ def diagonal_depths(directory, size, envs=None):
           np.asarray(depths, np.int64)[order])
 
 
+def diagonal_priorities(directory, priorities, size):
+  """How prioritized replay weighed the diagonal at a checkpoint.
+
+  directory: the run's replay; priorities: the step priorities of one of
+  its saves, `replay_priorities.npz` of a checkpoint snapshot
+  (`run/snapshots.py` `save_priorities`). The steps are read from the
+  replay as it is now (a chunk only grows, so its first steps are those
+  the save had). Returns
+    priority_unset: the fraction of the saved steps without a priority
+      yet (inf: no update has trained on them);
+    priority_diagonal [N]: per diagonal row r, the mean priority of the
+      saved steps at cell (r, r) over the mean priority of all saved steps
+      that have one (> 1: favoured; None without such a step). Sampling
+      draws sequences by a mix of their steps' max and mean priority^0.8
+      (`replay/selectors.py`), so this is how strongly the steps there
+      pulled their sequences, not the sampling probability itself;
+    priority_diagonal_steps [N]: how many such steps the save held.
+  ValueError when a saved chunk is no longer in the replay (capacity
+  reached, or another run's replay)."""
+  with np.load(priorities, allow_pickle=False) as saved:
+    chunk_ids, lengths = saved['chunk'], saved['length']
+    prio = saved['priority'].astype(np.float64)  # [steps]
+  replay = disk.Directory(directory)
+  current = {c.id: c for c in map(lambda c: _Chunk(*c),
+                                  replay.load_index(None, None)['chunks'])}
+  diagonal = []
+  for chunk_id, length in zip(chunk_ids, lengths):
+    chunk = current.get(int(chunk_id))
+    if chunk is None or chunk.length < length:
+      raise ValueError(
+          f'The priorities {priorities} name chunk {chunk_id} ({length} '
+          f'steps), which the replay {directory} no longer holds whole '
+          '(capacity reached, or the replay of another run).')
+    vector = _load_steps(replay, chunk.steps_file, int(length), size)[0]
+    on_grid, row, col = _cells(vector, size)
+    diagonal.append(np.where(on_grid & (row == col), row, -1))
+  diagonal = np.concatenate(diagonal) if diagonal else np.zeros(0, np.int64)
+  finite = np.isfinite(prio)
+  mean = prio[finite].mean() if finite.any() else np.nan
+  ratios, counts = [], []
+  for r in range(size):
+    at = finite & (diagonal == r)
+    counts.append(int(at.sum()))
+    ratios.append(float(prio[at].mean() / mean) if at.any() and mean > 0
+                  else None)
+  return dict(priority_unset=float(1 - finite.mean()) if prio.size else 0.0,
+              priority_diagonal=ratios, priority_diagonal_steps=counts)
+
+
 def _worker_steps(directory, size, envs):
   """Per env worker, its chunks oldest first as (length, load), load()
   giving (vector [length, N*N], action, is_first, is_last [length])."""
@@ -142,24 +191,29 @@ def _worker_steps(directory, size, envs):
   chains = _chains(directory, envs)
 
   def loader(chunk):
-    def load():
-      data = replay.load_npz(chunk.steps_file, keys=_KEYS)
-      missing = [k for k in _KEYS if k not in data]
-      path = replay.path(chunk.steps_file)
-      if missing:
-        raise ValueError(
-            f'Replay file {path} lacks {missing}: not a DeepSea run (its '
-            "steps need the observation 'vector', 'action', 'is_first' and "
-            "'is_last').")
-      if data['vector'].shape[1:] != (size * size,):
-        raise ValueError(
-            f"Replay file {path}: 'vector' has shape "
-            f"{data['vector'].shape[1:]} per step; a deepsea:{size} run's "
-            f'is ({size * size},): pass the size the run was trained with.')
-      return tuple(data[k][:chunk.length] for k in _KEYS)
-    return load
+    return lambda: _load_steps(replay, chunk.steps_file, chunk.length, size)
   return [[(chunk.length, loader(chunk)) for chunk in chain]
           for chain in chains]
+
+
+def _load_steps(replay, name, length, size):
+  """(vector [length, N*N], action, is_first, is_last [length]) of a steps
+  file of the disk.Directory `replay`; ValueError for a file that is not
+  a deepsea:`size` run's."""
+  data = replay.load_npz(name, keys=_KEYS)
+  missing = [k for k in _KEYS if k not in data]
+  path = replay.path(name)
+  if missing:
+    raise ValueError(
+        f'Replay file {path} lacks {missing}: not a DeepSea run (its '
+        "steps need the observation 'vector', 'action', 'is_first' and "
+        "'is_last').")
+  if data['vector'].shape[1:] != (size * size,):
+    raise ValueError(
+        f"Replay file {path}: 'vector' has shape "
+        f"{data['vector'].shape[1:]} per step; a deepsea:{size} run's "
+        f'is ({size * size},): pass the size the run was trained with.')
+  return tuple(data[k][:length] for k in _KEYS)
 
 
 def _chains(directory, envs):

@@ -402,12 +402,7 @@ class Directory:
     steps = self.load_npz(files[STEPS], skip=latents)
     origin = {**{k: files[STEPS] for k in steps},
               **{k: files[LATENTS] for k in latents}}
-    prio = latents.pop(PRIORITY, None)
-    if prio is None or prio.shape != (length,) or prio.dtype != np.float32:
-      raise ReplayCorruptError(
-          f'Replay latents file {self.path(files[LATENTS])} holds '
-          f'{PRIORITY} {getattr(prio, "shape", None)} '
-          f'{getattr(prio, "dtype", None)}; expected ({length},) float32.')
+    prio = self._checked_prio(latents.pop(PRIORITY, None), files, length)
     data = {**steps, **latents}
     if set(data) != set(spec or {}):
       raise ReplayCorruptError(
@@ -422,6 +417,30 @@ class Directory:
             f'{value.shape} {value.dtype}, expected ({length}, *{shape}) '
             f'{dtype}.')
     return data, prio
+
+  def load_priorities(self, generation=None):
+    """(index, [prio [length] float32 per entry of index['chunks']]) of save
+    `generation` (None: the last): the step priorities alone, read without
+    the rest of the latents files (e.g. a record of what prioritized
+    replay favoured at a checkpoint, run/snapshots.py). Raises as `load`.
+    """
+    index = self.load_index(None, None, generation)
+    prios = []
+    for _, _, length, _, _, _, *names in index['chunks']:
+      files = dict(zip(PARTS, names))
+      prio = self.load_npz(files[LATENTS], keys=(PRIORITY,)).get(PRIORITY)
+      prios.append(self._checked_prio(prio, files, length))
+    return index, prios
+
+  def _checked_prio(self, prio, files, length):
+    """The step priorities of a chunk's latents file, or ReplayCorruptError
+    naming the file when they are missing or malformed."""
+    if prio is None or prio.shape != (length,) or prio.dtype != np.float32:
+      raise ReplayCorruptError(
+          f'Replay latents file {self.path(files[LATENTS])} holds '
+          f'{PRIORITY} {getattr(prio, "shape", None)} '
+          f'{getattr(prio, "dtype", None)}; expected ({length},) float32.')
+    return prio
 
   def load_items(self, meta, lengths):
     """(chunk ids [N], indices [N], queue [Q]) int64 of the item table.

@@ -9,6 +9,12 @@ valid checkpoint aside as a run directory of its own:
     config.gin, run.json (and operative_config.gin if present)
     ckpt/<name>/, ckpt/latest
 
+With `priorities=True` the copy also holds the step priorities of the
+replay save the checkpoint names (`replay_priorities.npz`, written by
+`save_priorities`): what prioritized replay favoured at that point of
+training, which the replay itself keeps only for its newest saves
+(`analysis/replay_moves.py` `diagonal_priorities` reads them).
+
 The copy is written to a temporary directory and renamed into place, so a
 copy is complete or absent (an interrupted copy's `.tmp` directory is
 removed by the next copy). Only checkpoints that pass the checksum are
@@ -17,11 +23,15 @@ copied. `launch/snapshot.py` calls it every minute while a run trains.
 import os
 import shutil
 
+import numpy as np
+
+from dreamer_tf.replay import disk
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import record as record_lib
 
 RUN_FILES = ('config.gin', record_lib.FILE)
 OPTIONAL_FILES = ('operative_config.gin',)
+PRIORITIES = 'replay_priorities.npz'
 
 
 def check_run_dir(logdir):
@@ -35,12 +45,15 @@ def check_run_dir(logdir):
         'training run (launch.train writes both when it starts).')
 
 
-def copy_newest(logdir, out):
+def copy_newest(logdir, out, priorities=False):
   """Copies the newest valid checkpoint of `logdir` to `out`/s<steps>.
 
   Returns the copy's path, or None when there is no checkpoint yet or the
   newest one is already copied. Raises ValueError (check_run_dir) when
-  `logdir` is not a run directory.
+  `logdir` is not a run directory. priorities: also save the step
+  priorities of the checkpoint's replay save (module docstring); a
+  ValueError when the checkpoint names none, ReplayCorruptError when that
+  save is damaged.
   """
   check_run_dir(logdir)
   directory = os.path.join(logdir, 'ckpt')
@@ -56,9 +69,16 @@ def copy_newest(logdir, out):
   if loaded is None:
     return None
   # unpack: a clear CheckpointError for a checkpoint of an older layout.
-  target = _target(out, ckpt_lib.unpack(*loaded, directory)['counters'])
+  parts = ckpt_lib.unpack(*loaded, directory)
+  target = _target(out, parts['counters'])
   if os.path.exists(target):
     return None
+  generation = parts.get('replay', {}).get('generation')
+  if priorities and generation is None:
+    raise ValueError(
+        f'The newest checkpoint of {logdir} names no replay save, so its '
+        'step priorities cannot be copied (a run without a replay directory, '
+        'or one older than replay generations): copy it without priorities.')
   source = checkpointer.loaded
   tmp = target + '.tmp'
   if os.path.isdir(out):  # Partial copies of an interrupted copier (one
@@ -74,13 +94,40 @@ def copy_newest(logdir, out):
     shutil.copytree(source, os.path.join(tmp, 'ckpt', name))
     with open(os.path.join(tmp, 'ckpt', ckpt_lib.LATEST), 'w') as f:
       f.write(name)
+    if priorities:
+      save_priorities(os.path.join(logdir, 'replay'), generation,
+                      os.path.join(tmp, PRIORITIES))
   except FileNotFoundError:
     # The run deleted this checkpoint (two newer ones were saved) while
     # it was being copied: the next call copies the newest.
     shutil.rmtree(tmp, ignore_errors=True)
     return None
+  except disk.ReplayMissingError:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if max(checkpointer.states(), default=None) != max(states):
+      return None  # Its replay save went with it: the same race.
+    raise  # The save of the newest checkpoint is gone: a damaged run.
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   os.rename(tmp, target)
   return target
+
+
+def save_priorities(replay_dir, generation, path):
+  """Writes the step priorities of save `generation` of the replay in
+  `replay_dir` to `path` (npz): `chunk` [C] and `length` [C] int64, the
+  chunk ids and their steps in the save's index order, `priority`
+  [sum of lengths] float32, each chunk's step priorities in that order
+  (inf: a step no update has given one yet), and `generation`."""
+  index, prios = disk.Directory(replay_dir).load_priorities(generation)
+  chunks = index['chunks']
+  with open(path, 'wb') as f:
+    np.savez(f, chunk=np.asarray([c[0] for c in chunks], np.int64),
+             length=np.asarray([c[2] for c in chunks], np.int64),
+             priority=np.concatenate(prios) if prios else np.zeros(
+                 0, np.float32),
+             generation=np.int64(index['generation']))
 
 
 def _target(out, counters):

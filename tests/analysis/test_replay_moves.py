@@ -1,11 +1,13 @@
 """DeepSea moves counted from a saved replay (analysis/replay_moves.py),
-against the moves the environment made, and the refusals."""
+against the moves the environment made, the step priorities of a save
+per diagonal row, and the refusals."""
 import numpy as np
 import pytest
 
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.analysis import replay_moves
 from dreamer_tf.replay import disk
+from dreamer_tf.run import snapshots
 from tests.analysis.fakes import play_deepsea as play
 from tests.analysis.fakes import tally_moves as tally
 
@@ -145,3 +147,48 @@ def test_refuses_other_env_counts_and_negative_steps(saved):
       call()
   with pytest.raises(ValueError, match='must be >= 0'):
     replay_moves.moves(directory, N, mapping, steps=-3)
+
+
+def test_diagonal_priorities_against_the_updates_that_set_them(tmp_path):
+  """Priorities written through sampled batches (a step's value from its
+  cell), saved with the replay's save, read back per diagonal row: the
+  same ratios as the batches give by brute force; the steps no batch
+  named are unset."""
+  directory = str(tmp_path / 'replay')
+  replay = replay_lib.Replay(directory, capacity=10_000, chunk_size=7,
+                             length=3, fracs=dict(uniform=1.0))
+  play(replay, episodes=9, workers=3)
+  given = {}  # (chunk, index) -> (priority, diagonal row or -1)
+  for seed in range(4):
+    batch = replay.sample(8)
+    cell = np.argmax(batch['vector'], -1)  # [B, T]
+    row, col = np.divmod(cell, N)
+    on_diagonal = (batch['vector'].max(-1) > 0) & (row == col)
+    value = np.where(on_diagonal, 2.0 + row, 1.0 + 0.1 * seed)  # [B, T]
+    replay.update(dict(stepid=batch['stepid'], priority=value))
+    for (chunk, index), v, d in zip(batch['stepid'].reshape(-1, 2),
+                                    value.reshape(-1),
+                                    np.where(on_diagonal, row, -1).reshape(-1)):
+      given[int(chunk), int(index)] = (v, d)  # The last write wins.
+  generation = replay.save()
+  saved = str(tmp_path / 'priorities.npz')
+  snapshots.save_priorities(directory, generation, saved)
+  result = replay_moves.diagonal_priorities(directory, saved, N)
+  mean = np.mean([v for v, _ in given.values()])
+  for r in range(N):
+    at = [v for v, d in given.values() if d == r]
+    assert result['priority_diagonal_steps'][r] == len(at)
+    if at:
+      assert result['priority_diagonal'][r] == pytest.approx(
+          np.mean(at) / mean)
+    else:
+      assert result['priority_diagonal'][r] is None
+  assert result['priority_unset'] == pytest.approx(
+      1 - len(given) / (3 * 9 * (N + 1)))
+  # A save whose chunks the replay no longer holds is refused.
+  with np.load(saved) as f:
+    arrays = dict(f)
+  arrays['chunk'] = arrays['chunk'] + 100
+  np.savez(saved, **arrays)
+  with pytest.raises(ValueError, match='name chunk 100 .* which the replay'):
+    replay_moves.diagonal_priorities(directory, saved, N)

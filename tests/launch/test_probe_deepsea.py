@@ -1,15 +1,17 @@
 """launch/probe_deepsea.py: the run's env settings, the globs, and a run
 of the launcher on a DeepSea run directory (JSON lines, --cells,
---probe_out)."""
+--probe_out, a snapshot's replay priorities)."""
 import json
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dreamer_tf import replay as replay_lib
 from dreamer_tf.envs import deepsea
+from dreamer_tf.run import snapshots
 from launch import probe_deepsea
 from tests.analysis.fakes import play_deepsea as play
 from tests.analysis.fakes import tally_moves as tally
@@ -67,7 +69,11 @@ def test_launcher_prints_a_line_per_run(tmp_path):
                              length=4)
   _, made, _ = play(replay, episodes=20, workers=1, size=N,  # 120 steps.
                  **kwargs)
-  replay.save()
+  batch = replay.sample(8)  # Priorities 1 for 32 steps (a snapshot's).
+  replay.update(dict(stepid=batch['stepid'],
+                     priority=np.ones(batch['stepid'].shape[:2])))
+  snapshots.save_priorities(str(tmp_path / 's2' / 'replay'), replay.save(),
+                            str(tmp_path / 's2' / snapshots.PRIORITIES))
   out = tmp_path / 'probe.jsonl'
   base = [sys.executable, '-m', 'launch.probe_deepsea',
           f'--logdirs={tmp_path}/s*', '--samples=2', '--novelty_steps=2',
@@ -82,6 +88,12 @@ def test_launcher_prints_a_line_per_run(tmp_path):
   assert [json.loads(l) for l in out.read_text().splitlines()] == lines
   assert 'disagreement_replay_novelty' not in lines[0]
   assert -1.0 <= lines[1]['disagreement_replay_novelty'] <= 1.0
+  # s2's saved priorities, per diagonal row (all 1: a ratio of 1 where a
+  # step at (r, r) has one).
+  assert 'priority_diagonal' not in lines[0]
+  assert 0 < lines[1]['priority_unset'] < 1
+  assert len(lines[1]['priority_diagonal']) == N
+  assert {r for r in lines[1]['priority_diagonal'] if r is not None} == {1.0}
   # The replay's steps up to the checkpoint's, with the run's mapping.
   assert {(c['row'], c['col'], right): c[f'{name}_count']
           for c in lines[1]['per_cell'] if c['row'] < N - 1

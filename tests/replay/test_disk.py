@@ -492,3 +492,30 @@ def test_missing_replay_raises_missing_error(tmp_path):
   with pytest.raises(replay_lib.ReplayMissingError,
                      match='directory is missing'):
     replay.load(generation=3)
+
+
+def test_load_priorities_reads_the_step_priorities_alone(tmp_path):
+  """The step priorities of a save, as the full load reads them, without
+  the latents; a latents file without them is named."""
+  replay = Replay(directory=str(tmp_path), **KWARGS)
+  fill(replay, 20)
+  batch = replay.sample(4)
+  _write_back(replay, batch)
+  replay.update(dict(stepid=batch['stepid'],
+                     priority=np.arange(20, dtype=np.float32).reshape(4, 5)))
+  generation = replay.save()
+  directory = replay_io.Directory(str(tmp_path))
+  index, prios = directory.load_priorities(generation)
+  _, chunks, _, _ = directory.load(KWARGS['length'], KWARGS['chunk_size'],
+                                   np.inf, generation)
+  assert [c[0] for c in index['chunks']] == [c.id for c in chunks]
+  for prio, chunk in zip(prios, chunks):
+    np.testing.assert_array_equal(prio, chunk.prio[:chunk.length])
+  assert np.isfinite(np.concatenate(prios)).sum() == len(
+      {tuple(s) for s in batch['stepid'].reshape(-1, 2).tolist()})
+  name = sorted(_files(tmp_path, 'latents'))[0]
+  with open(tmp_path / name, 'wb') as f:
+    np.savez(f, deter=np.zeros((8, 4), np.float32))
+  with pytest.raises(replay_lib.ReplayCorruptError,
+                     match=f'{name} holds __priority__ None'):
+    directory.load_priorities(generation)
