@@ -37,9 +37,10 @@ DeepSea scores also give the right moves of every episode (each costs
 tables add their mean over the last --last_episodes episodes per seed and
 over seeds, and <out>/right_moves/ plots them over training. A method
 that goes right more often explores towards the treasure; one whose
-count falls to ~1 has learned to avoid the move cost. --save_right_moves
-keeps them in a score file, so that `launch.tables --reference=<file>
---window=lo,hi` gives their mean over any window of training.
+count falls towards 0 is learning to avoid the move cost (the arms that
+did fell to ~1 by 45k steps, docs/benchmarks/xp-deepsea.md).
+--save_right_moves keeps them in a score file, so that `launch.tables
+--reference=<file> --window=lo,hi` gives their mean over any window.
 """
 import math
 import os
@@ -199,7 +200,7 @@ def collect_right_moves(table, move_cost):
           counted = exploration.right_moves(run, size, move_cost)
         except ValueError as e:
           warnings.warn(f'Right moves of {run.source or run.seed} left '
-                        f'out: {e} (--move_cost sets the cost.)')
+                        f'out: {e}')
           continue
         moves.setdefault(task, {}).setdefault(method, []).append(counted)
   return moves

@@ -173,8 +173,12 @@ def main(argv):
       size = deepsea_size(record.env)
       if FLAGS.novelty_steps:
         check_hold_out(FLAGS.novelty_hold_out_from, size)
-      runs.append((logdir, size, env_settings(record.env_kwargs),
-                   replay_of(logdir, record), record.num_envs))
+      replay = replay_of(logdir, record)
+      saved = os.path.join(logdir, snapshots.PRIORITIES)
+      if replay and os.path.isfile(saved):
+        replay_moves.check_priorities(replay, saved)
+      runs.append((logdir, size, env_settings(record.env_kwargs), replay,
+                   record.num_envs))
   # pylint: disable=import-outside-toplevel
   from dreamer_tf.analysis import deepsea_probe
   from dreamer_tf.analysis import ensemble_novelty

@@ -42,8 +42,7 @@ def main(argv):
     snapshots.check_run_dir(FLAGS.logdir)
   try:
     while True:
-      with errors.user_input():  # Its ValueErrors name the run's fault.
-        path = snapshots.copy_newest(FLAGS.logdir, out, FLAGS.priorities)
+      path = snapshots.copy_newest(FLAGS.logdir, out, FLAGS.priorities)
       if path:
         print(time.strftime('%H:%M:%S'), path, flush=True)
       if FLAGS.once:

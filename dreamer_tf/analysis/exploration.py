@@ -86,26 +86,34 @@ def right_moves(run, size, move_cost=MOVE_COST, threshold=THRESHOLD):
   (envs/deepsea.py), so an episode that made k right moves scores
   treasure - k move_cost / N, and k = (treasure - score) N / move_cost,
   where treasure is 1 for a success (score > threshold) and 0 otherwise.
-  Raises ValueError when a score gives no whole k in 0..N: not the scores
-  of DeepSea N with this move cost (another size, cost, or the stochastic
-  variant, whose noise the scores carry), or for a move_cost <= 0 (free
-  moves leave no trace in the scores)."""
+  The treasure takes N right moves and N right moves reach it, so a
+  success is k = N and any other episode k <= N - 1. Raises ValueError
+  for a score that gives no such k (within 0.05 of a whole number: the
+  float32 rewards' rounding grows with N / move_cost): not the scores of
+  deterministic DeepSea N with this move cost (another size or cost, or
+  the windy variant, whose failed right moves and noise the scores
+  carry), or for a move_cost <= 0 (free moves leave no trace in the
+  scores)."""
   if not move_cost > 0:
     raise ValueError(f'Right moves are counted from their cost, which must '
                      f'be > 0; got move_cost={move_cost!r}.')
-  treasure = (run.ys > threshold).astype(np.float64)
+  treasure = run.ys > threshold  # [E]
   moves = (treasure - run.ys) * size / move_cost  # [E]
   counts = np.round(moves)
-  bad = np.flatnonzero((np.abs(moves - counts) > 1e-3) | (counts < 0)
-                       | (counts > size))
+  bad = np.flatnonzero((np.abs(moves - counts) > 0.05)
+                       | np.where(treasure, counts != size,
+                                  (counts < 0) | (counts > size - 1)))
   if bad.size:
     i = bad[0]
     raise ValueError(
         f'Episode {i + 1} of {run.method} seed {run.seed} on {run.task} '
-        f'scores {run.ys[i]:g}, which is no whole number of right moves '
-        f'(0..{size}) of deterministic DeepSea {size} with move cost '
-        f'{move_cost:g} / {size} ({moves[i]:g}); right moves are counted '
-        'only for that environment.')
+        f'scores {run.ys[i]:g}, which deterministic DeepSea {size} with '
+        f'move cost {move_cost:g} / {size} cannot give ({moves[i]:g} right '
+        f'moves; a success is 1 - {move_cost:g}, {size} right moves, any '
+        f'other episode -k {move_cost:g} / {size} for k = 0..{size - 1}). '
+        'Right moves are counted only for that environment: pass its cost '
+        '(DeepSeaEnv.unscaled_move_cost; launch.exploration --move_cost); '
+        'the windy variant has no count.')
   return dataclasses.replace(run, ys=counts + 0.0)  # -0.0 -> 0.0
 
 

@@ -135,32 +135,27 @@ def diagonal_depths(directory, size, envs=None):
           np.asarray(depths, np.int64)[order])
 
 
-def diagonal_priorities(directory, priorities, size):
-  """How prioritized replay weighed the diagonal at a checkpoint.
-
-  directory: the run's replay; priorities: the step priorities of one of
-  its saves, `replay_priorities.npz` of a checkpoint snapshot
-  (`run/snapshots.py` `save_priorities`). The steps are read from the
-  replay as it is now (a chunk only grows, so its first steps are those
-  the save had). Returns
-    priority_unset: the fraction of the saved steps without a priority
-      yet (inf: no update has trained on them);
-    priority_diagonal [N]: per diagonal row r, the mean priority of the
-      saved steps at cell (r, r) over the mean priority of all saved steps
-      that have one (> 1: favoured; None without such a step). Sampling
-      draws sequences by a mix of their steps' max and mean priority^0.8
-      (`replay/selectors.py`), so this is how strongly the steps there
-      pulled their sequences, not the sampling probability itself;
-    priority_diagonal_steps [N]: how many such steps the save held.
-  ValueError when a saved chunk is no longer in the replay (capacity
-  reached, or another run's replay)."""
-  with np.load(priorities, allow_pickle=False) as saved:
-    chunk_ids, lengths = saved['chunk'], saved['length']
-    prio = saved['priority'].astype(np.float64)  # [steps]
-  replay = disk.Directory(directory)
-  current = {c.id: c for c in map(lambda c: _Chunk(*c),
-                                  replay.load_index(None, None)['chunks'])}
-  diagonal = []
+def check_priorities(directory, priorities):
+  """Reads the saved priorities and the replay's index only (cheap):
+  raises what `diagonal_priorities` would for a malformed priorities file
+  or a replay that no longer holds its chunks whole. Returns (chunks
+  [_Chunk], lengths [C], priority [steps] float64)."""
+  try:
+    with np.load(priorities, allow_pickle=False) as saved:
+      chunk_ids, lengths = saved['chunk'], saved['length']  # [C], [C]
+      prio = saved['priority'].astype(np.float64)  # [steps]
+  except (OSError, KeyError, ValueError) as e:
+    raise ValueError(f'Cannot read the step priorities {priorities} ({e}): '
+                     'a replay_priorities.npz of launch.snapshot '
+                     '--priorities holds chunk, length and priority.') from e
+  if chunk_ids.shape != lengths.shape or prio.shape != (lengths.sum(),):
+    raise ValueError(
+        f'The step priorities {priorities} are malformed: {prio.shape[0]} '
+        f'priorities for {chunk_ids.shape[0]} chunks of {lengths.sum()} '
+        'steps.')
+  current = {c.id: c for c in map(lambda c: _Chunk(*c), disk.Directory(
+      directory).load_index(None, None)['chunks'])}
+  chunks = []
   for chunk_id, length in zip(chunk_ids, lengths):
     chunk = current.get(int(chunk_id))
     if chunk is None or chunk.length < length:
@@ -168,6 +163,35 @@ def diagonal_priorities(directory, priorities, size):
           f'The priorities {priorities} name chunk {chunk_id} ({length} '
           f'steps), which the replay {directory} no longer holds whole '
           '(capacity reached, or the replay of another run).')
+    chunks.append(chunk)
+  return chunks, lengths, prio
+
+
+def diagonal_priorities(directory, priorities, size):
+  """How prioritized replay weighed the diagonal at a checkpoint.
+
+  directory: the run's replay; priorities: the step priorities of one of
+  its saves, `replay_priorities.npz` of a checkpoint snapshot
+  (`run/snapshots.py` `save_priorities`). The steps are read from the
+  replay as it is now, chunk by chunk id (a chunk only grows, so its
+  first steps are those the save had; ids are not unique across runs or
+  a replay refilled after a loss, which the caller must rule out, as
+  launch.probe_deepsea does for the replay it is given). Returns
+    priority_unset: the fraction of the saved steps without a priority
+      yet (inf: no update has trained on them);
+    priority_diagonal [N]: per diagonal row r, the mean priority of the
+      saved steps at cell (r, r) that have one over the mean priority of
+      all saved steps that have one (> 1: favoured; None without such a
+      step). Sampling draws sequences by a mix of their steps' max and
+      mean priority^0.8 (`replay/selectors.py`), so this is how strongly
+      the steps there pulled their sequences, not the sampling
+      probability itself;
+    priority_diagonal_steps [N]: how many steps at (r, r) had one.
+  ValueError as `check_priorities`."""
+  chunks, lengths, prio = check_priorities(directory, priorities)
+  replay = disk.Directory(directory)
+  diagonal = []  # [steps] the diagonal row of each saved step, -1 off it.
+  for chunk, length in zip(chunks, lengths):
     vector = _load_steps(replay, chunk.steps_file, int(length), size)[0]
     on_grid, row, col = _cells(vector, size)
     diagonal.append(np.where(on_grid & (row == col), row, -1))

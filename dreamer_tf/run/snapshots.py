@@ -52,8 +52,9 @@ def copy_newest(logdir, out, priorities=False):
   newest one is already copied. Raises ValueError (check_run_dir) when
   `logdir` is not a run directory. priorities: also save the step
   priorities of the checkpoint's replay save (module docstring); a
-  ValueError when the checkpoint names none, ReplayCorruptError when that
-  save is damaged.
+  CheckpointError when the checkpoint names none, ReplayCorruptError when
+  that save is damaged. A checkpoint copied before without them is not
+  copied again.
   """
   check_run_dir(logdir)
   directory = os.path.join(logdir, 'ckpt')
@@ -75,7 +76,7 @@ def copy_newest(logdir, out, priorities=False):
     return None
   generation = parts.get('replay', {}).get('generation')
   if priorities and generation is None:
-    raise ValueError(
+    raise ckpt_lib.CheckpointError(
         f'The newest checkpoint of {logdir} names no replay save, so its '
         'step priorities cannot be copied (a run without a replay directory, '
         'or one older than replay generations): copy it without priorities.')
@@ -97,16 +98,19 @@ def copy_newest(logdir, out, priorities=False):
     if priorities:
       save_priorities(os.path.join(logdir, 'replay'), generation,
                       os.path.join(tmp, PRIORITIES))
-  except FileNotFoundError:
-    # The run deleted this checkpoint (two newer ones were saved) while
-    # it was being copied: the next call copies the newest.
+  except (FileNotFoundError, shutil.Error, disk.ReplayCorruptError) as e:
     shutil.rmtree(tmp, ignore_errors=True)
-    return None
-  except disk.ReplayMissingError:
-    shutil.rmtree(tmp, ignore_errors=True)
-    if max(checkpointer.states(), default=None) != max(states):
-      return None  # Its replay save went with it: the same race.
-    raise  # The save of the newest checkpoint is gone: a damaged run.
+    if not os.path.isdir(source):
+      # The run deleted this checkpoint (two newer ones were saved) while
+      # it was being copied, and then its replay save: the next call
+      # copies the newest.
+      return None
+    if isinstance(e, disk.ReplayCorruptError):
+      raise disk.ReplayCorruptError(
+          f'{e} The checkpoint {source} names this replay save: the run\'s '
+          'replay is damaged. Copy without priorities, or see '
+          'train.lost_replay to resume the run.') from e
+    raise
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

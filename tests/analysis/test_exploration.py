@@ -137,16 +137,21 @@ def test_deepest_so_far_and_the_depth_summary():
 def test_right_moves_from_deepsea_scores():
   """k right moves cost k 0.01 / N; the treasure adds 1 (after N rights)."""
   cost = 0.01 / 14
-  ys = [0.0, -3 * cost, -13 * cost, 1 - 14 * cost, -0.0]
+  ys = [0.0, -3 * cost, -13 * cost, 1 - 14 * cost, 1e-12]
   moves = exploration.right_moves(run(ys), 14)
   np.testing.assert_array_equal(moves.ys, [0, 3, 13, 14, 0])
-  assert not np.signbit(moves.ys).any()
+  assert not np.signbit(moves.ys).any()  # round(-1e-10) is -0.0.
   np.testing.assert_array_equal(moves.xs, run(ys).xs)
-  # float32 sums, as an env's rewards add up, still count exactly.
+  # float32 sums, as an env's rewards add up, still count exactly, also
+  # where N / cost magnifies their rounding.
   summed = np.float32(0)
   for _ in range(5):
     summed += np.float32(-cost)
   assert exploration.right_moves(run([summed]), 14).ys[0] == 5
+  big = np.float32(0)
+  for _ in range(400):
+    big += np.float32(-0.01 / 400)
+  assert exploration.right_moves(run([big + np.float32(1)]), 400).ys[0] == 400
   # Another move cost: --move_cost.
   assert exploration.right_moves(run([-0.01]), 10, move_cost=0.02).ys[0] == 5
   for free in (0.0, -0.01, float('nan')):
@@ -157,11 +162,13 @@ def test_right_moves_from_deepsea_scores():
 @pytest.mark.parametrize('score, why', [
     (-0.0003, '0.3'),     # Between two counts: another cost or size.
     (-0.02, '20'),        # More right moves than the episode has.
+    (-0.01, '10'),        # N right moves, but no treasure.
+    (0.995, '5'),         # A success with fewer than N right moves.
     (1.2, '-200'),        # A success above 1: noise of the windy variant.
 ])
 def test_right_moves_refuse_scores_deepsea_cannot_give(score, why):
   with pytest.raises(ValueError, match=(
       rf'Episode 2 of baseline seed 0 on deepsea_10 scores {score:g}, which '
-      r'is no whole number of right moves \(0..10\) of deterministic '
-      rf'DeepSea 10 with move cost 0.01 / 10 \({why}\)')):
+      r'deterministic DeepSea 10 with move cost 0.01 / 10 cannot give '
+      rf'\({why} right moves; a success is 1 - 0.01, 10 right moves')):
     exploration.right_moves(run([0.0, score]), 10)

@@ -185,10 +185,17 @@ def test_diagonal_priorities_against_the_updates_that_set_them(tmp_path):
       assert result['priority_diagonal'][r] is None
   assert result['priority_unset'] == pytest.approx(
       1 - len(given) / (3 * 9 * (N + 1)))
-  # A save whose chunks the replay no longer holds is refused.
+  # A malformed file, and a save whose chunks the replay no longer holds,
+  # are refused (check_priorities reads only the file and the index).
   with np.load(saved) as f:
     arrays = dict(f)
-  arrays['chunk'] = arrays['chunk'] + 100
-  np.savez(saved, **arrays)
+  np.savez(saved, **dict(arrays, priority=arrays['priority'][:-1]))
+  with pytest.raises(ValueError, match='malformed: 134 priorities for 21 '
+                     'chunks of 135 steps'):
+    replay_moves.check_priorities(directory, saved)
+  np.savez(saved, **dict(arrays, length=None))
+  with pytest.raises(ValueError, match='Cannot read the step priorities'):
+    replay_moves.diagonal_priorities(directory, saved, N)
+  np.savez(saved, **dict(arrays, chunk=arrays['chunk'] + 100))
   with pytest.raises(ValueError, match='name chunk 100 .* which the replay'):
     replay_moves.diagonal_priorities(directory, saved, N)

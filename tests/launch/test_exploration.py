@@ -23,7 +23,7 @@ def sweep_fixture(tmp_path):
   then always."""
   runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
                     tasks=('deepsea:10',))
-  scores = [[0.0] * 6, [0.0, -0.01, 0.99, 0.99, 0.99, 0.99],
+  scores = [[0.0] * 6, [0.0, -0.009, 0.99, 0.99, 0.99, 0.99],
             [0.0] + [0.99] * 5, [-0.02] + [0.99] * 5]
   for r, ys in zip(runs, scores):
     fakes.write_run(r, [(10 * (i + 1), y) for i, y in enumerate(ys)])
@@ -62,7 +62,7 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert '| 5.0 (0.0 10.0) |' in text and '| 10.0 (10.0 -) |' in text
   assert rows['baseline']['right_moves_seeds'] == '0.0 10.0'
   assert 'Right moves of ' in proc.stderr and 'prioritized/seed1' in (
-      proc.stderr) and 'scores -0.02, which is no whole number' in proc.stderr
+      proc.stderr) and 'scores -0.02, which deterministic' in proc.stderr
   assert os.path.getsize(os.path.join(out, 'right_moves',
                                       'deepsea_10.png')) > 1000
   # Kept in a score file, they are launch.tables' scores: over frames
@@ -77,12 +77,13 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert tables.returncode == 0, tables.stderr
   assert '| deepsea_10 | 5.0 ± 7.1 [0.0, 10.0] (2) | 10.0 [10.0, 10.0] (1) |' in (
       tables.stdout)
-  # At twice the cost every count halves, and -0.02 is 10 moves.
+  # At another cost the successes (0.99: 1 - 0.01) are no longer N right
+  # moves: every run with one is left out, only baseline seed 0 counts.
   proc = _launch(f'--runs={sweep}', '--last_episodes=3', '--reps=50',
                  '--move_cost=0.02')
-  assert proc.returncode == 0 and 'Right moves of' not in proc.stderr
-  assert '| 2.5 (0.0 5.0) |' in proc.stdout
-  assert '| 5.0 (5.0 5.0) |' in proc.stdout
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stderr.count('UserWarning: Right moves of ') == 3
+  assert '| 0.0 (0.0 -) |' in proc.stdout and '| n/a |' in proc.stdout
 
 
 def test_saved_scores_give_the_same_results_without_the_runs(sweep,

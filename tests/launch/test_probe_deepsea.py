@@ -121,6 +121,17 @@ def test_launcher_prints_a_line_per_run(tmp_path):
   assert proc.returncode == 1
   assert '--novelty_hold_out_from=4' in proc.stderr
   assert 'Traceback' not in proc.stderr
+  # Priorities the replay cannot place: refused before TensorFlow loads.
+  priorities = tmp_path / 's2' / snapshots.PRIORITIES
+  with np.load(priorities) as f:
+    arrays = dict(f)
+  np.savez(priorities, **dict(arrays, chunk=arrays['chunk'] + 7))
+  proc = subprocess.run(base + ['--novelty_hold_out_from=2'], cwd=ROOT,
+                        capture_output=True, text=True, check=False,
+                        timeout=300)
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+  assert 'no longer holds whole' in proc.stderr
+  priorities.unlink()
   proc = subprocess.run(base + ['--novelty_hold_out_from=2',
                                 f'--replay={tmp_path}/none'], cwd=ROOT,
                         capture_output=True, text=True, check=False,

@@ -80,17 +80,32 @@ def test_no_checkpoint_yet_and_not_a_run(tmp_path):
     snapshots.copy_newest(logdir, str(tmp_path / 'snap'))
 
 
+@pytest.mark.parametrize('error', [FileNotFoundError, shutil.Error])
 def test_a_checkpoint_deleted_while_copied_leaves_nothing(tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, error):
+  """The run deletes the checkpoint being copied (copytree raises
+  shutil.Error for files gone mid-copy): nothing is left, the next call
+  copies the newest; an error while the checkpoint is still there is
+  raised."""
   logdir, out = str(tmp_path / 'run'), str(tmp_path / 'snap')
   write_run(logdir, RUN)
+  copytree = shutil.copytree
+
+  def broken(src, dst):
+    raise error(src)
+  monkeypatch.setattr(shutil, 'copytree', broken)
+  with pytest.raises(error):
+    snapshots.copy_newest(logdir, out)
+  assert os.listdir(out) == []
 
   def deleted(src, dst):
-    raise FileNotFoundError(src)
+    shutil.rmtree(src)
+    raise error(src)
   monkeypatch.setattr(shutil, 'copytree', deleted)
   assert snapshots.copy_newest(logdir, out) is None
   assert os.listdir(out) == []
-  monkeypatch.undo()
+  monkeypatch.setattr(shutil, 'copytree', copytree)
+  write_run(logdir, RUN)  # The run's next checkpoint.
   # An interrupted copier's partial copy of another checkpoint goes too.
   os.makedirs(os.path.join(out, 's00000050.tmp', 'ckpt'))
   assert snapshots.copy_newest(logdir, out) is not None
@@ -167,10 +182,11 @@ def test_priorities_of_each_checkpoints_replay_save(tmp_path):
   given = _prioritize(replay, seed=0)
   first_generation = replay.save()
   _checkpoint_with_replay(logdir, agent, first_generation, 200)
-  first = snapshots.copy_newest(logdir, out, priorities=True)
   given_first = dict(given)
   given.update(_prioritize(replay, seed=1))
+  # A newer save before the first copy: the copy takes its checkpoint's.
   second_generation = replay.save(keep=[first_generation])
+  first = snapshots.copy_newest(logdir, out, priorities=True)
   _checkpoint_with_replay(logdir, agent, second_generation, 300)
   second = snapshots.copy_newest(logdir, out, priorities=True)
   for copy, generation, values in ((first, first_generation, given_first),
@@ -187,8 +203,8 @@ def test_priorities_of_each_checkpoints_replay_save(tmp_path):
 def test_priorities_refused_without_a_replay_save(tmp_path):
   logdir, out = str(tmp_path / 'run'), str(tmp_path / 'snap')
   write_run(logdir, RUN)  # Its checkpoint has no replay part.
-  with pytest.raises(ValueError, match='names no replay save, so its step '
-                     'priorities cannot be copied'):
+  with pytest.raises(ckpt_lib.CheckpointError, match='names no replay save, '
+                     'so its step priorities cannot be copied'):
     snapshots.copy_newest(logdir, out, priorities=True)
   assert not os.path.exists(out) or os.listdir(out) == []
   proc = subprocess.run(
@@ -201,10 +217,10 @@ def test_priorities_refused_without_a_replay_save(tmp_path):
 
 def test_a_replay_save_gone_with_its_checkpoint_is_a_race_else_an_error(
     tmp_path, monkeypatch):
-  """A save missing because the run moved on (a newer checkpoint) is
-  retried by the next call; missing while its checkpoint is still the
-  newest, the run is damaged and the error says so. Neither leaves a
-  partial copy."""
+  """A save unreadable because the run moved on (its checkpoint deleted,
+  then the save) is retried by the next call; missing while its
+  checkpoint is still there, the run's replay is damaged and the error
+  says so. Neither leaves a partial copy."""
   logdir, out = str(tmp_path / 'run'), str(tmp_path / 'snap')
   agent = write_run(logdir, RUN)
   replay = replay_lib.Replay(os.path.join(logdir, 'replay'), chunk_size=8,
@@ -215,16 +231,22 @@ def test_a_replay_save_gone_with_its_checkpoint_is_a_race_else_an_error(
   save = snapshots.save_priorities
 
   def moved_on(*args):
-    _checkpoint_with_replay(logdir, agent, replay.save(), 300)
-    raise disk.ReplayMissingError('gone')
+    ckpt = os.path.join(logdir, 'ckpt')
+    for name in os.listdir(ckpt):  # The copied checkpoint and all others.
+      if name != ckpt_lib.LATEST:
+        shutil.rmtree(os.path.join(ckpt, name))
+    raise disk.ReplayCorruptError('truncated')
   monkeypatch.setattr(snapshots, 'save_priorities', moved_on)
   assert snapshots.copy_newest(logdir, out, priorities=True) is None
   assert os.listdir(out) == []
   monkeypatch.setattr(snapshots, 'save_priorities', save)
+  _checkpoint_with_replay(logdir, agent, replay.save(), 300)
   assert snapshots.copy_newest(logdir, out, priorities=True) == os.path.join(
       out, 's00000300')
   _checkpoint_with_replay(logdir, agent, 99, 400)  # A save never made.
-  with pytest.raises(disk.ReplayMissingError, match='Replay save 99 is not'):
+  with pytest.raises(disk.ReplayCorruptError, match=(
+      "Replay save 99 is not in .* names this replay save: the run's replay "
+      'is damaged')):
     snapshots.copy_newest(logdir, out, priorities=True)
   assert sorted(os.listdir(out)) == ['s00000300']
 
