@@ -33,7 +33,8 @@ its median; <out>/diagonal_depth/ plots the deepest row reached so far.
 scores, and --depth_reference reads it back without the runs.
 
 DeepSea scores also give the right moves of every episode (each costs
---move_cost / N; dreamer_tf/analysis/exploration.py `right_moves`): the
+the run's move cost / N, --move_cost to override; dreamer_tf/analysis/
+exploration.py `right_moves`): the
 tables add their mean over the last --last_episodes episodes per seed and
 over seeds, and <out>/right_moves/ plots them over training. A method
 that goes right more often explores towards the treasure; one whose
@@ -79,10 +80,11 @@ flags.DEFINE_string('save_right_moves', None, 'Also write the right moves '
                     'per episode of the DeepSea runs to this score file '
                     '(as --save_scores): `launch.tables --reference=<it> '
                     '--window=lo,hi` gives their mean over any window.')
-flags.DEFINE_float('move_cost', exploration.MOVE_COST, 'DeepSea\'s '
-                   'unscaled move cost (DeepSeaEnv.unscaled_move_cost): a '
-                   'right move costs this / N. Right moves are counted from '
-                   'the scores with it (> 0).')
+flags.DEFINE_float('move_cost', None, 'DeepSea\'s unscaled move cost '
+                   '(DeepSeaEnv.unscaled_move_cost, > 0): a right move costs '
+                   'this / N. Right moves are counted from the scores with '
+                   'it. Default: each run\'s own (its run.json env_kwargs), '
+                   f'else bsuite\'s {exploration.MOVE_COST:g}.')
 FLAGS = flags.FLAGS
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
@@ -184,11 +186,13 @@ def collect_depths(table, references=()):
   return depths
 
 
-def collect_right_moves(table, move_cost):
+def collect_right_moves(table, move_cost=None):
   """{task: {method: [Run]}} of the right moves per episode of every run
-  of `table` on a DeepSea task (`exploration.right_moves`); a run whose
-  scores are not those of deterministic DeepSea with `move_cost` is left
-  out with a warning that names it."""
+  of `table` on a DeepSea task (`exploration.right_moves`), with
+  `move_cost`, or (None) each run's own cost: its run.json's env_kwargs
+  `unscaled_move_cost`, else bsuite's. A run of the windy variant (env_kwargs
+  deterministic=False), or whose scores are not those of deterministic
+  DeepSea with the cost, is left out with a warning that names it."""
   moves = {}
   for task, methods in table.items():
     size = deepsea_task_size(task)
@@ -196,14 +200,28 @@ def collect_right_moves(table, move_cost):
       continue
     for method, runs in methods.items():
       for run in runs:
+        kwargs = _env_kwargs(run)
         try:
-          counted = exploration.right_moves(run, size, move_cost)
+          if not kwargs.get('deterministic', True):
+            raise ValueError('it ran the windy variant (deterministic=False), '
+                             'whose scores do not count right moves.')
+          cost = move_cost or kwargs.get('unscaled_move_cost',
+                                         exploration.MOVE_COST)
+          counted = exploration.right_moves(run, size, cost)
         except ValueError as e:
           warnings.warn(f'Right moves of {run.source or run.seed} left '
                         f'out: {e}')
           continue
         moves.setdefault(task, {}).setdefault(method, []).append(counted)
   return moves
+
+
+def _env_kwargs(run):
+  """The env_kwargs of the run directory a scores.Run came from ({} for
+  one read from a score file)."""
+  if run.source and os.path.isfile(os.path.join(run.source, record_lib.FILE)):
+    return record_lib.load(run.source).env_kwargs
+  return {}
 
 
 def _run_depths(run, replay, size):
@@ -314,7 +332,7 @@ def make_results(out=''):
   if FLAGS['final_episodes'].present:
     raise ValueError('launch.exploration takes --last_episodes; '
                      '--final_episodes is for launch.tables, plot and results.')
-  if not FLAGS.move_cost > 0:
+  if FLAGS.move_cost is not None and not FLAGS.move_cost > 0:
     raise ValueError(f'--move_cost must be > 0 (bsuite\'s is 0.01): right '
                      f'moves are counted from their cost; got '
                      f'{FLAGS.move_cost:g}.')

@@ -4,6 +4,7 @@ a path without runs."""
 import csv
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -230,3 +231,34 @@ def test_right_moves_need_deepsea_runs(tmp_path):
   proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50')
   assert proc.returncode == 0, proc.stderr
   assert 'right moves' not in proc.stdout
+
+
+def test_right_moves_use_each_runs_own_cost(tmp_path):
+  """Each run's env_kwargs give its move cost (bsuite's 0.01 without one);
+  a windy run is left out, named; --move_cost overrides them all."""
+  runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
+                    tasks=('deepsea:10',))
+  # baseline 0: cost 0.02 (0.002 a move); baseline 1: 0.01; prioritized 0:
+  # windy; prioritized 1: 0.01.
+  kwargs = [{'unscaled_move_cost': 0.02}, {}, {'deterministic': False}, {}]
+  scores = [[-0.006, 0.98], [-0.003, 0.99], [0.3, -0.5], [0.0, -0.001]]
+  for run, env_kwargs, ys in zip(runs, kwargs, scores):
+    fakes.write_run(run, [(10 * (i + 1), y) for i, y in enumerate(ys)])
+    record = os.path.join(run.logdir, 'run.json')
+    with open(record) as f:
+      data = json.load(f)
+    with open(record, 'w') as f:
+      json.dump(dict(data, env_kwargs=env_kwargs), f)
+  root = str(tmp_path / 'xp')
+  proc = _launch(f'--runs={root}', '--last_episodes=2', '--reps=50')
+  assert proc.returncode == 0, proc.stderr
+  assert '| 6.5 (6.5 6.5) |' in proc.stdout
+  assert '| 0.5 (- 0.5) |' in proc.stdout
+  assert proc.stderr.count('UserWarning: Right moves of ') == 1
+  assert 'prioritized/seed0 left out: it ran the windy variant' in proc.stderr
+  proc = _launch(f'--runs={root}', '--last_episodes=2', '--reps=50',
+                 '--move_cost=0.01')
+  assert proc.returncode == 0, proc.stderr
+  assert 'baseline/seed0 left out: Episode 2 of baseline seed 0' in (
+      proc.stderr)
+  assert '| 6.5 (- 6.5) |' in proc.stdout
