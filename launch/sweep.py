@@ -90,21 +90,32 @@ flags.DEFINE_integer('nice', 0, 'Lower the local runs\' CPU priority by this '
 flags.DEFINE_float('stop_timeout', 120.0,
                    'Seconds an interrupted run may take to save and exit '
                    'before it is killed.')
+flags.DEFINE_float('snapshot_every', 0.0, 'Seconds between copies of each '
+                   'running run\'s newest checkpoint to <logdir>/snapshots '
+                   '(as launch.snapshot beside one run; once more when it '
+                   'ends); 0: none.', lower_bound=0.0)
+flags.DEFINE_bool('snapshot_priorities', False, 'With --snapshot_every, the '
+                  'copies also keep the replay\'s step priorities '
+                  '(launch.snapshot --priorities).')
 FLAGS = flags.FLAGS
 
 
 def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
           parallel=1, array_index=None, stop_timeout=120.0, out=None,
           experiments=(), experiments_dir=sweep_experiments.DIRECTORY,
-          workers=1, nice=0):
+          workers=1, nice=0, snapshot_every=0.0, snapshot_priorities=False):
   """Expands, validates and runs (or prints) a sweep; returns exit status.
 
   tasks, seeds, grid and experiments as the flags (strings, or parsed
   lists); experiment names are looked up in `experiments_dir`. Nothing is
   written or started before every experiment is found and every run's
-  config is valid.
+  config is valid. snapshot_every (seconds, 0 off) and snapshot_priorities:
+  checkpoint copies of the local runs (dreamer_tf/sweep/local.py).
   """
   out = out or sys.stdout
+  if snapshot_priorities and not snapshot_every:
+    raise ValueError('--snapshot_priorities needs --snapshot_every (seconds '
+                     'between checkpoint copies, e.g. 300).')
   if mode not in ('local', 'print', 'status'):
     raise ValueError(f'Unknown mode {mode!r}: local, print or status.')
   if not root:
@@ -149,9 +160,11 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
   if mode == 'status':
     print(sweep_local.status_table(runs), file=out)
     return 0
-  return sweep_local.run_local(selected, parallel, root=root,
-                               index_runs=runs, out=out,
-                               stop_timeout=stop_timeout, nice=nice)
+  return sweep_local.run_local(
+      selected, parallel, root=root, index_runs=runs, out=out,
+      stop_timeout=stop_timeout, nice=nice,
+      snapshot_every=snapshot_every or None,
+      snapshot_priorities=snapshot_priorities)
 
 
 @errors.exits_on_user_error('launch.sweep')
@@ -165,7 +178,8 @@ def main(argv):
                  FLAGS.gin_param, FLAGS.root, FLAGS.mode, FLAGS.parallel,
                  FLAGS.array_index, FLAGS.stop_timeout,
                  experiments=FLAGS.experiments, workers=FLAGS.workers,
-                 nice=FLAGS.nice)
+                 nice=FLAGS.nice, snapshot_every=FLAGS.snapshot_every,
+                 snapshot_priorities=FLAGS.snapshot_priorities)
 
 
 if __name__ == '__main__':

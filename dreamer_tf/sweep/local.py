@@ -10,6 +10,14 @@ skipped and started ones resume from their checkpoint. `read_status`,
 done / running / partial / failed / pending from those files. Ctrl-C or
 SIGTERM stops the running runs cleanly (SIGINT, then SIGKILL after a
 timeout or a second Ctrl-C).
+
+With `snapshot_every` the sweep also copies each running run's newest
+checkpoint aside every so many seconds, and once more when the run ends
+or is stopped (`run/snapshots.py`, into <logdir>/snapshots, as
+`launch.snapshot` does beside a single run), optionally with the replay's
+step priorities: the checkpoints a run replaces are kept for
+`launch.probe_deepsea` and `launch.evaluate`. A copy that fails is
+reported once per run and never stops the sweep.
 """
 import collections
 import json
@@ -25,6 +33,7 @@ import psutil
 from dreamer_tf import files
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import DONE_FILE
+from dreamer_tf.run import snapshots
 from dreamer_tf.sweep.plan import Run
 
 # The project root: on the runs' PYTHONPATH so that `launch.train` imports.
@@ -140,7 +149,8 @@ class _Interrupted(Exception):
 
 
 def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
-              stop_timeout=120.0, poll=0.2, nice=0):
+              stop_timeout=120.0, poll=0.2, nice=0, snapshot_every=None,
+              snapshot_priorities=False):
   """Runs the unfinished `runs` as subprocesses, `parallel` at once.
 
   Each run executes its `argv` (cwd unchanged, the repo on PYTHONPATH) with
@@ -150,11 +160,16 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
   `index_runs`, default `runs`) is rewritten whenever a run starts or ends.
   Returns the exit status: 0 if every launched run finished, 1 if any
   failed or ended unfinished, 130 if interrupted. `nice` (0-19) lowers the
-  runs' CPU priority (`_lower_priority`).
+  runs' CPU priority (`_lower_priority`). `snapshot_every` (seconds, None
+  off) and `snapshot_priorities`: checkpoint copies (module docstring).
   """
   if not 0 <= nice <= 19:
     raise ValueError(f'nice={nice}: use 0 (normal) to 19 (lowest).')
+  if snapshot_every is not None and not snapshot_every > 0:
+    raise ValueError(f'snapshot_every={snapshot_every}: seconds > 0 between '
+                     'checkpoint copies, or None for none.')
   out = out or sys.stdout
+  copier = _Snapshots(snapshot_every, snapshot_priorities, out)
   index_runs = index_runs or runs
   update_index = (lambda: write_index(root, index_runs)) if root else (
       lambda: None)
@@ -195,10 +210,12 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
         code = proc[0].poll()
         if code is not None:
           del active[run]
+          copier.copy(run)  # Its final checkpoint.
           results[run.name] = _finish(run, proc, code)
           _say(out, f'{results[run.name]:<5} {run.name} (exit '
                f'{_exit_text(code)})')
           update_index()
+      copier.poll(active)
       if active:
         time.sleep(poll)
   except (KeyboardInterrupt, _Interrupted):
@@ -207,6 +224,7 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
          f'killed after {stop_timeout:g} s or on a second Ctrl-C).')
     _stop(active, stop_timeout)
     for run, proc in active.items():
+      copier.copy(run)  # The checkpoint it saved on the way out.
       results[run.name] = _finish(run, proc, proc[0].returncode,
                                   interrupted=True)
     update_index()
@@ -216,6 +234,38 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
   if interrupted:
     return 130
   return 0 if all(r == 'done' for r in results.values()) else 1
+
+
+class _Snapshots:
+  """Checkpoint copies of the running runs (`run_local`'s snapshot_every):
+  `poll` copies every `every` seconds, `copy` at once; off when every is
+  None."""
+
+  def __init__(self, every, priorities, out):
+    self.every, self.priorities, self.out = every, priorities, out
+    self.due = time.monotonic() + (every or 0)
+    self.failed = set()  # Runs whose copy failure was reported.
+
+  def poll(self, active):
+    if self.every and time.monotonic() >= self.due:
+      self.due = time.monotonic() + self.every
+      for run in active:
+        self.copy(run)
+
+  def copy(self, run):
+    if not self.every or not os.path.isdir(os.path.join(run.logdir, 'ckpt')):
+      return  # Off, or no checkpoint yet.
+    try:
+      path = snapshots.copy_newest(
+          run.logdir, os.path.join(run.logdir, 'snapshots'), self.priorities)
+    except (ValueError, OSError) as e:  # Also CheckpointError and
+      # ReplayCorruptError (OSErrors): a run directory's fault.
+      if run.name not in self.failed:  # Once per run: the sweep goes on.
+        self.failed.add(run.name)
+        _say(self.out, f'note  {run.name}: no checkpoint copy ({e})')
+      return
+    if path:
+      _say(self.out, f'snap  {run.name}: {path}')
 
 
 def _lower_priority(nice):

@@ -35,6 +35,10 @@ def test_gin_typo_fails_before_anything_starts(tmp_path):
   seeded.write_text("train.seed = 7\n")
   with pytest.raises(ValueError, match='contradicts'):
     sweep.sweep('gym:CartPole-v1', '0-1', [], [str(seeded)], [], str(root))
+  with pytest.raises(ValueError, match='--snapshot_priorities needs '
+                     '--snapshot_every'):
+    sweep.sweep('gym:CartPole-v1', '0', [], [], [], str(root),
+                snapshot_priorities=True)
   assert not root.exists()
 
 

@@ -8,7 +8,9 @@ import sys
 from dreamer_tf.sweep import plan as sweep_plan
 
 # argv[1]: logdir; argv[2]: ok (write done.json) | fail | exit0 (no done) |
-# wait (until SIGINT, then exit cleanly). Every call is counted in calls.txt.
+# wait (until SIGINT, then exit cleanly) | slow (2 s, then ok; writes
+# 'copied' to calls.txt if <logdir>/snapshots exists by then). Every call
+# is counted in calls.txt.
 FAKE = r"""
 import json, os, signal, sys, time
 logdir, action = sys.argv[1], sys.argv[2]
@@ -24,7 +26,12 @@ if action == 'wait':
   open(os.path.join(logdir, 'ready'), 'w').close()
   time.sleep(60)
   sys.exit(5)
-if action == 'ok':
+if action == 'slow':
+  time.sleep(2)
+  if os.path.isdir(os.path.join(logdir, 'snapshots')):
+    with open(os.path.join(logdir, 'calls.txt'), 'a') as f:
+      f.write('copied\n')
+if action in ('ok', 'slow'):
   with open(os.path.join(logdir, 'done.json'), 'w') as f:
     json.dump({'policy_steps': 1}, f)
 """

@@ -271,3 +271,39 @@ def test_nice_lowers_the_runs_priority_and_their_group(tmp_path):
     assert seen['group'].endswith('nice 7')
   with pytest.raises(ValueError, match='nice=20: use 0'):
     sweep_local.run_local([run], out=io.StringIO(), nice=20)
+
+
+def test_snapshots_copy_running_runs_and_their_last_checkpoint(tmp_path):
+  """--snapshot_every copies a running run's checkpoint while it runs
+  (the fake sees <logdir>/snapshots before it ends), and the final one of
+  a run that ends at once; a run that has no checkpoint is left alone."""
+  from tests.run.test_evaluate import POLICY_STEPS  # pylint: disable=import-outside-toplevel
+  from tests.run.test_evaluate import RUN  # pylint: disable=import-outside-toplevel
+  from tests.run.test_evaluate import write_run  # pylint: disable=import-outside-toplevel
+  runs = make_runs(tmp_path)[:3]
+  runs = fake(runs, 'ok', **{runs[0].name: 'slow'})
+  for run in runs[:2]:  # runs[2]: no checkpoint (as a run just started).
+    write_run(run.logdir, RUN)
+  out = io.StringIO()
+  assert sweep_local.run_local(runs, parallel=3, out=out,
+                               snapshot_every=0.3) == 0
+  copy = f'snapshots/s{POLICY_STEPS:08d}'
+  assert calls(runs[0]) == ['slow', 'copied']  # Copied while it ran.
+  for run in runs[:2]:
+    assert os.path.isfile(os.path.join(run.logdir, copy, 'ckpt', 'latest'))
+    assert out.getvalue().count(f'snap  {run.name}: ') == 1
+  assert not os.path.exists(os.path.join(runs[2].logdir, 'snapshots'))
+  assert 'note' not in out.getvalue()
+
+
+def test_a_failing_copy_is_reported_once_and_the_sweep_goes_on(tmp_path):
+  runs = fake(make_runs(tmp_path)[:1], 'slow')
+  os.makedirs(os.path.join(runs[0].logdir, 'ckpt'))  # No run.json.
+  out = io.StringIO()
+  assert sweep_local.run_local(runs, out=out, snapshot_every=0.2) == 0
+  text = out.getvalue()
+  assert text.count(f'note  {runs[0].name}: no checkpoint copy (') == 1
+  assert 'has no config.gin or run.json' in text
+  assert f'done  {runs[0].name}' in text
+  with pytest.raises(ValueError, match='snapshot_every=0: seconds > 0'):
+    sweep_local.run_local(runs, out=out, snapshot_every=0)
