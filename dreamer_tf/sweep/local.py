@@ -224,7 +224,10 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
          f'killed after {stop_timeout:g} s or on a second Ctrl-C).')
     _stop(active, stop_timeout)
     for run, proc in active.items():
-      copier.copy(run)  # The checkpoint it saved on the way out.
+      try:
+        copier.copy(run)  # The checkpoint it saved on the way out.
+      except (KeyboardInterrupt, _Interrupted):
+        pass  # Another Ctrl-C: no copy (an incomplete one is removed).
       results[run.name] = _finish(run, proc, proc[0].returncode,
                                   interrupted=True)
     update_index()
