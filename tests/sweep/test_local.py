@@ -109,8 +109,8 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 from dreamer_tf.sweep import local as sweep_local
 from tests.sweep import fakes as sweep_fakes
 root, mode, stop_timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-runs = sweep_fakes.make_runs(root, seeds=(0, 1) if mode == 'wait' else (0,))
-if mode == 'wait':
+runs = sweep_fakes.make_runs(root, seeds=(0, 1) if mode != 'ignore' else (0,))
+if mode in ('wait', 'wait_snap'):
   runs = sweep_fakes.fake(runs, action='wait')
 else:  # One run whose child ignores SIGINT.
   script = ('import signal, time; signal.signal(signal.SIGINT, '
@@ -119,8 +119,9 @@ else:  # One run whose child ignores SIGINT.
   runs = [dataclasses.replace(runs[0], argv=(
       sys.executable, '-c', script, runs[0].logdir + '/ready'))]
 out = io.StringIO()
-code = sweep_local.run_local(runs, parallel=2, root=root, out=out,
-                             stop_timeout=stop_timeout)
+code = sweep_local.run_local(
+    runs, parallel=2, root=root, out=out, stop_timeout=stop_timeout,
+    snapshot_every=1000 if mode == 'wait_snap' else None)
 print(json.dumps(dict(code=code, out=out.getvalue())))
 """
 
@@ -152,6 +153,24 @@ def test_ctrl_c_stops_children_cleanly(tmp_path):
   assert [sweep_local.read_status(r)['status'] for r in runs] == [
       'partial', 'partial', 'pending', 'pending']
   assert '2 not started' in result['out']
+
+
+def test_ctrl_c_copies_the_stopped_runs_last_checkpoints(tmp_path):
+  """With --snapshot_every, the checkpoint each stopped run has when it
+  exits is copied (here the one it had: no copy came due before)."""
+  from tests.run.test_evaluate import POLICY_STEPS  # pylint: disable=import-outside-toplevel
+  from tests.run.test_evaluate import RUN  # pylint: disable=import-outside-toplevel
+  from tests.run.test_evaluate import write_run  # pylint: disable=import-outside-toplevel
+  runs = make_runs(tmp_path)
+  for run in runs[:2]:
+    write_run(run.logdir, RUN)
+  result = ctrl_c_sweep(tmp_path, 'wait_snap', 20,
+                        [tmp_path / r.name / 'ready' for r in runs[:2]])
+  assert result['code'] == 130
+  for run in runs[:2]:
+    assert f'snap  {run.name}: ' in result['out']
+    assert os.path.isdir(os.path.join(run.logdir, 'snapshots',
+                                      f's{POLICY_STEPS:08d}'))
 
 
 def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
