@@ -49,6 +49,12 @@ its last attempt to <logdir>/sweep.json; <root>/index.json and index.md list
 all runs with their status. Ctrl-C (or SIGTERM) stops the running runs
 cleanly: they get SIGINT, write a final checkpoint and exit; a second Ctrl-C
 or --stop_timeout kills them.
+
+--snapshot_every=S copies each running run's newest checkpoint every S
+seconds to <logdir>/snapshots (and once more after the run ends or is
+stopped), as launch.snapshot does beside one run; --snapshot_priorities
+adds the replay's step priorities (launch.probe_deepsea reads both). S
+below the runs' train.save_every keeps every checkpoint.
 """
 import sys
 
@@ -116,6 +122,11 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
   if snapshot_priorities and not snapshot_every:
     raise ValueError('--snapshot_priorities needs --snapshot_every (seconds '
                      'between checkpoint copies, e.g. 300).')
+  if snapshot_every and mode != 'local':
+    raise ValueError(
+        f'--snapshot_every is for --mode=local: the sweep copies the '
+        f'checkpoints of the runs it starts. With --mode={mode} run '
+        'launch.snapshot beside each run instead.')
   if mode not in ('local', 'print', 'status'):
     raise ValueError(f'Unknown mode {mode!r}: local, print or status.')
   if not root:

@@ -12,12 +12,15 @@ SIGTERM stops the running runs cleanly (SIGINT, then SIGKILL after a
 timeout or a second Ctrl-C).
 
 With `snapshot_every` the sweep also copies each running run's newest
-checkpoint aside every so many seconds, and once more when the run ends
+checkpoint aside every so many seconds, and once more after the run ends
 or is stopped (`run/snapshots.py`, into <logdir>/snapshots, as
 `launch.snapshot` does beside a single run), optionally with the replay's
-step priorities: the checkpoints a run replaces are kept for
-`launch.probe_deepsea` and `launch.evaluate`. A copy that fails is
-reported once per run and never stops the sweep.
+step priorities, for `launch.probe_deepsea` and `launch.evaluate`. Every
+checkpoint is kept when snapshot_every is below the runs'
+`train.save_every`; a pass with nothing new reads only state.json files.
+A copy that fails is reported (once, until one succeeds) and never stops
+the sweep. One copier per directory: do not also run `launch.snapshot
+--out=<logdir>/snapshots` on a run the sweep copies.
 """
 import collections
 import json
@@ -210,11 +213,11 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
         code = proc[0].poll()
         if code is not None:
           del active[run]
-          copier.copy(run)  # Its final checkpoint.
           results[run.name] = _finish(run, proc, code)
           _say(out, f'{results[run.name]:<5} {run.name} (exit '
                f'{_exit_text(code)})')
           update_index()
+          copier.copy(run)  # Its final checkpoint, written at its exit.
       copier.poll(active)
       if active:
         time.sleep(poll)
@@ -224,13 +227,10 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
          f'killed after {stop_timeout:g} s or on a second Ctrl-C).')
     _stop(active, stop_timeout)
     for run, proc in active.items():
-      try:
-        copier.copy(run)  # The checkpoint it saved on the way out.
-      except (KeyboardInterrupt, _Interrupted):
-        pass  # Another Ctrl-C: no copy (an incomplete one is removed).
       results[run.name] = _finish(run, proc, proc[0].returncode,
                                   interrupted=True)
     update_index()
+    copier.copy_last(active)  # The checkpoints they saved on the way out.
   finally:
     _restore_sigterm(previous)
   _summary(out, runs, results, skipped, interrupted, len(todo))
@@ -241,8 +241,8 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
 
 class _Snapshots:
   """Checkpoint copies of the running runs (`run_local`'s snapshot_every):
-  `poll` copies every `every` seconds, `copy` at once; off when every is
-  None."""
+  `poll` copies every `every` seconds, `copy` at once, `copy_last` after
+  an interrupt; off when every is None."""
 
   def __init__(self, every, priorities, out):
     self.every, self.priorities, self.out = every, priorities, out
@@ -251,22 +251,42 @@ class _Snapshots:
 
   def poll(self, active):
     if self.every and time.monotonic() >= self.due:
-      self.due = time.monotonic() + self.every
       for run in active:
         self.copy(run)
+      self.due = time.monotonic() + self.every  # After a slow pass too.
+
+  def copy_last(self, runs):
+    """Copies the runs' checkpoints; another Ctrl-C (or SIGTERM) skips the
+    copies left, naming them."""
+    runs = list(runs)
+    for i, run in enumerate(runs):
+      try:
+        self.copy(run)
+      except (KeyboardInterrupt, _Interrupted):
+        for left in runs[i:]:  # An incomplete copy is removed.
+          _say(self.out, f'note  {left.name}: last checkpoint not copied '
+               '(interrupted)')
+        return
 
   def copy(self, run):
-    if not self.every or not os.path.isdir(os.path.join(run.logdir, 'ckpt')):
-      return  # Off, or no checkpoint yet.
+    ckpt = os.path.join(run.logdir, 'ckpt')
+    if not self.every or not os.path.isfile(os.path.join(ckpt,
+                                                         ckpt_lib.LATEST)):
+      return  # Off, or no checkpoint yet (a run starting up).
     try:
       path = snapshots.copy_newest(
           run.logdir, os.path.join(run.logdir, 'snapshots'), self.priorities)
-    except (ValueError, OSError) as e:  # Also CheckpointError and
-      # ReplayCorruptError (OSErrors): a run directory's fault.
-      if run.name not in self.failed:  # Once per run: the sweep goes on.
+    except _Interrupted:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      # A copy never stops the sweep (the runs would go on unsupervised).
+      if run.name not in self.failed:
         self.failed.add(run.name)
-        _say(self.out, f'note  {run.name}: no checkpoint copy ({e})')
+        _say(self.out, f'note  {run.name}: checkpoint copy failed '
+             f'({type(e).__name__}: {e}); retrying every {self.every:g} s, '
+             'further failures not reported')
       return
+    self.failed.discard(run.name)  # A later failure is news again.
     if path:
       _say(self.out, f'snap  {run.name}: {path}')
 

@@ -39,6 +39,10 @@ def test_gin_typo_fails_before_anything_starts(tmp_path):
                      '--snapshot_every'):
     sweep.sweep('gym:CartPole-v1', '0', [], [], [], str(root),
                 snapshot_priorities=True)
+  with pytest.raises(ValueError, match='--snapshot_every is for '
+                     '--mode=local'):
+    sweep.sweep('gym:CartPole-v1', '0', [], [], [], str(root), mode='print',
+                snapshot_every=60)
   assert not root.exists()
 
 

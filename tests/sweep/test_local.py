@@ -22,6 +22,7 @@ from tests.analysis import fakes as analysis_fakes
 from tests.conftest import ROOT
 from tests.sweep.fakes import calls
 from tests.sweep.fakes import fake
+from tests.sweep.fakes import hold_newest_checkpoint
 from tests.sweep.fakes import make_runs
 
 
@@ -156,21 +157,22 @@ def test_ctrl_c_stops_children_cleanly(tmp_path):
 
 
 def test_ctrl_c_copies_the_stopped_runs_last_checkpoints(tmp_path):
-  """With --snapshot_every, the checkpoint each stopped run has when it
-  exits is copied (here the one it had: no copy came due before)."""
-  from tests.run.test_evaluate import POLICY_STEPS  # pylint: disable=import-outside-toplevel
+  """With --snapshot_every, the checkpoint each stopped run writes as it
+  exits is copied (no copy came due before)."""
   from tests.run.test_evaluate import RUN  # pylint: disable=import-outside-toplevel
   from tests.run.test_evaluate import write_run  # pylint: disable=import-outside-toplevel
   runs = make_runs(tmp_path)
   for run in runs[:2]:
     write_run(run.logdir, RUN)
+    write_run(run.logdir, RUN, counters={'policy_steps': 250})
+    hold_newest_checkpoint(run.logdir)  # Written when SIGINT stops it.
   result = ctrl_c_sweep(tmp_path, 'wait_snap', 20,
                         [tmp_path / r.name / 'ready' for r in runs[:2]])
   assert result['code'] == 130
   for run in runs[:2]:
     assert f'snap  {run.name}: ' in result['out']
-    assert os.path.isdir(os.path.join(run.logdir, 'snapshots',
-                                      f's{POLICY_STEPS:08d}'))
+    assert os.listdir(os.path.join(run.logdir, 'snapshots')) == [
+        's00000250']
 
 
 def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
@@ -294,8 +296,9 @@ def test_nice_lowers_the_runs_priority_and_their_group(tmp_path):
 
 def test_snapshots_copy_running_runs_and_their_last_checkpoint(tmp_path):
   """--snapshot_every copies a running run's checkpoint while it runs
-  (the fake sees <logdir>/snapshots before it ends), and the final one of
-  a run that ends at once; a run that has no checkpoint is left alone."""
+  (the fake sees <logdir>/snapshots before it ends), and the one a run
+  writes as it ends, after it has; a run that has no checkpoint is left
+  alone."""
   from tests.run.test_evaluate import POLICY_STEPS  # pylint: disable=import-outside-toplevel
   from tests.run.test_evaluate import RUN  # pylint: disable=import-outside-toplevel
   from tests.run.test_evaluate import write_run  # pylint: disable=import-outside-toplevel
@@ -303,26 +306,51 @@ def test_snapshots_copy_running_runs_and_their_last_checkpoint(tmp_path):
   runs = fake(runs, 'ok', **{runs[0].name: 'slow'})
   for run in runs[:2]:  # runs[2]: no checkpoint (as a run just started).
     write_run(run.logdir, RUN)
+  write_run(runs[1].logdir, RUN, counters={'policy_steps': 250})
+  hold_newest_checkpoint(runs[1].logdir)  # Written as it ends.
   out = io.StringIO()
   assert sweep_local.run_local(runs, parallel=3, out=out,
                                snapshot_every=0.3) == 0
-  copy = f'snapshots/s{POLICY_STEPS:08d}'
   assert calls(runs[0]) == ['slow', 'copied']  # Copied while it ran.
-  for run in runs[:2]:
-    assert os.path.isfile(os.path.join(run.logdir, copy, 'ckpt', 'latest'))
-    assert out.getvalue().count(f'snap  {run.name}: ') == 1
+  for run, steps in ((runs[0], POLICY_STEPS), (runs[1], 250)):
+    copy = os.path.join(run.logdir, 'snapshots', f's{steps:08d}')
+    assert os.path.isfile(os.path.join(copy, 'ckpt', 'latest'))
+    assert out.getvalue().count(f'snap  {run.name}: {copy}') == 1
   assert not os.path.exists(os.path.join(runs[2].logdir, 'snapshots'))
   assert 'note' not in out.getvalue()
 
 
 def test_a_failing_copy_is_reported_once_and_the_sweep_goes_on(tmp_path):
   runs = fake(make_runs(tmp_path)[:1], 'slow')
-  os.makedirs(os.path.join(runs[0].logdir, 'ckpt'))  # No run.json.
+  ckpt = os.path.join(runs[0].logdir, 'ckpt')
+  os.makedirs(ckpt)
+  with open(os.path.join(ckpt, 'latest'), 'w') as f:  # But no run.json.
+    f.write('ckpt-000000')
   out = io.StringIO()
   assert sweep_local.run_local(runs, out=out, snapshot_every=0.2) == 0
   text = out.getvalue()
-  assert text.count(f'note  {runs[0].name}: no checkpoint copy (') == 1
+  assert text.count(f'note  {runs[0].name}: checkpoint copy failed '
+                    '(ValueError: ') == 1
   assert 'has no config.gin or run.json' in text
+  assert 'retrying every 0.2 s, further failures not reported' in text
   assert f'done  {runs[0].name}' in text
   with pytest.raises(ValueError, match='snapshot_every=0: seconds > 0'):
     sweep_local.run_local(runs, out=out, snapshot_every=0)
+
+
+def test_an_interrupt_during_a_finished_runs_copy_keeps_its_result(
+    tmp_path, monkeypatch):
+  """The run's end is recorded before its last copy: a Ctrl-C there
+  still reports it (here failed) and stops the sweep."""
+  runs = fake(make_runs(tmp_path)[:1], 'fail')
+  os.makedirs(os.path.join(runs[0].logdir, 'ckpt'))
+  with open(os.path.join(runs[0].logdir, 'ckpt', 'latest'), 'w') as f:
+    f.write('ckpt-000000')
+
+  def interrupted(*args):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(sweep_local.snapshots, 'copy_newest', interrupted)
+  out = io.StringIO()
+  assert sweep_local.run_local(runs, out=out, snapshot_every=1000) == 130
+  assert sweep_local.read_status(runs[0])['status'] == 'failed'
+  assert f'failed {runs[0].name} (exit 3)' in out.getvalue()
