@@ -124,9 +124,9 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
       if by_seed:  # Per seed in the order of the scores' seeds.
         extra.update(
             right_moves=float(np.mean(list(by_seed.values()))),
-            right_moves_seeds=' '.join(
-                '-' if by_seed.get(str(r.seed)) is None
-                else f'{by_seed[str(r.seed)]:.1f}' for r in runs if r.ys.size))
+            right_moves_seeds=_per_seed(
+                [None if str(r.seed) not in by_seed
+                 else f'{by_seed[str(r.seed)]:.1f}' for r in runs if r.ys.size]))
       rows.append(dict(
           task=task, method=method, seeds=s['seeds'],
           episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],

@@ -119,8 +119,7 @@ def diagonal_depths(directory, size, envs=None):
     position, depth = 0, -1
     for _, load in chain:
       vector, _, is_first, is_last = load()
-      on_grid, row, col = _cells(vector, size)
-      diagonal = np.where(on_grid & (row == col), row, -1)
+      diagonal = _diagonal_rows(vector, size)
       for t in range(len(vector)):  # Episodes span chunks.
         if is_first[t]:
           depth = -1
@@ -193,8 +192,7 @@ def diagonal_priorities(directory, priorities, size):
   diagonal = []  # [steps] the diagonal row of each saved step, -1 off it.
   for chunk, length in zip(chunks, lengths):
     vector = _load_steps(replay, chunk.steps_file, int(length), size)[0]
-    on_grid, row, col = _cells(vector, size)
-    diagonal.append(np.where(on_grid & (row == col), row, -1))
+    diagonal.append(_diagonal_rows(vector, size))
   diagonal = np.concatenate(diagonal) if diagonal else np.zeros(0, np.int64)
   finite = np.isfinite(prio)
   mean = prio[finite].mean() if finite.any() else np.nan
@@ -269,6 +267,13 @@ def _chains(directory, envs):
           'counted from the first step. Count a run whose replay kept '
           'every step (Replay.capacity above its steps).')
   return [chains[w] for w in sorted(chains)]
+
+
+def _diagonal_rows(vector, size):
+  """[T] the row r of each step at a diagonal cell (r, r), -1 elsewhere
+  (off the diagonal or below the grid), of vector [T, N*N]."""
+  on_grid, row, col = _cells(vector, size)
+  return np.where(on_grid & (row == col), row, -1)
 
 
 def _cells(vector, size):
