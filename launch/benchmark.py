@@ -75,6 +75,7 @@ from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import results as results_lib
 from dreamer_tf.run import memory
 from launch import common_flags  # --batch_size, --compile_cache, ...
+from launch import errors
 from launch import official
 
 CASES = {
@@ -287,6 +288,7 @@ def _loop_windows(logdir):
   return windows
 
 
+@errors.exits_on_user_error('launch.benchmark')
 def main(argv):
   del argv
   if FLAGS.loop:

@@ -48,6 +48,12 @@ Which exceptions are user errors, and why (only these, never Exception):
   but their message names the env, the step, the value and the fix, and
   their note where the run stopped; a traceback adds nothing to act on.
 
+A launcher whose standard output is a pipe that its reader closed early
+(`python -m launch.tables ... | head`) ends quietly with exit status 1, as
+Python's documentation recommends, instead of a BrokenPipeError
+traceback; a BrokenPipeError of any other pipe (an env worker's) is a bug
+and keeps its traceback.
+
 gin re-raises an error of a configurable as a proxy of a subclass of its
 type whose message has "In call to configurable '<name>' (...)" appended;
 the error is judged, and its message shown, as the original it wraps (and
@@ -56,6 +62,8 @@ re-raised as the original when it has a cause, which the proxy hides).
 import contextlib
 import errno
 import functools
+import os
+import select
 import sys
 
 from absl import flags
@@ -139,9 +147,32 @@ def user_input():
     raise UserError(message(unwrap(e))) from e
 
 
+def stdout_reader_gone():
+  """Whether standard output is a pipe whose reader has closed it (Linux
+  reports POLLERR on the write end of such a pipe)."""
+  try:
+    fd = sys.stdout.fileno()
+  except (AttributeError, OSError, ValueError):  # None, closed, in memory
+    return False
+  poller = select.poll()
+  poller.register(fd, select.POLLOUT)
+  return any(event & select.POLLERR for _, event in poller.poll(0))
+
+
+def exit_quietly_for_a_closed_stdout():
+  """Ends the process with status 1 and no message; standard output points
+  at /dev/null first, so that the interpreter's last flush of what is
+  still buffered raises nothing either."""
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, sys.stdout.fileno())
+  os.close(devnull)
+  sys.exit(1)
+
+
 def exits_on_user_error(name):
   """Decorates a launcher's `main(argv)`: a user error ends the process
-  with '<name>: <message>' (exit status 1) unless --debug is given."""
+  with '<name>: <message>' (exit status 1) unless --debug is given; a
+  closed standard output ends it quietly (module doc)."""
 
   def decorate(main):
 
@@ -149,6 +180,10 @@ def exits_on_user_error(name):
     def wrapper(argv):
       try:
         return main(argv)
+      except BrokenPipeError:
+        if not stdout_reader_gone():
+          raise
+        exit_quietly_for_a_closed_stdout()
       except CANDIDATES as e:
         error = unwrap(e)
         if flags.FLAGS['debug'].value or not is_user_error(error):

@@ -263,3 +263,36 @@ def test_an_error_inside_a_configurable_keeps_its_cause():
     errors.exits_on_user_error('launch.test')(
         lambda argv: configurable_that_fails_reading())([])
   assert isinstance(info.value.__cause__, KeyError)
+
+
+PRINTS_UNTIL_STOPPED = '''
+from absl import app
+from launch import errors
+
+@errors.exits_on_user_error('launch.test')
+def main(argv):
+  del argv
+  for i in range(10 ** 7):
+    print(i)
+
+app.run(main)
+'''
+
+
+def test_a_reader_that_stops_early_ends_the_launcher_quietly():
+  # `python -m launch.tables ... | head`: no BrokenPipeError traceback,
+  # not even from the interpreter's last flush.
+  process = subprocess.Popen(
+      [sys.executable, '-c', PRINTS_UNTIL_STOPPED], cwd=ROOT,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  assert process.stdout.readline() == '0\n'
+  process.stdout.close()
+  stderr = process.communicate(timeout=TIMEOUT)[1]
+  assert (process.returncode, stderr) == (1, '')
+
+
+def test_a_broken_pipe_other_than_stdout_keeps_its_traceback():
+  # An env worker's pipe, say: standard output is still read.
+  with pytest.raises(BrokenPipeError):
+    failing_main(BrokenPipeError(32, 'Broken pipe'))([])
+  assert not errors.stdout_reader_gone()
