@@ -128,9 +128,20 @@ def frames_label(x, pos=None):
   return f'{x:.4g}'
 
 
+def constant_level(curve):
+  """The value of a curve whose mean and band hold one value over all its
+  finite bins (a success rate of 0 throughout, say), else None."""
+  values = np.concatenate([curve.mean, curve.low, curve.high])
+  values = values[np.isfinite(values)]
+  if values.size and np.all(values == values[0]):
+    return float(values[0])
+  return None
+
+
 def draw(ax, task, series, colors, ylabel='episode return', log=False):
   """One task's curves on a matplotlib axis: per method a thin line per
-  seed, the mean and its band; a log y axis if `log`."""
+  seed, the mean and its band; a log y axis if `log`. Curves of one value
+  throughout hide each other, so their legend entry says the value."""
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
   for method, curve in series.items():
     x, mean, low, high, seeds, per_seed = Curve(*curve)
@@ -139,8 +150,11 @@ def draw(ax, task, series, colors, ylabel='episode return', log=False):
       keep = np.isfinite(seed_curve)
       ax.plot(x[keep], seed_curve[keep], color=color, lw=0.6, alpha=0.35)
     keep = np.isfinite(mean)
-    ax.plot(x[keep], mean[keep], color=color, lw=1.5,
-            label=f'{method} ({seeds})')
+    label = f'{method} ({seeds})'
+    level = constant_level(Curve(*curve))
+    if level is not None:
+      label += f', {level:g} throughout'
+    ax.plot(x[keep], mean[keep], color=color, lw=1.5, label=label)
     ax.fill_between(x[keep], low[keep], high[keep], color=color, alpha=0.2,
                     lw=0)
   if log:

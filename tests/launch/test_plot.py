@@ -156,6 +156,24 @@ def test_figures_label_frames_in_k_and_m_and_clip_nothing(tmp_path):
       boxes)
 
 
+def test_legend_names_the_value_of_curves_that_hide_each_other():
+  # Two arms that never found the treasure draw one line at 0; the third
+  # varies, and NaN bins (no episode yet) do not count.
+  x = np.arange(4.0)
+  zeros, nan = np.zeros(4), np.array([np.nan, 0, 0, 0])
+  rising = np.array([0, 0, 0.5, 0.9])
+  series = {'baseline': (x, zeros, zeros, zeros, 2),
+            'prioritized': (x, nan, nan, nan, 1),
+            'prioritized_embed': (x, rising, rising - 0.1, rising + 0.1, 1),
+            'flat_mean_wide_band': (x, zeros, zeros - 1, zeros + 1, 3)}
+  colors = dict(zip(series, ['C0', 'C1', 'C2', 'C3']))
+  fig = plot.task_figure('deepsea_14', series, colors, 'success rate')
+  labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+  assert labels == ['baseline (2), 0 throughout',
+                    'prioritized (1), 0 throughout', 'prioritized_embed (1)',
+                    'flat_mean_wide_band (3)']
+
+
 def test_task_without_episodes_fails_clearly(tmp_path):
   write_run(tmp_path / 'empty-0', 'dmc:walker_walk', [])
   _, table = scores.collect([str(tmp_path / 'empty-0')])
