@@ -20,7 +20,8 @@ bootstrap CI]). See dreamer_tf/analysis/exploration.py.
 Writes <out>.md, <out>.csv and the success-rate curves
 <out>/success_rate/<task>.png/.svg and grid.png/.svg (launch/plot.py: per
 method the mean over seeds with a 95% bootstrap band and a thin line per
-seed; x = env frames, which for DeepSea N x N is N per episode).
+seed; x = env frames, which for DeepSea N x N is N + 1 per episode: the
+first observation and N moves).
 
 DeepSea runs whose directory holds their replay also give the diagonal
 depth of every episode (--depth, on by default): the deepest diagonal

@@ -80,15 +80,17 @@ FLAGS = flags.FLAGS
 
 
 def run_dirs(patterns):
-  """Sorted run directories matching the globs; a user error naming the
-  first glob that matches none (or if no glob is given)."""
+  """Sorted run directories matching the globs, without snapshot copies
+  still being written; a user error naming the first glob that matches
+  none (or if no glob is given)."""
   if not patterns:
     raise ValueError('--logdirs is required: a DeepSea run directory or a '
                      'glob of its checkpoint snapshots.')
   dirs = set()
   for pattern in patterns:
     found = {d for d in glob.glob(pattern)
-             if os.path.isfile(os.path.join(d, 'config.gin'))}
+             if os.path.isfile(os.path.join(d, 'config.gin'))
+             and not snapshots.is_partial(d)}
     if not found:
       raise ValueError(
           f'--logdirs={pattern} matches no run directory (one with a '

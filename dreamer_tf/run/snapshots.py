@@ -17,7 +17,8 @@ training, which the replay itself keeps only for its newest saves
 
 The copy is written to a temporary directory and renamed into place, so a
 copy is complete or absent (an interrupted copy's `.tmp` directory is
-removed by the next copy). Only checkpoints that pass the checksum are
+removed by the next copy; readers that glob `<out>/s*` skip it with
+`is_partial`). Only checkpoints that pass the checksum are
 copied. `launch/snapshot.py` calls it every minute while a run trains.
 """
 import os
@@ -32,6 +33,13 @@ from dreamer_tf.run import record as record_lib
 RUN_FILES = ('config.gin', record_lib.FILE)
 OPTIONAL_FILES = ('operative_config.gin',)
 PRIORITIES = 'replay_priorities.npz'
+PARTIAL = '.tmp'  # The suffix of a copy being written.
+
+
+def is_partial(path):
+  """Whether `path` is a copy still being written (or left by an
+  interrupted copier): not a run directory to read yet."""
+  return os.path.basename(os.path.normpath(path)).endswith(PARTIAL)
 
 
 def check_run_dir(logdir):
@@ -81,10 +89,10 @@ def copy_newest(logdir, out, priorities=False):
         'step priorities cannot be copied (a run without a replay directory, '
         'or one older than replay generations): copy it without priorities.')
   source = checkpointer.loaded
-  tmp = target + '.tmp'
+  tmp = target + PARTIAL
   if os.path.isdir(out):  # Partial copies of an interrupted copier (one
     for stale in os.listdir(out):  # copier per `out`).
-      if stale.endswith('.tmp'):
+      if is_partial(stale):
         shutil.rmtree(os.path.join(out, stale), ignore_errors=True)
   name = os.path.basename(source)
   try:

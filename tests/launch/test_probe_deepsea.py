@@ -41,7 +41,9 @@ def test_launcher_inputs(tmp_path):
     probe_deepsea.run_dirs([str(tmp_path / '*')])
   with pytest.raises(ValueError, match='--logdirs is required'):
     probe_deepsea.run_dirs([])
-  for name in ('b', 'a', 'c'):
+  # c is no run; s00045000.tmp is a snapshot copy still being written
+  # (launch.snapshot writes config.gin before the checkpoint).
+  for name in ('b', 'a', 'c', 's00045000.tmp'):
     (tmp_path / name).mkdir()
     if name != 'c':
       (tmp_path / name / 'config.gin').write_text('')
