@@ -30,6 +30,11 @@ cell (r, r) it reached, i.e. its opening run of right moves
 one more right move, so where no seed finds it, depth tells how close
 each method came and when. The tables add the deepest row per seed and
 its median; <out>/diagonal_depth/ plots the deepest row reached so far.
+Since the deepest row can be one lucky episode, a second table per task
+counts the episodes that reached at least each of --reach_rows (default
+rows N/2 - 1 to N - 1), per seed and summed over seeds, in all episodes
+or each seed's first --reach_episodes (e.g. those before another seed's
+find); the CSV has them as columns reached_row<r> (per seed).
 --save_depths keeps the depths in a score file, as --save_scores keeps the
 scores, and --depth_reference reads it back without the runs.
 
@@ -77,6 +82,12 @@ flags.DEFINE_string('save_depths', None, 'Also write the per-episode '
                     'which --depth_reference reads back.')
 flags.DEFINE_multi_string('depth_reference', [], 'Score files of per-episode '
                           'diagonal depths written by --save_depths.')
+flags.DEFINE_list('reach_rows', [], 'Diagonal rows r (0..N-1) whose '
+                  '"episodes that reached at least row r" the depth tables '
+                  'count. Default: N // 2 - 1 to N - 1 of each DeepSea N.')
+flags.DEFINE_integer('reach_episodes', None, 'Count --reach_rows in each '
+                     'seed\'s first this many episodes (default: all).',
+                     lower_bound=1)
 flags.DEFINE_string('save_right_moves', None, 'Also write the right moves '
                     'per episode of the DeepSea runs to this score file '
                     '(as --save_scores): `launch.tables --reference=<it> '
@@ -98,10 +109,14 @@ COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
 
 
 def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
-          moves=None):
+          moves=None, reach_rows=(), reach_episodes=None):
   """One row per task x method of {task: {method: [Run]}}; `depths`, the
   same of per-episode diagonal depths (`collect_depths`), adds the
-  deepest row per seed and their median where it has the method; `moves`,
+  deepest row per seed and their median where it has the method, and per
+  row r of `reach_rows` (default: `default_reach_rows` of the task's N)
+  the episodes (of each seed's first `reach_episodes`, None: all) that
+  reached at least row r (`reached_row<r>`: per seed; `reached_total`:
+  {r: sum over seeds}); `moves`,
   the same of right moves per episode (`collect_right_moves`), their mean
   over each seed's last `window` episodes and over those seeds."""
   rows = []
@@ -119,6 +134,8 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
         by_seed = {str(r.seed): v for r, v in zip(depth_runs, d['deepest'])}
         extra = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
             [by_seed.get(str(r.seed)) for r in runs if r.ys.size]))
+        extra.update(_reached(task, runs, depth_runs, reach_rows,
+                              reach_episodes))
       by_seed = {str(r.seed): float(np.mean(r.ys[-window:]))
                  for r in (moves or {}).get(task, {}).get(method, [])
                  if r.ys.size}
@@ -145,6 +162,46 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
           without_episodes=' '.join(map(str, s['without_episodes'])),
           **extra))
   return rows
+
+
+def default_reach_rows(size):
+  """Rows N // 2 - 1 to N - 1 of DeepSea N: the deeper half of the
+  diagonal, where methods part."""
+  return list(range(max(size // 2 - 1, 0), size))
+
+
+def check_reach_rows(rows, size, task):
+  """The rows (ints) of --reach_rows for a DeepSea N; ValueError naming
+  the first that is no diagonal row."""
+  if not rows:
+    return default_reach_rows(size)
+  checked = []
+  for row in rows:
+    try:
+      row = int(row)
+    except ValueError:
+      raise ValueError(f'--reach_rows={row!r}: use whole diagonal rows, '
+                       'e.g. --reach_rows=6,9,12,13.') from None
+    if not 0 <= row < size:
+      raise ValueError(f'--reach_rows: row {row} is not a diagonal row of '
+                       f'{task} (0 to {size - 1}).')
+    checked.append(row)
+  return sorted(set(checked))
+
+
+def _reached(task, runs, depth_runs, reach_rows, reach_episodes):
+  """The reach columns of one method's row (`build`)."""
+  rows = check_reach_rows(reach_rows, deepsea_task_size(task), task)
+  by_seed = {str(r.seed): exploration.reach_counts(r, rows, reach_episodes)
+             for r in depth_runs}
+  seeds = [str(r.seed) for r in runs if r.ys.size]
+  extra = {f'reached_row{row}': _per_seed(
+      [by_seed[s][i] if s in by_seed else None for s in seeds])
+           for i, row in enumerate(rows)}
+  extra['reached_total'] = {row: sum(by_seed[s][i] for s in seeds
+                                     if s in by_seed)
+                            for i, row in enumerate(rows)}
+  return extra
 
 
 def deepsea_task_size(task):
@@ -254,8 +311,9 @@ def _median(value, censored):
   return f'>= {value:g}' if censored else f'{value:g}'
 
 
-def markdown(rows, threshold, window, rate):
-  """The rows as one Markdown table per task."""
+def markdown(rows, threshold, window, rate, reach_episodes=None):
+  """The rows as one Markdown table per task, and one of the episodes
+  that reached each row where the rows have them."""
   lines = [
       f'Success: episode score > {threshold:g}. Solved: success rate of the '
       f'last {window} episodes >= {rate:g} (a seed with fewer episodes is '
@@ -298,11 +356,32 @@ def markdown(rows, threshold, window, rate):
           f'{r["final_rate_high"]:.2f}] |'
           + (f' {_deepest(r)} |' if deep else '')
           + (f' {_right_moves(r)} |' if right else ''))
+    lines += _reach_table(task_rows, reach_episodes)
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]
     if left_out:
       lines += ['', 'Left out, no episode yet: ' + ', '.join(left_out) + '.']
   return '\n'.join(lines) + '\n'
+
+
+def _reach_table(task_rows, reach_episodes):
+  """Markdown lines of one task's reach counts ([] without any)."""
+  reach_rows = sorted({row for r in task_rows
+                       for row in r.get('reached_total', {})})
+  if not reach_rows:
+    return []
+  which = ('all episodes' if reach_episodes is None else
+           f'the first {reach_episodes} episodes of each seed')
+  lines = ['', f'Episodes that reached at least diagonal row r ({which}): '
+           'sum over seeds (per seed, - without depths).', '',
+           '| method | seeds |' + ''.join(f' row {row} |' for row in reach_rows),
+           '|---|---|' + '---|' * len(reach_rows)]
+  for r in task_rows:
+    if r['seeds'] and 'reached_total' in r:
+      lines.append(f'| {r["method"]} | {r["seeds"]} |' + ''.join(
+          f' {r["reached_total"][row]} ({r[f"reached_row{row}"]}) |'
+          for row in reach_rows))
+  return lines
 
 
 def _of(task):
@@ -341,9 +420,11 @@ def make_results(out=''):
   depths = {}
   if FLAGS.depth:
     depths = collect_depths(table, FLAGS.depth_reference)
-  elif FLAGS.depth_reference or FLAGS.save_depths:
+  elif (FLAGS.depth_reference or FLAGS.save_depths or FLAGS.reach_rows
+        or FLAGS.reach_episodes):
     raise ValueError('--nodepth leaves out the diagonal depths; drop it to '
-                     'use --depth_reference or --save_depths.')
+                     'use --depth_reference, --save_depths, --reach_rows or '
+                     '--reach_episodes.')
   if FLAGS.save_depths:
     scores.save_reference(FLAGS.save_depths, [
         run for task in depths.values() for runs in task.values()
@@ -358,8 +439,10 @@ def make_results(out=''):
         run for task in moves.values() for runs in task.values()
         for run in runs])
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
-               FLAGS.reps, FLAGS.seed, depths, moves)
-  text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate)
+               FLAGS.reps, FLAGS.seed, depths, moves, FLAGS.reach_rows,
+               FLAGS.reach_episodes)
+  text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
+                  FLAGS.reach_episodes)
   paths = []
   if out:
     colors = plot.colors_of(table)
@@ -393,8 +476,12 @@ def main(argv):
     rows, text, paths = make_results(FLAGS.out)
   print(text)
   if FLAGS.out:
+    reach = sorted({k for r in rows for k in r if k.startswith('reached_row')},
+                   key=lambda k: int(k[len('reached_row'):]))
+    table = [{k: v for k, v in r.items() if k != 'reached_total'}
+             for r in rows]  # The per-seed columns hold it.
     print('\n'.join(score_flags.write_tables(
-        FLAGS.out, text, results.to_csv(rows, COLUMNS)) + paths))
+        FLAGS.out, text, results.to_csv(table, COLUMNS + reach)) + paths))
 
 
 if __name__ == '__main__':

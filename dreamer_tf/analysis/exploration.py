@@ -128,6 +128,17 @@ def depth_summary(runs):
               median_deepest=float(np.median(known)) if known else math.nan)
 
 
+def reach_counts(run, rows, episodes=None):
+  """How many episodes of a run of per-episode diagonal depths (ys [E],
+  `replay_moves.diagonal_depths`; its first `episodes`, None: all) reached
+  at least each diagonal row of `rows`: [len(rows)] ints. An episode that
+  reached row r passed every row above it, so the counts fall with r; how
+  fast they fall says how often a method went how deep, where the deepest
+  row alone can be one lucky episode."""
+  ys = run.ys if episodes is None else run.ys[:episodes]  # [E']
+  return [int(np.sum(ys >= row)) for row in rows]
+
+
 def wilson(successes_count, total, level=0.95):
   """Wilson score interval (low, high) of a proportion at confidence
   `level` (0 < level < 1); (nan, nan) for total 0."""

@@ -172,3 +172,12 @@ def test_right_moves_refuse_scores_deepsea_cannot_give(score, why):
       r'deterministic DeepSea 10 with move cost 0.01 / 10 cannot give '
       rf'\({why} right moves; a success is 1 - 0.01, 10 right moves')):
     exploration.right_moves(run([0.0, score]), 10)
+
+
+def test_reach_counts_count_episodes_at_least_that_deep():
+  depths = run([1.0, 3.0, 2.0, 5.0, 0.0, 3.0])
+  assert exploration.reach_counts(depths, [0, 2, 3, 4, 5, 6]) == [
+      6, 4, 3, 1, 1, 0]
+  # The first 3 episodes only (e.g. those before another seed's find).
+  assert exploration.reach_counts(depths, [2, 3], episodes=3) == [2, 1]
+  assert exploration.reach_counts(run([]), [0, 1]) == [0, 0]

@@ -166,10 +166,10 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   the seeds' order, - without a replay) and its figure; a replay that does
   not match its run's scores is left out, named; --save_depths keeps the
   depths, --depth_reference reads them back to the same tables without
-  the runs."""
+  the runs; the episodes that reached each row are counted per seed."""
   runs = fakes.plan(tmp_path / 'xp', fakes.write_experiments(tmp_path / 'g'),
                     tasks=('deepsea:10',))
-  deepest = {}
+  deepest, episode_depths = {}, {}
   for run in runs:  # baseline 0, 1, prioritized 0, 1.
     replay = replay_lib.Replay(os.path.join(run.logdir, 'replay'),
                                chunk_size=32, length=4)
@@ -182,6 +182,7 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
     fakes.write_run(run, [(steps + shift, 0.0) for steps, _ in ended],
                     num_envs=2)
     deepest[run.experiment, run.seed] = max(d for _, d in ended)
+    episode_depths[run.experiment, run.seed] = [d for _, d in ended]
   root, out = str(tmp_path / 'xp'), str(tmp_path / 'a')
   saved = str(tmp_path / 'depths.json.gz')
   proc = _launch(f'--runs={root}', '--reps=50', f'--out={out}',
@@ -197,6 +198,34 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   text = open(out + '.md').read()
   assert 'deepest diagonal row (of 9): median (per seed)' in text
   assert f'| {(b0 + b1) / 2:g} ({b0} {b1}) |' in text
+  # Episodes that reached at least row r, rows N // 2 - 1 = 4 to 9.
+  def reached(seed, row, first=None):
+    return sum(d >= row for d in episode_depths['baseline', seed][:first])
+  assert [k for k in rows['baseline'] if k.startswith('reached')] == [
+      f'reached_row{row}' for row in range(4, 10)]
+  for row in range(4, 10):
+    assert rows['baseline'][f'reached_row{row}'] == (
+        f'{reached(0, row)} {reached(1, row)}')
+    assert rows['prioritized'][f'reached_row{row}'] == ''
+  assert '| row 4 | row 5 | row 6 | row 7 | row 8 | row 9 |' in text
+  total = reached(0, 4) + reached(1, 4)
+  assert total > 0 and reached(0, 2, 12) + reached(1, 2, 12) > 0  # Not 0s.
+  assert f'| baseline | 2 | {total} ({reached(0, 4)} {reached(1, 4)}) |' in (
+      text)
+  proc = _launch(f'--runs={root}', '--reps=50', '--reach_rows=7,2',
+                 '--reach_episodes=12')
+  assert proc.returncode == 0, proc.stderr
+  assert ('| row 2 | row 7 |' in proc.stdout
+          and 'the first 12 episodes of each seed' in proc.stdout)
+  assert (f'| baseline | 2 | {reached(0, 2, 12) + reached(1, 2, 12)} '
+          f'({reached(0, 2, 12)} {reached(1, 2, 12)}) |') in proc.stdout
+  for bad, why in [('--reach_rows=10', 'row 10 is not a diagonal row of '
+                    'deepsea_10 (0 to 9)'),
+                   ('--reach_rows=x', "--reach_rows='x': use whole diagonal"),
+                   ('--reach_episodes=0', 'reach_episodes')]:
+    proc = _launch(f'--runs={root}', '--reps=50', bad)
+    assert proc.returncode != 0 and why in proc.stderr, proc.stderr
+    assert 'Traceback' not in proc.stderr
   assert os.path.getsize(os.path.join(out, 'diagonal_depth',
                                       'deepsea_10.png')) > 1000
   # The same tables from the two score files, without the runs.
@@ -218,6 +247,8 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   proc = _launch(f'--runs={root}', '--nodepth', f'--save_depths={saved}')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert '--nodepth leaves out the diagonal depths' in proc.stderr
+  proc = _launch(f'--runs={root}', '--nodepth', '--reach_rows=3')
+  assert proc.returncode != 0 and '--reach_rows' in proc.stderr
 
 
 def test_right_moves_need_deepsea_runs(tmp_path):
