@@ -291,6 +291,8 @@ def _loop_windows(logdir):
 @errors.exits_on_user_error('launch.benchmark')
 def main(argv):
   del argv
+  if FLAGS.output:
+    _check_output(FLAGS.output)
   if FLAGS.loop:
     results = []
     for suite in FLAGS.loop:
@@ -386,6 +388,20 @@ def _side_by_side():
     rows.append(row)
   print(official.markdown(rows), file=sys.stderr, flush=True)
   _emit(rows)
+
+
+def _check_output(path):
+  """A user error now, not after the measurements, if --output cannot be
+  written."""
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise errors.UserError(
+        f'--output={path}: the directory {directory} does not exist; create '
+        'it first (the file is written when the measurements end).')
+  if not os.access(directory, os.W_OK) or os.path.isdir(path):
+    raise errors.UserError(
+        f'--output={path}: cannot write a file there (not writable, or a '
+        'directory); name a writable file.')
 
 
 def _emit(results):

@@ -48,11 +48,15 @@ Which exceptions are user errors, and why (only these, never Exception):
   but their message names the env, the step, the value and the fix, and
   their note where the run stopped; a traceback adds nothing to act on.
 
-A launcher whose standard output is a pipe that its reader closed early
-(`python -m launch.tables ... | head`) ends quietly with exit status 1, as
-Python's documentation recommends, instead of a BrokenPipeError
-traceback; a BrokenPipeError of any other pipe (an env worker's) is a bug
-and keeps its traceback.
+A launcher whose standard output is a pipe (or socket) that its reader
+closed early (`python -m launch.tables ... | head`, a killed `tee`) ends
+with one line on stderr, '<name>: stopped: the reader of its standard
+output closed it', and exit status 141 (128 + SIGPIPE, as the shell
+reports a process that SIGPIPE ended: not 1, which is a user error's),
+instead of a BrokenPipeError traceback; --debug re-raises it. What main
+printed is flushed before it returns, so the error cannot escape at the
+interpreter's exit either. A BrokenPipeError of any other pipe (an env
+worker's) is a bug and keeps its traceback.
 
 gin re-raises an error of a configurable as a proxy of a subclass of its
 type whose message has "In call to configurable '<name>' (...)" appended;
@@ -147,43 +151,52 @@ def user_input():
     raise UserError(message(unwrap(e))) from e
 
 
+CLOSED_STDOUT_STATUS = 141  # 128 + SIGPIPE (module doc).
+
+
 def stdout_reader_gone():
-  """Whether standard output is a pipe whose reader has closed it (Linux
-  reports POLLERR on the write end of such a pipe)."""
+  """Whether standard output is a pipe or socket whose reader has closed
+  it (Linux reports POLLERR on the write end of such a pipe, POLLHUP on a
+  socket whose peer is gone)."""
   try:
     fd = sys.stdout.fileno()
   except (AttributeError, OSError, ValueError):  # None, closed, in memory
     return False
   poller = select.poll()
   poller.register(fd, select.POLLOUT)
-  return any(event & select.POLLERR for _, event in poller.poll(0))
+  return any(event & (select.POLLERR | select.POLLHUP)
+             for _, event in poller.poll(0))
 
 
-def exit_quietly_for_a_closed_stdout():
-  """Ends the process with status 1 and no message; standard output points
-  at /dev/null first, so that the interpreter's last flush of what is
-  still buffered raises nothing either."""
+def exit_for_a_closed_stdout(name):
+  """Ends the process with status 141 and one line on stderr (module
+  doc); standard output points at /dev/null first, so that the
+  interpreter's last flush of what is still buffered raises nothing."""
   devnull = os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, sys.stdout.fileno())
   os.close(devnull)
-  sys.exit(1)
+  print(f'{name}: stopped: the reader of its standard output closed it.',
+        file=sys.stderr)
+  sys.exit(CLOSED_STDOUT_STATUS)
 
 
 def exits_on_user_error(name):
   """Decorates a launcher's `main(argv)`: a user error ends the process
   with '<name>: <message>' (exit status 1) unless --debug is given; a
-  closed standard output ends it quietly (module doc)."""
+  closed standard output ends it with status 141 (module doc)."""
 
   def decorate(main):
 
     @functools.wraps(main)
     def wrapper(argv):
       try:
-        return main(argv)
+        result = main(argv)
+        sys.stdout.flush()  # Here, where a closed reader is caught.
+        return result
       except BrokenPipeError:
-        if not stdout_reader_gone():
+        if flags.FLAGS['debug'].value or not stdout_reader_gone():
           raise
-        exit_quietly_for_a_closed_stdout()
+        exit_for_a_closed_stdout(name)
       except CANDIDATES as e:
         error = unwrap(e)
         if flags.FLAGS['debug'].value or not is_user_error(error):

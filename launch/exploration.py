@@ -32,9 +32,10 @@ each method came and when. The tables add the deepest row per seed and
 its median; <out>/diagonal_depth/ plots the deepest row reached so far.
 Since the deepest row can be one lucky episode, a second table per task
 counts the episodes that reached at least each of --reach_rows (default
-rows N/2 - 1 to N - 1), per seed and summed over seeds, in all episodes
-or each seed's first --reach_episodes (e.g. those before another seed's
-find); the CSV has them as columns reached_row<r> (per seed).
+rows N // 2 - 1 to N - 1), per seed and summed over seeds, in all
+episodes or each seed's first --reach_episodes (e.g. those before another
+seed's find), with the episodes counted per seed; the CSV has them as
+columns reached_episodes and reached_row<r> (per seed).
 --save_depths keeps the depths in a score file, as --save_scores keeps the
 scores, and --depth_reference reads it back without the runs.
 
@@ -116,7 +117,8 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
   row r of `reach_rows` (default: `default_reach_rows` of the task's N)
   the episodes (of each seed's first `reach_episodes`, None: all) that
   reached at least row r (`reached_row<r>`: per seed; `reached_total`:
-  {r: sum over seeds}); `moves`,
+  {r: sum over seeds}; `reached_episodes`: the episodes counted per seed);
+  `moves`,
   the same of right moves per episode (`collect_right_moves`), their mean
   over each seed's last `window` episodes and over those seeds."""
   rows = []
@@ -170,36 +172,45 @@ def default_reach_rows(size):
   return list(range(max(size // 2 - 1, 0), size))
 
 
-def check_reach_rows(rows, size, task):
-  """The rows (ints) of --reach_rows for a DeepSea N; ValueError naming
-  the first that is no diagonal row."""
-  if not rows:
-    return default_reach_rows(size)
-  checked = []
-  for row in rows:
+def parse_reach_rows(values, tasks):
+  """The rows (sorted ints) of --reach_rows `values`, each a diagonal row
+  of every DeepSea task of `tasks`; ValueError naming the first that is
+  not."""
+  rows = set()
+  for value in values:
     try:
-      row = int(row)
+      rows.add(int(value))
     except ValueError:
-      raise ValueError(f'--reach_rows={row!r}: use whole diagonal rows, '
+      raise ValueError(f'--reach_rows={value!r}: use whole diagonal rows, '
                        'e.g. --reach_rows=6,9,12,13.') from None
-    if not 0 <= row < size:
-      raise ValueError(f'--reach_rows: row {row} is not a diagonal row of '
-                       f'{task} (0 to {size - 1}).')
-    checked.append(row)
-  return sorted(set(checked))
+  for task in tasks:
+    size = deepsea_task_size(task)
+    bad = [row for row in sorted(rows) if size and not 0 <= row < size]
+    if bad:
+      raise ValueError(
+          f'--reach_rows: row {bad[0]} is not a diagonal row of {task} (0 '
+          f'to {size - 1}). With several DeepSea sizes pick rows below the '
+          'smallest N, or leave --reach_rows unset: each N gets its own '
+          'rows N // 2 - 1 to N - 1.')
+  return sorted(rows)
 
 
 def _reached(task, runs, depth_runs, reach_rows, reach_episodes):
-  """The reach columns of one method's row (`build`)."""
-  rows = check_reach_rows(reach_rows, deepsea_task_size(task), task)
-  by_seed = {str(r.seed): exploration.reach_counts(r, rows, reach_episodes)
-             for r in depth_runs}
+  """The reach columns of one method's row (`build`): '-' for a seed
+  without depths (or without an episode in them)."""
+  rows = list(reach_rows) or default_reach_rows(deepsea_task_size(task))
+  by_seed = {str(r.seed): r for r in depth_runs if r.ys.size}
+  counts = {s: exploration.reach_counts(r, rows, reach_episodes)
+            for s, r in by_seed.items()}
   seeds = [str(r.seed) for r in runs if r.ys.size]
   extra = {f'reached_row{row}': _per_seed(
-      [by_seed[s][i] if s in by_seed else None for s in seeds])
+      [counts[s][i] if s in counts else None for s in seeds])
            for i, row in enumerate(rows)}
-  extra['reached_total'] = {row: sum(by_seed[s][i] for s in seeds
-                                     if s in by_seed)
+  extra['reached_episodes'] = _per_seed(
+      [min(by_seed[s].ys.size, reach_episodes or by_seed[s].ys.size)
+       if s in by_seed else None for s in seeds])
+  extra['reached_total'] = {row: sum(counts[s][i] for s in counts
+                                     if s in seeds)
                             for i, row in enumerate(rows)}
   return extra
 
@@ -373,12 +384,15 @@ def _reach_table(task_rows, reach_episodes):
   which = ('all episodes' if reach_episodes is None else
            f'the first {reach_episodes} episodes of each seed')
   lines = ['', f'Episodes that reached at least diagonal row r ({which}): '
-           'sum over seeds (per seed, - without depths).', '',
-           '| method | seeds |' + ''.join(f' row {row} |' for row in reach_rows),
-           '|---|---|' + '---|' * len(reach_rows)]
+           'sum over seeds (per seed, - without depths); the episodes '
+           'counted per seed.', '',
+           '| method | seeds | episodes counted |'
+           + ''.join(f' row {row} |' for row in reach_rows),
+           '|---|---|---|' + '---|' * len(reach_rows)]
   for r in task_rows:
     if r['seeds'] and 'reached_total' in r:
-      lines.append(f'| {r["method"]} | {r["seeds"]} |' + ''.join(
+      lines.append(f'| {r["method"]} | {r["seeds"]} | '
+                   f'{r["reached_episodes"]} |' + ''.join(
           f' {r["reached_total"][row]} ({r[f"reached_row{row}"]}) |'
           for row in reach_rows))
   return lines
@@ -416,15 +430,23 @@ def make_results(out=''):
     raise ValueError(f'--move_cost must be > 0 (bsuite\'s is 0.01): right '
                      f'moves are counted from their cost; got '
                      f'{FLAGS.move_cost:g}.')
+  reach = FLAGS.reach_rows or FLAGS.reach_episodes
+  if reach and not FLAGS.depth:
+    raise ValueError('--nodepth leaves out the diagonal depths, which '
+                     '--reach_rows and --reach_episodes count: drop it.')
   table = score_flags.select(score_flags.collect_and_save())
+  reach_rows = parse_reach_rows(FLAGS.reach_rows, table)
   depths = {}
   if FLAGS.depth:
     depths = collect_depths(table, FLAGS.depth_reference)
-  elif (FLAGS.depth_reference or FLAGS.save_depths or FLAGS.reach_rows
-        or FLAGS.reach_episodes):
+    if reach and not depths:
+      raise ValueError('--reach_rows and --reach_episodes count episodes by '
+                       'their diagonal depth, and no run gave depths: they '
+                       'need DeepSea runs that hold their replay, or '
+                       '--depth_reference.')
+  elif FLAGS.depth_reference or FLAGS.save_depths:
     raise ValueError('--nodepth leaves out the diagonal depths; drop it to '
-                     'use --depth_reference, --save_depths, --reach_rows or '
-                     '--reach_episodes.')
+                     'use --depth_reference or --save_depths.')
   if FLAGS.save_depths:
     scores.save_reference(FLAGS.save_depths, [
         run for task in depths.values() for runs in task.values()
@@ -439,7 +461,7 @@ def make_results(out=''):
         run for task in moves.values() for runs in task.values()
         for run in runs])
   rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
-               FLAGS.reps, FLAGS.seed, depths, moves, FLAGS.reach_rows,
+               FLAGS.reps, FLAGS.seed, depths, moves, reach_rows,
                FLAGS.reach_episodes)
   text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
                   FLAGS.reach_episodes)
@@ -478,6 +500,7 @@ def main(argv):
   if FLAGS.out:
     reach = sorted({k for r in rows for k in r if k.startswith('reached_row')},
                    key=lambda k: int(k[len('reached_row'):]))
+    reach = ['reached_episodes'] * bool(reach) + reach
     table = [{k: v for k, v in r.items() if k != 'reached_total'}
              for r in rows]  # The per-seed columns hold it.
     print('\n'.join(score_flags.write_tables(

@@ -134,14 +134,16 @@ def constant_level(curve):
   values = np.concatenate([curve.mean, curve.low, curve.high])
   values = values[np.isfinite(values)]
   if values.size and np.all(values == values[0]):
-    return float(values[0])
+    return float(values[0]) + 0.0  # -0.0 -> 0.0
   return None
 
 
 def draw(ax, task, series, colors, ylabel='episode return', log=False):
   """One task's curves on a matplotlib axis: per method a thin line per
   seed, the mean and its band; a log y axis if `log`. Curves of one value
-  throughout hide each other, so their legend entry says the value."""
+  throughout hide each other, so their line's label (the legend entry of
+  a task figure; a grid's shared legend names the methods only) says the
+  value."""
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
   for method, curve in series.items():
     x, mean, low, high, seeds, per_seed = Curve(*curve)

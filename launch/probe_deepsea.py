@@ -88,9 +88,14 @@ def run_dirs(patterns):
                      'glob of its checkpoint snapshots.')
   dirs = set()
   for pattern in patterns:
-    found = {d for d in glob.glob(pattern)
-             if os.path.isfile(os.path.join(d, 'config.gin'))
-             and not snapshots.is_partial(d)}
+    matched = [d for d in glob.glob(pattern)
+               if os.path.isfile(os.path.join(d, 'config.gin'))]
+    found = {d for d in matched if not snapshots.is_partial(d)}
+    if matched and not found:
+      raise ValueError(
+          f'--logdirs={pattern} matches only snapshot copies still being '
+          f'written ({", ".join(sorted(matched))}): wait until '
+          'launch.snapshot has finished them.')
     if not found:
       raise ValueError(
           f'--logdirs={pattern} matches no run directory (one with a '

@@ -22,6 +22,7 @@ removed by the next copy; readers that glob `<out>/s*` skip it with
 copied. `launch/snapshot.py` calls it every minute while a run trains.
 """
 import os
+import re
 import shutil
 
 import numpy as np
@@ -38,8 +39,10 @@ PARTIAL = '.tmp'  # The suffix of a copy being written.
 
 def is_partial(path):
   """Whether `path` is a copy still being written (or left by an
-  interrupted copier): not a run directory to read yet."""
-  return os.path.basename(os.path.normpath(path)).endswith(PARTIAL)
+  interrupted copier), `s<8 digits>.tmp`: not a run directory to read
+  yet."""
+  return re.fullmatch(r's[0-9]{8}' + re.escape(PARTIAL),
+                      os.path.basename(os.path.normpath(path))) is not None
 
 
 def check_run_dir(logdir):

@@ -202,7 +202,7 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   def reached(seed, row, first=None):
     return sum(d >= row for d in episode_depths['baseline', seed][:first])
   assert [k for k in rows['baseline'] if k.startswith('reached')] == [
-      f'reached_row{row}' for row in range(4, 10)]
+      'reached_episodes'] + [f'reached_row{row}' for row in range(4, 10)]
   for row in range(4, 10):
     assert rows['baseline'][f'reached_row{row}'] == (
         f'{reached(0, row)} {reached(1, row)}')
@@ -210,17 +210,20 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   assert '| row 4 | row 5 | row 6 | row 7 | row 8 | row 9 |' in text
   total = reached(0, 4) + reached(1, 4)
   assert total > 0 and reached(0, 2, 12) + reached(1, 2, 12) > 0  # Not 0s.
-  assert f'| baseline | 2 | {total} ({reached(0, 4)} {reached(1, 4)}) |' in (
-      text)
+  n0, n1 = (len(episode_depths['baseline', s]) for s in (0, 1))
+  assert rows['baseline']['reached_episodes'] == f'{n0} {n1}'
+  assert (f'| baseline | 2 | {n0} {n1} | {total} ({reached(0, 4)} '
+          f'{reached(1, 4)}) |') in text
   proc = _launch(f'--runs={root}', '--reps=50', '--reach_rows=7,2',
                  '--reach_episodes=12')
   assert proc.returncode == 0, proc.stderr
   assert ('| row 2 | row 7 |' in proc.stdout
           and 'the first 12 episodes of each seed' in proc.stdout)
-  assert (f'| baseline | 2 | {reached(0, 2, 12) + reached(1, 2, 12)} '
+  assert (f'| baseline | 2 | 12 12 | {reached(0, 2, 12) + reached(1, 2, 12)} '
           f'({reached(0, 2, 12)} {reached(1, 2, 12)}) |') in proc.stdout
   for bad, why in [('--reach_rows=10', 'row 10 is not a diagonal row of '
-                    'deepsea_10 (0 to 9)'),
+                    'deepsea_10 (0 to 9). With several DeepSea sizes pick '
+                    'rows below the smallest N'),
                    ('--reach_rows=x', "--reach_rows='x': use whole diagonal"),
                    ('--reach_episodes=0', 'reach_episodes')]:
     proc = _launch(f'--runs={root}', '--reps=50', bad)
@@ -242,13 +245,19 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   proc = _launch(f'--runs={root}', '--reps=50', f'--out={tmp_path}/c')
   rows = {r['method']: r for r in csv.DictReader(open(f'{tmp_path}/c.csv'))}
   assert rows['baseline']['deepest'] == f'{b0} -'
+  assert rows['baseline']['reached_row4'] == f'{reached(0, 4)} -'
+  assert rows['baseline']['reached_episodes'] == f'{n0} -'
+  assert f'| baseline | 2 | {n0} - | {reached(0, 4)} ({reached(0, 4)} -) |' in (
+      open(f'{tmp_path}/c.md').read())
   proc = _launch(f'--runs={root}', '--nodepth', '--reps=50')
   assert proc.returncode == 0 and 'deepest diagonal row' not in proc.stdout
   proc = _launch(f'--runs={root}', '--nodepth', f'--save_depths={saved}')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert '--nodepth leaves out the diagonal depths' in proc.stderr
   proc = _launch(f'--runs={root}', '--nodepth', '--reach_rows=3')
-  assert proc.returncode != 0 and '--reach_rows' in proc.stderr
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert ('--nodepth leaves out the diagonal depths, which --reach_rows '
+          'and --reach_episodes count: drop it.') in proc.stderr
 
 
 def test_right_moves_need_deepsea_runs(tmp_path):
@@ -262,6 +271,11 @@ def test_right_moves_need_deepsea_runs(tmp_path):
   proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50')
   assert proc.returncode == 0, proc.stderr
   assert 'right moves' not in proc.stdout
+  # No DeepSea run, so no depths to count episodes by.
+  proc = _launch(f'--runs={tmp_path / "xp"}', '--reps=50', '--reach_rows=3')
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert ('no run gave depths: they need DeepSea runs that hold their '
+          'replay, or --depth_reference.') in proc.stderr
 
 
 def test_right_moves_use_each_runs_own_cost(tmp_path):

@@ -49,6 +49,9 @@ def test_launcher_inputs(tmp_path):
       (tmp_path / name / 'config.gin').write_text('')
   assert probe_deepsea.run_dirs([str(tmp_path / '*')]) == [
       str(tmp_path / 'a'), str(tmp_path / 'b')]
+  with pytest.raises(ValueError, match=r'matches only snapshot copies still '
+                     r'being written \(.*s00045000.tmp\): wait'):
+    probe_deepsea.run_dirs([str(tmp_path / 's*')])
   # Each glob must match: the one that does not is named.
   missing = str(tmp_path / 'z*')
   with pytest.raises(ValueError, match=re.escape(f'--logdirs={missing} matches no')):

@@ -120,6 +120,15 @@ CASES = {
         'probe_deepsea', ['--logdirs={tmp}/cartpole'],
         ["launch.probe_deepsea: The run trained on 'gym:CartPole-v1'",
          "'deepsea:<N>'"]),
+    # Refused at once, not after the measurements.
+    'benchmark_output_in_a_missing_directory': (
+        'benchmark', ['--output={tmp}/missing/bench.json'],
+        ['launch.benchmark: --output={tmp}/missing/bench.json: the directory',
+         'does not exist; create it first']),
+    'benchmark_output_is_a_directory': (
+        'benchmark', ['--output={tmp}/notes'],
+        ['launch.benchmark: --output={tmp}/notes: cannot write a file there',
+         'name a writable file']),
 }
 
 
@@ -265,34 +274,65 @@ def test_an_error_inside_a_configurable_keeps_its_cause():
   assert isinstance(info.value.__cause__, KeyError)
 
 
-PRINTS_UNTIL_STOPPED = '''
+CHILD = """
+import os
+import sys
 from absl import app
 from launch import errors
 
 @errors.exits_on_user_error('launch.test')
 def main(argv):
   del argv
-  for i in range(10 ** 7):
-    print(i)
+  {body}
 
 app.run(main)
-'''
+"""
+# Prints until its reader stops.
+PRINTS_UNTIL_STOPPED = CHILD.format(body="""for i in range(10 ** 7):
+    print(i)""")
+# Prints ~20 KB at once (more than stdout's buffer, less than a pipe's),
+# waits until its reader has gone (stdin's end), returns: the rest of the
+# buffer is written after main.
+PRINTS_THEN_RETURNS = CHILD.format(body="""print('\\n'.join(map(str, range(4000))))
+  sys.stdin.read()""")
+# Writes to a pipe of its own whose reader is gone; stdout is read.
+BREAKS_ANOTHER_PIPE = CHILD.format(body="""reader, writer = os.pipe()
+  os.close(reader)
+  print('working', flush=True)
+  os.write(writer, b'x')""")
+CLOSED = 'launch.test: stopped: the reader of its standard output closed it.\n'
 
 
-def test_a_reader_that_stops_early_ends_the_launcher_quietly():
+def child(script):
+  """The running script, its stdio pipes; buffered stdout, as a user's
+  Python has it (no PYTHONUNBUFFERED)."""
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONUNBUFFERED'}
+  return subprocess.Popen(
+      [sys.executable, '-c', script], cwd=ROOT, env=env, text=True,
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize('script', [PRINTS_UNTIL_STOPPED,
+                                    PRINTS_THEN_RETURNS],
+                         ids=['in_main', 'in_the_buffer_after_main'])
+def test_a_reader_that_stops_early_ends_the_launcher_with_one_line(script):
   # `python -m launch.tables ... | head`: no BrokenPipeError traceback,
-  # not even from the interpreter's last flush.
-  process = subprocess.Popen(
-      [sys.executable, '-c', PRINTS_UNTIL_STOPPED], cwd=ROOT,
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  # neither from a print in main nor from the flush of what it left in
+  # the buffer; status 141, as for a process that SIGPIPE ended.
+  process = child(script)
   assert process.stdout.readline() == '0\n'
   process.stdout.close()
-  stderr = process.communicate(timeout=TIMEOUT)[1]
-  assert (process.returncode, stderr) == (1, '')
+  stderr = process.communicate(timeout=TIMEOUT)[1]  # Closes stdin.
+  assert (process.returncode, stderr) == (errors.CLOSED_STDOUT_STATUS,
+                                          CLOSED)
 
 
 def test_a_broken_pipe_other_than_stdout_keeps_its_traceback():
-  # An env worker's pipe, say: standard output is still read.
-  with pytest.raises(BrokenPipeError):
+  # An env worker's pipe, say, while standard output is read.
+  process = child(BREAKS_ANOTHER_PIPE)
+  stdout, stderr = process.communicate(timeout=TIMEOUT)
+  assert stdout == 'working\n' and process.returncode == 1
+  assert 'Traceback' in stderr and 'BrokenPipeError' in stderr, stderr
+  with pytest.raises(BrokenPipeError):  # Captured stdout is no pipe.
     failing_main(BrokenPipeError(32, 'Broken pipe'))([])
   assert not errors.stdout_reader_gone()
