@@ -191,7 +191,8 @@ def exits_on_user_error(name):
     def wrapper(argv):
       try:
         result = main(argv)
-        sys.stdout.flush()  # Here, where a closed reader is caught.
+        if sys.stdout is not None:  # Here, where a closed reader is caught.
+          sys.stdout.flush()
         return result
       except BrokenPipeError:
         if flags.FLAGS['debug'].value or not stdout_reader_gone():
