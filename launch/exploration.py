@@ -15,7 +15,8 @@ the episode at which each seed's trailing --last_episodes first reached
 --rate ("solved at": the time to solve, where a first success may be luck)
 and their median, censored like the first success;
 the final success rate (last --last_episodes episodes, mean over seeds [95%
-bootstrap CI]). See dreamer_tf/analysis/exploration.py.
+bootstrap CI]). The statistics are dreamer_tf/analysis/exploration.py's,
+the table dreamer_tf/analysis/exploration_table.py's.
 
 Writes <out>.md, <out>.csv and the success-rate curves
 <out>/success_rate/<task>.png/.svg and grid.png/.svg (launch/plot.py: per
@@ -50,9 +51,7 @@ did fell to ~1 by 45k steps, docs/benchmarks/xp-deepsea.md).
 --save_right_moves keeps them in a score file, so that `launch.tables
 --reference=<file> --window=lo,hi` gives their mean over any window.
 """
-import math
 import os
-import re
 import warnings
 
 from absl import app
@@ -60,6 +59,7 @@ from absl import flags
 import numpy as np
 
 from dreamer_tf.analysis import exploration
+from dreamer_tf.analysis import exploration_table
 from dreamer_tf.analysis import replay_moves
 from dreamer_tf.analysis import results
 from dreamer_tf.analysis import scores
@@ -100,77 +100,6 @@ flags.DEFINE_float('move_cost', None, 'DeepSea\'s unscaled move cost '
                    f'else bsuite\'s {exploration.MOVE_COST:g}.')
 FLAGS = flags.FLAGS
 
-COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
-           'found_high', 'solved', 'solved_low', 'solved_high',
-           'median_first_success', 'median_censored', 'first_success',
-           'median_solved_at', 'median_solved_censored', 'solved_at',
-           'final_rate', 'final_rate_low', 'final_rate_high',
-           'median_deepest', 'deepest', 'right_moves', 'right_moves_seeds',
-           'without_episodes']
-
-
-def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
-          moves=None, reach_rows=(), reach_episodes=None):
-  """One row per task x method of {task: {method: [Run]}}; `depths`, the
-  same of per-episode diagonal depths (`collect_depths`), adds the
-  deepest row per seed and their median where it has the method, and per
-  row r of `reach_rows` (default: `default_reach_rows` of the task's N)
-  the episodes (of each seed's first `reach_episodes`, None: all) that
-  reached at least row r (`reached_row<r>`: per seed; `reached_total`:
-  {r: sum over seeds}; `reached_episodes`: the episodes counted per seed);
-  `moves`,
-  the same of right moves per episode (`collect_right_moves`), their mean
-  over each seed's last `window` episodes and over those seeds."""
-  rows = []
-  for task, methods in table.items():
-    for method, runs in methods.items():
-      if not any(r.ys.size for r in runs):  # An arm that has just started.
-        rows.append(dict(task=task, method=method, seeds=0,
-                         without_episodes=' '.join(str(r.seed) for r in runs)))
-        continue
-      s = exploration.summary(runs, threshold, window, rate, reps, seed)
-      extra = {}
-      depth_runs = (depths or {}).get(task, {}).get(method)
-      if depth_runs:  # Per seed in the order of the scores' seeds.
-        d = exploration.depth_summary(depth_runs)
-        by_seed = {str(r.seed): v for r, v in zip(depth_runs, d['deepest'])}
-        extra = dict(median_deepest=d['median_deepest'], deepest=_per_seed(
-            [by_seed.get(str(r.seed)) for r in runs if r.ys.size]))
-        extra.update(_reached(task, runs, depth_runs, reach_rows,
-                              reach_episodes))
-      by_seed = {str(r.seed): float(np.mean(r.ys[-window:]))
-                 for r in (moves or {}).get(task, {}).get(method, [])
-                 if r.ys.size}
-      if by_seed:  # Per seed in the order of the scores' seeds.
-        extra.update(
-            right_moves=float(np.mean(list(by_seed.values()))),
-            right_moves_seeds=_per_seed(
-                [None if str(r.seed) not in by_seed
-                 else f'{by_seed[str(r.seed)]:.1f}' for r in runs if r.ys.size]))
-      rows.append(dict(
-          task=task, method=method, seeds=s['seeds'],
-          episodes_min=min(s['episodes']), found=s['found'] / s['seeds'],
-          found_low=s['found_ci'][0], found_high=s['found_ci'][1],
-          solved=s['solved'] / s['seeds'], solved_low=s['solved_ci'][0],
-          solved_high=s['solved_ci'][1],
-          median_first_success=s['median_first'],
-          median_censored=s['median_censored'],
-          first_success=_per_seed(s['first_success']),
-          median_solved_at=s['median_solved_at'],
-          median_solved_censored=s['median_solved_censored'],
-          solved_at=_per_seed(s['solved_at']),
-          final_rate=s['final_rate'], final_rate_low=s['final_rate_ci'][0],
-          final_rate_high=s['final_rate_ci'][1],
-          without_episodes=' '.join(map(str, s['without_episodes'])),
-          **extra))
-  return rows
-
-
-def default_reach_rows(size):
-  """Rows N // 2 - 1 to N - 1 of DeepSea N: the deeper half of the
-  diagonal, where methods part."""
-  return list(range(max(size // 2 - 1, 0), size))
-
 
 def parse_reach_rows(values, tasks):
   """The rows (sorted ints) of --reach_rows `values`, each a diagonal row
@@ -184,7 +113,7 @@ def parse_reach_rows(values, tasks):
       raise ValueError(f'--reach_rows={value!r}: use whole diagonal rows, '
                        'e.g. --reach_rows=6,9,12,13.') from None
   for task in tasks:
-    size = deepsea_task_size(task)
+    size = exploration.deepsea_task_size(task)
     bad = [row for row in sorted(rows) if size and not 0 <= row < size]
     if bad:
       raise ValueError(
@@ -193,32 +122,6 @@ def parse_reach_rows(values, tasks):
           'smallest N, or leave --reach_rows unset: each N gets its own '
           'rows N // 2 - 1 to N - 1.')
   return sorted(rows)
-
-
-def _reached(task, runs, depth_runs, reach_rows, reach_episodes):
-  """The reach columns of one method's row (`build`): '-' for a seed
-  without depths (or without an episode in them)."""
-  rows = list(reach_rows) or default_reach_rows(deepsea_task_size(task))
-  by_seed = {str(r.seed): r for r in depth_runs if r.ys.size}
-  counts = {s: exploration.reach_counts(r, rows, reach_episodes)
-            for s, r in by_seed.items()}
-  seeds = [str(r.seed) for r in runs if r.ys.size]
-  extra = {f'reached_row{row}': _per_seed(
-      [counts[s][i] if s in counts else None for s in seeds])
-           for i, row in enumerate(rows)}
-  extra['reached_episodes'] = _per_seed(
-      [min(by_seed[s].ys.size, reach_episodes or by_seed[s].ys.size)
-       if s in by_seed else None for s in seeds])
-  extra['reached_total'] = {row: sum(counts[s][i] for s in counts
-                                     if s in seeds)
-                            for i, row in enumerate(rows)}
-  return extra
-
-
-def deepsea_task_size(task):
-  """N of a DeepSea task key ('deepsea_14'), None for another task."""
-  match = re.fullmatch(r'deepsea_([0-9]+)', task)
-  return int(match.group(1)) if match else None
 
 
 def collect_depths(table, references=()):
@@ -231,7 +134,7 @@ def collect_depths(table, references=()):
   with a warning that names it."""
   depths, found = {}, set()
   for task, methods in table.items():
-    size = deepsea_task_size(task)
+    size = exploration.deepsea_task_size(task)
     for method, runs in methods.items():
       for run in runs:
         replay = os.path.join(run.source, 'replay')
@@ -264,7 +167,7 @@ def collect_right_moves(table, move_cost=None):
   DeepSea with the cost, is left out with a warning that names it."""
   moves = {}
   for task, methods in table.items():
-    size = deepsea_task_size(task)
+    size = exploration.deepsea_task_size(task)
     if size is None:
       continue
     for method, runs in methods.items():
@@ -311,116 +214,6 @@ def _run_depths(run, replay, size):
   return xs, depth.astype(np.float64)
 
 
-def _per_seed(values):
-  """'154 - 2385': a value per seed, - for none."""
-  return ' '.join('-' if v is None else str(v) for v in values)
-
-
-def _median(value, censored):
-  if math.isnan(value):
-    return 'n/a'
-  return f'>= {value:g}' if censored else f'{value:g}'
-
-
-def markdown(rows, threshold, window, rate, reach_episodes=None):
-  """The rows as one Markdown table per task, and one of the episodes
-  that reached each row where the rows have them."""
-  lines = [
-      f'Success: episode score > {threshold:g}. Solved: success rate of the '
-      f'last {window} episodes >= {rate:g} (a seed with fewer episodes is '
-      'not solved; its final rate is over the episodes it has). Fractions '
-      'of seeds with 95% Wilson intervals; first success in episodes, per '
-      'seed (- never) and median over seeds (">=": a lower bound, a seed '
-      'that never succeeded within its episodes could move it up); solved '
-      f'at: the episode whose last {window} episodes first reached that '
-      'rate, per seed and median (censored the same way); final '
-      f'rate: last {window} episodes, mean over seeds [95% bootstrap CI].']
-  if any('deepest' in r for r in rows):
-    lines[0] += (' Deepest diagonal row: the deepest cell (r, r) an episode '
-                 "reached, from the run's replay; median over seeds (per "
-                 'seed, - without one).')
-  if any('right_moves' in r for r in rows):
-    lines[0] += (' Right moves: per episode (from its score), mean over '
-                 f'the last {window} episodes of each seed and over seeds '
-                 '(per seed, - without one).')
-  for task in dict.fromkeys(r['task'] for r in rows):
-    task_rows = [r for r in rows if r['task'] == task]
-    # A column where any method has the values.
-    deep = any('deepest' in r for r in task_rows)
-    right = any('right_moves' in r for r in task_rows)
-    lines += ['', f'### {task}', '',
-              '| method | seeds | found | solved | first success: median '
-              '(per seed) | solved at: median (per seed) | final success '
-              'rate |' + (f' deepest diagonal row{_of(task)}: median (per '
-                          'seed) |' if deep else '')
-              + (f' right moves per episode, last {window}: mean (per '
-                 'seed) |' if right else ''),
-              '|---|---|---|---|---|---|---|' + '---|' * (deep + right)]
-    for r in (r for r in task_rows if r['seeds']):
-      first = _median(r['median_first_success'], r['median_censored'])
-      solve = _median(r['median_solved_at'], r['median_solved_censored'])
-      lines.append(
-          f'| {r["method"]} | {r["seeds"]} | {_fraction(r, "found")} | '
-          f'{_fraction(r, "solved")} | {first} ({r["first_success"]}) | '
-          f'{solve} ({r["solved_at"]}) | '
-          f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
-          f'{r["final_rate_high"]:.2f}] |'
-          + (f' {_deepest(r)} |' if deep else '')
-          + (f' {_right_moves(r)} |' if right else ''))
-    lines += _reach_table(task_rows, reach_episodes)
-    left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
-                for r in task_rows if r['without_episodes']]
-    if left_out:
-      lines += ['', 'Left out, no episode yet: ' + ', '.join(left_out) + '.']
-  return '\n'.join(lines) + '\n'
-
-
-def _reach_table(task_rows, reach_episodes):
-  """Markdown lines of one task's reach counts ([] without any)."""
-  reach_rows = sorted({row for r in task_rows
-                       for row in r.get('reached_total', {})})
-  if not reach_rows:
-    return []
-  which = ('all episodes' if reach_episodes is None else
-           f'the first {reach_episodes} episodes of each seed')
-  lines = ['', f'Episodes that reached at least diagonal row r ({which}): '
-           'sum over seeds (per seed, - without depths); the episodes '
-           'counted per seed.', '',
-           '| method | seeds | episodes counted |'
-           + ''.join(f' row {row} |' for row in reach_rows),
-           '|---|---|---|' + '---|' * len(reach_rows)]
-  for r in task_rows:
-    if r['seeds'] and 'reached_total' in r:
-      lines.append(f'| {r["method"]} | {r["seeds"]} | '
-                   f'{r["reached_episodes"]} |' + ''.join(
-          f' {r["reached_total"][row]} ({r[f"reached_row{row}"]}) |'
-          for row in reach_rows))
-  return lines
-
-
-def _of(task):
-  size = deepsea_task_size(task)
-  return f' (of {size - 1})' if size else ''
-
-
-def _deepest(row):
-  if 'deepest' not in row:
-    return 'n/a'
-  return f'{row["median_deepest"]:g} ({row["deepest"]})'
-
-
-def _right_moves(row):
-  if 'right_moves' not in row:
-    return 'n/a'
-  return f'{row["right_moves"]:.1f} ({row["right_moves_seeds"]})'
-
-
-def _fraction(row, name):
-  count = round(row[name] * row['seeds'])
-  return (f'{count}/{row["seeds"]} [{row[name + "_low"]:.2f}, '
-          f'{row[name + "_high"]:.2f}]')
-
-
 def make_results(out=''):
   """(rows, Markdown, figure paths) the flags ask for."""
   if FLAGS['final_episodes'].present:
@@ -460,11 +253,12 @@ def make_results(out=''):
     scores.save_reference(FLAGS.save_right_moves, [
         run for task in moves.values() for runs in task.values()
         for run in runs])
-  rows = build(table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
-               FLAGS.reps, FLAGS.seed, depths, moves, reach_rows,
-               FLAGS.reach_episodes)
-  text = markdown(rows, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate,
-                  FLAGS.reach_episodes)
+  rows = exploration_table.build(
+      table, FLAGS.threshold, FLAGS.last_episodes, FLAGS.rate, FLAGS.reps,
+      FLAGS.seed, depths, moves, reach_rows, FLAGS.reach_episodes)
+  text = exploration_table.markdown(rows, FLAGS.threshold,
+                                    FLAGS.last_episodes, FLAGS.rate,
+                                    FLAGS.reach_episodes)
   paths = []
   if out:
     colors = plot.colors_of(table)
@@ -498,13 +292,9 @@ def main(argv):
     rows, text, paths = make_results(FLAGS.out)
   print(text)
   if FLAGS.out:
-    reach = sorted({k for r in rows for k in r if k.startswith('reached_row')},
-                   key=lambda k: int(k[len('reached_row'):]))
-    reach = ['reached_episodes'] * bool(reach) + reach
-    table = [{k: v for k, v in r.items() if k != 'reached_total'}
-             for r in rows]  # The per-seed columns hold it.
+    table, columns = exploration_table.csv_table(rows)
     print('\n'.join(score_flags.write_tables(
-        FLAGS.out, text, results.to_csv(table, COLUMNS + reach)) + paths))
+        FLAGS.out, text, results.to_csv(table, columns)) + paths))
 
 
 if __name__ == '__main__':

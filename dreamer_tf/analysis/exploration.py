@@ -19,6 +19,7 @@ method has to go where the treasure is, long before it finds it.
 """
 import dataclasses
 import math
+import re
 import statistics
 
 import numpy as np
@@ -29,6 +30,12 @@ THRESHOLD = 0.5
 WINDOW = 100
 RATE = 0.5
 MOVE_COST = 0.01  # bsuite's unscaled_move_cost (envs/deepsea.py).
+
+
+def deepsea_task_size(task):
+  """N of a DeepSea task key ('deepsea_14'), None for another task."""
+  match = re.fullmatch(r'deepsea_([0-9]+)', task)
+  return int(match.group(1)) if match else None
 
 
 def successes(run, threshold=THRESHOLD):

@@ -1,0 +1,116 @@
+"""dreamer_tf/analysis/exploration_table.py: the rows of a sweep's
+hard-exploration table (with depths, reach counts and right moves), their
+Markdown and the CSV's columns (exact fixtures; launch/exploration.py's
+tests run it on run directories)."""
+import numpy as np
+import pytest
+
+from dreamer_tf.analysis import exploration
+from dreamer_tf.analysis import exploration_table
+from dreamer_tf.analysis import scores
+
+SUCCESS = 0.99
+
+
+def run(ys, seed=0, method='baseline', task='deepsea_10'):
+  ys = np.asarray(ys, np.float64)
+  return scores.Run(task, method, seed, 11.0 * np.arange(1, ys.size + 1), ys)
+
+
+@pytest.fixture(name='table')
+def table_fixture():
+  """Two seeds of baseline (seed 1 finds at episode 3 and keeps it) and
+  one of prioritized that has no episode yet."""
+  return {'deepsea_10': {
+      'baseline': [run([0.0, 0.0, 0.0, 0.0], seed=0),
+                   run([0.0, -0.001, SUCCESS, SUCCESS], seed=1)],
+      'prioritized': [run([], seed=0, method='prioritized')]}}
+
+
+def test_deepsea_task_size():
+  assert exploration.deepsea_task_size('deepsea_14') == 14
+  assert exploration.deepsea_task_size('deepsea_14b') is None
+  assert exploration.deepsea_task_size('cartpole') is None
+
+
+def test_default_reach_rows_are_the_deeper_half_of_the_diagonal():
+  assert exploration_table.default_reach_rows(14) == list(range(6, 14))
+  assert exploration_table.default_reach_rows(10) == [4, 5, 6, 7, 8, 9]
+  assert exploration_table.default_reach_rows(1) == [0]
+
+
+def test_rows_without_depths_or_moves(table):
+  rows = exploration_table.build(table, threshold=0.5, window=2, rate=0.5,
+                                 reps=100)
+  baseline, prioritized = rows
+  assert prioritized == dict(task='deepsea_10', method='prioritized', seeds=0,
+                             without_episodes='0')
+  assert baseline['seeds'] == 2
+  assert baseline['found'] == 0.5 and baseline['solved'] == 0.5
+  assert baseline['first_success'] == '- 3'
+  assert baseline['solved_at'] == '- 3'
+  assert baseline['final_rate'] == 0.5
+  assert baseline['episodes_min'] == 4
+  assert 'deepest' not in baseline and 'right_moves' not in baseline
+  assert not any(k.startswith('reached') for k in baseline)
+
+
+def test_depths_reach_counts_and_right_moves_per_seed(table):
+  # Seed 1 has no depths: a '-' in its place.
+  depths = {'deepsea_10': {'baseline': [run([1.0, 4.0, 9.0, 6.0], seed=0)]}}
+  moves = {'deepsea_10': {'baseline': [
+      exploration.right_moves(r, 10) for r in table['deepsea_10']['baseline']]}}
+  rows = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
+                                 moves=moves)
+  baseline = rows[0]
+  assert baseline['deepest'] == '9 -'
+  assert baseline['median_deepest'] == 9
+  # Default rows 4..9 of DeepSea 10; seed 0 reached 4, 9, 6.
+  assert baseline['reached_row4'] == '3 -'
+  assert baseline['reached_row7'] == '1 -'
+  assert baseline['reached_total'] == {4: 3, 5: 2, 6: 2, 7: 1, 8: 1, 9: 1}
+  assert baseline['reached_episodes'] == '4 -'
+  # Last 2 episodes: seed 0 went right 0 times, seed 1 10 times (the
+  # treasure), and once (-0.001 = one right move of cost 0.01 / 10) before.
+  assert baseline['right_moves_seeds'] == '0.0 10.0'
+  assert baseline['right_moves'] == 5.0
+  # Chosen rows, in each seed's first 2 episodes.
+  rows = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
+                                 reach_rows=[1, 4], reach_episodes=2)
+  assert rows[0]['reached_total'] == {1: 2, 4: 1}
+  assert rows[0]['reached_episodes'] == '2 -'
+
+
+def test_markdown_has_a_table_per_task_and_the_reach_counts(table):
+  depths = {'deepsea_10': {'baseline': [run([1.0, 4.0, 9.0, 6.0], seed=0)]}}
+  rows = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
+                                 reach_rows=[4, 9])
+  text = exploration_table.markdown(rows, 0.5, 2, 0.5)
+  assert '### deepsea_10' in text
+  assert '| deepest diagonal row (of 9): median (per seed) |' in text
+  assert '| baseline | 2 | 1/2 [' in text
+  # Seed 0's 4 episodes without a success: the median is censored.
+  assert '| >= 3.5 (- 3) | >= 3.5 (- 3) | 0.50 [0.00, 1.00] |' in text
+  assert 'Episodes that reached at least diagonal row r (all episodes)' in text
+  assert '| method | seeds | episodes counted | row 4 | row 9 |' in text
+  assert '| baseline | 2 | 4 - | 3 (3 -) | 1 (1 -) |' in text
+  assert 'Left out, no episode yet: prioritized (seeds 0).' in text
+  assert 'right moves' not in text.split('### deepsea_10')[1]
+  first = exploration_table.markdown(rows, 0.5, 2, 0.5, reach_episodes=2)
+  assert '(the first 2 episodes of each seed)' in first
+
+
+def test_csv_table_adds_the_reach_columns_in_row_order(table):
+  depths = {'deepsea_10': {'baseline': [run([1.0, 4.0, 9.0, 6.0], seed=0)]}}
+  rows = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
+                                 reach_rows=[9, 10 - 8, 4])
+  csv_rows, columns = exploration_table.csv_table(rows)
+  assert columns == exploration_table.COLUMNS + [
+      'reached_episodes', 'reached_row2', 'reached_row4', 'reached_row9']
+  assert all('reached_total' not in r for r in csv_rows)
+  assert csv_rows[0]['reached_row2'] == '3 -'
+  assert 'reached_total' in rows[0]  # The rows themselves are unchanged.
+  plain, columns = exploration_table.csv_table(
+      exploration_table.build(table, 0.5, 2, 0.5, reps=100))
+  assert columns == exploration_table.COLUMNS
+  assert len(plain) == 2
