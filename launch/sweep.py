@@ -64,6 +64,7 @@ from absl import flags
 from dreamer_tf.sweep import experiments as sweep_experiments
 from dreamer_tf.sweep import local as sweep_local
 from dreamer_tf.sweep import plan as sweep_plan
+from dreamer_tf.sweep import status as sweep_status
 from launch import common_flags  # noqa: F401  (--gin_file, --root, ...)
 from launch import errors
 
@@ -137,7 +138,7 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
         'a cluster (srun on a SLURM allocation, or TF_CONFIG per worker). '
         'A local sweep trains each run in one process: drop --workers.')
   if mode == 'status' and not tasks:
-    runs = sweep_local.load_index(root)
+    runs = sweep_status.load_index(root)
   else:
     if isinstance(seeds, str):
       seeds = sweep_plan.parse_seeds(seeds)
@@ -169,7 +170,7 @@ def sweep(tasks, seeds, grid, gin_files, gin_params, root, mode='local',
           file=sys.stderr)
     return 0
   if mode == 'status':
-    print(sweep_local.status_table(runs), file=out)
+    print(sweep_status.status_table(runs), file=out)
     return 0
   return sweep_local.run_local(
       selected, parallel, root=root, index_runs=runs, out=out,

@@ -47,13 +47,13 @@ from dreamer_tf.analysis import scores
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.sweep import experiments as sweep_experiments
-from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import status as sweep_status
 
 COLUMNS = ['experiment', 'description', 'method', 'task', 'seed', 'logdir',
            'status', 'start', 'end', 'duration', 'frames', 'episodes',
            'final_score', 'best_score']
 # A directory holding one of these is a run.
-RUN_FILES = (record_lib.FILE, 'scores.jsonl', sweep_local.RECORD_FILE)
+RUN_FILES = (record_lib.FILE, 'scores.jsonl', sweep_status.RECORD_FILE)
 CONFIG_FILES = ('operative_config.gin', 'config.gin')  # Preferred first.
 GIN_PREFIX = 'gin:'
 _TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
@@ -96,7 +96,7 @@ def read_run(logdir, metrics=(), count=10, kind='train',
              experiments_dir=sweep_experiments.DIRECTORY):
   """One run's row (see the module docstring); arguments as
   `read_results`."""
-  sweep = sweep_local.read_record(logdir)
+  sweep = sweep_status.read_record(logdir)
   try:
     record = record_lib.load(logdir)
   except record_lib.RunRecordError:  # E.g. it failed before it started.
@@ -107,8 +107,8 @@ def read_run(logdir, metrics=(), count=10, kind='train',
   row = dict(experiment=experiment, description=description,
              method=method or label, task=task,
              seed=record.seed if record else sweep.get('seed', ''),
-             logdir=logdir, status=sweep_local.logdir_status(logdir)['status'])
-  done = sweep_local.read_json(os.path.join(logdir, DONE_FILE))
+             logdir=logdir, status=sweep_status.logdir_status(logdir)['status'])
+  done = sweep_status.read_json(os.path.join(logdir, DONE_FILE))
   records = metrics_lib.read(logdir)
   start = _parse_time(record.created) if record else None
   if start is None and records:

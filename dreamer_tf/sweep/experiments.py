@@ -10,7 +10,7 @@ the first binding), joined into one line.
 `launch.sweep --experiments=a,b` runs every experiment on every task and
 seed (`dreamer_tf/sweep/plan.py` lays the runs out as
 <root>/<task>/<experiment>/seed<k>) and records the experiment of each run
-in its <logdir>/sweep.json (`dreamer_tf/sweep/local.py`); `of_run` reads it
+in its <logdir>/sweep.json (`dreamer_tf/sweep/status.py`); `of_run` reads it
 back for the results, tables and plots.
 """
 import dataclasses
@@ -19,8 +19,8 @@ import os
 import re
 
 from dreamer_tf.envs.base import suggest
-from dreamer_tf.sweep import local as sweep_local
 from dreamer_tf.sweep import plan as sweep_plan
+from dreamer_tf.sweep import status as sweep_status
 import gin_configs
 
 # Where named experiments live.
@@ -114,7 +114,7 @@ def of_run(logdir, task=None, directory=DIRECTORY):
   after the directory of `task`, its env id, see plan.method_of_logdir)
   and its description from `directory`/<experiment>.gin when that exists.
   """
-  record = sweep_local.read_record(logdir)
+  record = sweep_status.read_record(logdir)
   if record.get('experiment'):
     return (record['experiment'], record.get('description', ''),
             record.get('method') or record['experiment'])

@@ -1,15 +1,14 @@
-"""Runs a sweep's plan on this machine and reads its status from disk.
+"""Runs a sweep's plan on this machine.
 
 `run_local` starts every unfinished run of a plan (`sweep_plan.Run`) as a
 subprocess, N at once, each with its output in <logdir>/sweep.log and its
 last attempt in <logdir>/sweep.json (with the run's task, seed and, for an
 experiment sweep, its experiment, description and method, which
 `launch.results` reads); finished runs (<logdir>/done.json) are
-skipped and started ones resume from their checkpoint. `read_status`,
-`write_index` (<root>/index.json and index.md) and `status_table` report
-done / running / partial / failed / pending from those files. Ctrl-C or
-SIGTERM stops the running runs cleanly (SIGINT, then SIGKILL after a
-timeout or a second Ctrl-C).
+skipped and started ones resume from their checkpoint; <root>/index.json
+and index.md list every run's status (sweep/status.py reads and writes
+those files). Ctrl-C or SIGTERM stops the running runs cleanly (SIGINT,
+then SIGKILL after a timeout or a second Ctrl-C).
 
 With `snapshot_every` the sweep also copies each running run's newest
 checkpoint aside every so many seconds, and once more after the run ends
@@ -23,7 +22,6 @@ the sweep. One copier per directory: do not also run `launch.snapshot
 --out=<logdir>/snapshots` on a run the sweep copies.
 """
 import collections
-import json
 import os
 import signal
 import socket
@@ -31,120 +29,15 @@ import subprocess
 import sys
 import time
 
-import psutil
-
-from dreamer_tf import files
 from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.run import snapshots
-from dreamer_tf.sweep.plan import Run
+from dreamer_tf.sweep import status as sweep_status
 
 # The project root: on the runs' PYTHONPATH so that `launch.train` imports.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
-INDEX_JSON, INDEX_MD = 'index.json', 'index.md'
-LOG_FILE, RECORD_FILE = 'sweep.log', 'sweep.json'
-STATUSES = ('pending', 'running', 'partial', 'failed', 'done')
-
-
-# --- Status on disk ----------------------------------------------------------
-
-
-def read_status(run):
-  """The run's status from disk as a dict (see STATUSES).
-
-  done: done.json exists. running: its last attempt is running (on another
-  host: was started and has not ended). failed: its last attempt exited
-  nonzero. partial: started, not finished (rerunning resumes it). pending:
-  no logdir.
-  """
-  return logdir_status(run.logdir)
-
-
-def logdir_status(logdir):
-  """`read_status` of the run in `logdir`."""
-  record = read_record(logdir)
-  checkpoint = _read_text(os.path.join(logdir, 'ckpt', ckpt_lib.LATEST))
-  if os.path.exists(os.path.join(logdir, DONE_FILE)):
-    status = 'done'
-  elif record.get('state') == 'running' and _alive(record):
-    status = 'running'
-  elif (record.get('state') == 'exited' and not record.get('interrupted')
-        and record.get('exit_code') != 0):
-    status = 'failed'
-  elif os.path.isdir(logdir):
-    status = 'partial'
-  else:
-    status = 'pending'
-  return dict(status=status, exit_code=record.get('exit_code'),
-              checkpoint=checkpoint, host=record.get('host'),
-              started=record.get('started'), ended=record.get('ended'))
-
-
-def read_record(logdir):
-  """The run's <logdir>/sweep.json as a dict ({} when it has none)."""
-  record = read_json(os.path.join(logdir, RECORD_FILE))
-  return record if isinstance(record, dict) else {}
-
-
-def write_index(root, runs):
-  """Writes <root>/index.json and index.md from the runs' status on disk."""
-  entries = [dict(index=i, name=run.name, logdir=run.logdir, task=run.task,
-                  seed=run.seed, experiment=run.experiment,
-                  description=run.description, bindings=dict(run.bindings),
-                  command=run.shell, argv=list(run.argv), **read_status(run))
-             for i, run in enumerate(runs)]
-  counts = collections.Counter(e['status'] for e in entries)
-  os.makedirs(root, exist_ok=True)
-  files.write_atomic(os.path.join(root, INDEX_JSON), json.dumps(
-      dict(root=root, updated=_now(), counts=dict(counts), runs=entries),
-      indent=1) + '\n')
-  lines = [f'# Sweep {root}', '', _count_line(counts), '',
-           '| # | status | exit | checkpoint | task | seed | experiment | '
-           'grid point | logdir |', '|---|---|---|---|---|---|---|---|---|']
-  for e in entries:
-    point = ', '.join(f'{k}={v}' for k, v in e['bindings'].items())
-    lines.append(
-        f"| {e['index']} | {e['status']} | {_exit_text(e['exit_code'])} | "
-        f"{e['checkpoint'] or ''} | {e['task']} | {e['seed']} | "
-        f"{e['experiment']} | {point} | "
-        f"`{e['logdir']}` |")
-  lines += ['', 'Commands:', '', '```']
-  lines += [e['command'] for e in entries] + ['```', '']
-  files.write_atomic(os.path.join(root, INDEX_MD), '\n'.join(lines))
-  return entries
-
-
-def load_index(root):
-  """The runs listed in <root>/index.json, located under `root` as given."""
-  path = os.path.join(root, INDEX_JSON)
-  index = read_json(path)
-  if index is None:
-    raise ValueError(f'No sweep index at {path}; pass the sweep flags '
-                     '(--tasks, ...) or the --root of a launched sweep.')
-  return [Run(e['name'], os.path.join(root, e['name']), e['task'], e['seed'],
-              tuple(e['bindings'].items()), (), (), tuple(e['argv']),
-              e.get('experiment', ''), e.get('description', ''))
-          for e in index['runs']]
-
-
-def status_table(runs):
-  """The status table of `runs` as text, a count line last."""
-  rows = [('#', 'status', 'exit', 'checkpoint', 'run')]
-  counts = collections.Counter()
-  for i, run in enumerate(runs):
-    st = read_status(run)
-    counts[st['status']] += 1
-    rows.append((str(i), st['status'], _exit_text(st['exit_code']),
-                 st['checkpoint'] or '-', run.name))
-  widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-  lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)) + '  ' +
-           row[-1] for row in rows]
-  return '\n'.join(lines + [_count_line(counts)])
-
-
-# --- Local runner ------------------------------------------------------------
 
 
 class _Interrupted(Exception):
@@ -174,11 +67,14 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
   out = out or sys.stdout
   copier = _Snapshots(snapshot_every, snapshot_priorities, out)
   index_runs = index_runs or runs
-  update_index = (lambda: write_index(root, index_runs)) if root else (
-      lambda: None)
+
+  def update_index():
+    if root:
+      sweep_status.write_index(root, index_runs)
+
   todo, skipped = collections.deque(), collections.Counter()
   for run in runs:
-    status = read_status(run)
+    status = sweep_status.read_status(run)
     here = status['host'] == socket.gethostname()
     if status['status'] == 'done':
       skipped['done'] += 1
@@ -203,7 +99,7 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
         if not proc:
           results[run.name] = 'failed'
           _say(out, f'fail  {run.name}: could not start (see '
-               f'{os.path.join(run.logdir, LOG_FILE)})')
+               f'{os.path.join(run.logdir, sweep_status.LOG_FILE)})')
         else:
           active[run] = proc  # (Popen, log file)
           _say(out, f'start {run.name} [{len(results) + len(active)}/'
@@ -215,7 +111,7 @@ def run_local(runs, parallel=1, root=None, index_runs=None, out=None,
           del active[run]
           results[run.name] = _finish(run, proc, code)
           _say(out, f'{results[run.name]:<5} {run.name} (exit '
-               f'{_exit_text(code)})')
+               f'{sweep_status.exit_text(code)})')
           update_index()
           copier.copy(run)  # Its final checkpoint, written at its exit.
       copier.poll(active)
@@ -315,9 +211,10 @@ def _start(run, nice=0):
   """Starts `run` in its own session (`nice` steps lower in CPU
   priority): (Popen, log), or None on failure."""
   os.makedirs(run.logdir, exist_ok=True)
-  log = open(os.path.join(run.logdir, LOG_FILE), 'a', buffering=1)
-  log.write(f'\n=== launch.sweep {_now()} on {socket.gethostname()}: '
-            f'{run.shell}\n')
+  log = open(os.path.join(run.logdir, sweep_status.LOG_FILE), 'a',
+             buffering=1)
+  log.write(f'\n=== launch.sweep {sweep_status.now()} on '
+            f'{socket.gethostname()}: {run.shell}\n')
   env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=os.pathsep.join(
       [ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
   try:
@@ -328,21 +225,23 @@ def _start(run, nice=0):
   except OSError as e:
     log.write(f'launch.sweep: could not start: {e}\n')
     log.close()
-    _write_record(run, state='exited', exit_code=None, error=str(e),
-                  ended=_now())
+    sweep_status.write_record(run, state='exited', exit_code=None,
+                              error=str(e), ended=sweep_status.now())
     return None
-  _write_record(run, state='running', pid=proc.pid,
-                pid_start=_create_time(proc.pid), started=_now())
+  sweep_status.write_record(
+      run, state='running', pid=proc.pid,
+      pid_start=sweep_status.create_time(proc.pid),
+      started=sweep_status.now())
   return proc, log
 
 
 def _finish(run, proc, code, interrupted=False):
   """Records how `run` ended; returns done, failed or partial."""
   proc[1].close()
-  record = read_record(run.logdir)
-  record.update(state='exited', exit_code=code, ended=_now(),
+  record = sweep_status.read_record(run.logdir)
+  record.update(state='exited', exit_code=code, ended=sweep_status.now(),
                 interrupted=interrupted)
-  _write_record(run, **record)
+  sweep_status.write_record(run, **record)
   done = os.path.exists(os.path.join(run.logdir, DONE_FILE))
   if done:
     return 'done'
@@ -407,7 +306,7 @@ def _summary(out, runs, results, skipped, interrupted, not_started):
   by_name = {run.name: run for run in runs}
   for name, result in results.items():
     if result == 'failed':
-      log = os.path.join(by_name[name].logdir, LOG_FILE)
+      log = os.path.join(by_name[name].logdir, sweep_status.LOG_FILE)
       _say(out, f'FAILED {name}; last lines of {log}:')
       for line in _tail(log, 5):
         _say(out, f'    {line}')
@@ -419,79 +318,12 @@ def _summary(out, runs, results, skipped, interrupted, not_started):
 # --- Helpers -----------------------------------------------------------------
 
 
-def _write_record(run, **record):
-  """<logdir>/sweep.json: the attempt (`record`), the command and what the
-  run is (task, seed; experiment, description and method if any)."""
-  record.setdefault('host', socket.gethostname())
-  identity = dict(name=run.name, task=run.task, seed=run.seed)
-  if run.experiment:
-    identity.update(experiment=run.experiment, description=run.description,
-                    method=run.method)
-  files.write_atomic(os.path.join(run.logdir, RECORD_FILE), json.dumps(
-      dict(record, command=run.shell, **identity), indent=1))
-
-
-def _alive(record):
-  """Whether the record's process runs (on another host: assumed so)."""
-  if record.get('host') != socket.gethostname():
-    return True
-  try:
-    return abs(psutil.Process(record['pid']).create_time() -
-               (record.get('pid_start') or 0)) < 1.0
-  except (psutil.Error, KeyError, TypeError):
-    return False
-
-
-def _create_time(pid):
-  try:
-    return psutil.Process(pid).create_time()
-  except psutil.Error:
-    return None
-
-
-def read_json(path):
-  """The JSON of a file, or None when it is missing or not JSON."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
-def _read_text(path):
-  try:
-    with open(path) as f:
-      return f.read().strip() or None
-  except OSError:
-    return None
-
-
 def _tail(path, n):
   try:
     with open(path, errors='replace') as f:
       return [line.rstrip('\n') for line in collections.deque(f, n)]
   except OSError:
     return []
-
-
-def _exit_text(code):
-  if code is None:
-    return '-'
-  if code < 0:
-    try:
-      return signal.Signals(-code).name
-    except ValueError:
-      return f'signal {-code}'
-  return str(code)
-
-
-def _count_line(counts):
-  return ', '.join(f'{counts[s]} {s}' for s in STATUSES if counts[s]) or (
-      'no runs')
-
-
-def _now():
-  return time.strftime('%Y-%m-%dT%H:%M:%S')
 
 
 def _say(out, line):

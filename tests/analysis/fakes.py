@@ -14,7 +14,7 @@ from dreamer_tf.analysis import deepsea_probe
 from dreamer_tf.envs import deepsea
 from dreamer_tf.run import record as record_lib
 from dreamer_tf.sweep import experiments as sweep_experiments
-from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import status as sweep_status
 from dreamer_tf.sweep import plan as sweep_plan
 
 BASELINE = """\
@@ -75,7 +75,7 @@ def write_run(run, episodes, metrics=(), created='2026-01-01T00:00:00Z',
   """
   os.makedirs(run.logdir, exist_ok=True)
   if sweep_json:
-    sweep_local._write_record(  # pylint: disable=protected-access
+    sweep_status.write_record(
         run, state='exited', exit_code=0, interrupted=False)
   record_lib.write(run.logdir, record_lib.RunRecord(
       env=run.task, env_kwargs={}, frames_per_step=1, seed=run.seed,

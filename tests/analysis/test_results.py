@@ -9,7 +9,7 @@ import pytest
 
 from dreamer_tf.analysis import metrics as metrics_lib
 from dreamer_tf.analysis import results
-from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import status as sweep_status
 from dreamer_tf.sweep import plan as sweep_plan
 from tests.analysis import fakes
 
@@ -133,7 +133,7 @@ def test_a_run_that_failed_before_it_started(tmp_path):
   run, = fakes.plan(tmp_path / 'sw', fakes.write_experiments(tmp_path / 'xp'),
                     names=['prioritized'], seeds=[3])
   os.makedirs(run.logdir)
-  sweep_local._write_record(  # pylint: disable=protected-access
+  sweep_status.write_record(
       run, state='exited', exit_code=3, interrupted=False)
   row, = results.read_results(str(tmp_path / 'sw'))
   assert (row['task'], row['seed'], row['status'], row['experiment']) == (

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from dreamer_tf.analysis import results
-from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import status as sweep_status
 from dreamer_tf.sweep import plan as sweep_plan
 from launch import sweep
 from tests.analysis import fakes as analysis_fakes
@@ -155,11 +155,11 @@ def test_experiment_sweep_runs_skips_done_resumes_partial_and_prints(
   actions[names[2]] = 'exit0'
   code, text = run()
   assert code == 1 and 'UNFINISHED gym_CartPole-v1/prioritized/seed0' in text
-  runs = sweep_local.load_index(str(tmp_path / 'sw'))
+  runs = sweep_status.load_index(str(tmp_path / 'sw'))
   assert [r.name for r in runs] == names
   assert [sweep_fakes.calls(r) for r in runs] == [
       ['ok'], ['ok'], ['exit0'], ['ok']]
-  assert sweep_local.read_record(runs[2].logdir)['experiment'] == (
+  assert sweep_status.read_record(runs[2].logdir)['experiment'] == (
       'prioritized')
   # Second pass: the done runs are skipped, the partial one resumes.
   del actions[names[2]]

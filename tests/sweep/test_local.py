@@ -1,4 +1,5 @@
-"""The local sweep runner and index (`dreamer_tf/sweep/local.py`).
+"""The local sweep runner (`dreamer_tf/sweep/local.py`) and the index and
+status it leaves on disk.
 
 Each run's command is replaced by a tiny script (tests/sweep/fakes.py), so
 no training runs.
@@ -17,6 +18,7 @@ import pytest
 
 from dreamer_tf.run import DONE_FILE
 from dreamer_tf.sweep import local as sweep_local
+from dreamer_tf.sweep import status as sweep_status
 from launch import sweep
 from tests.analysis import fakes as analysis_fakes
 from tests.conftest import ROOT
@@ -60,7 +62,7 @@ def test_resumes_partial_runs_only(tmp_path):
   ckpt = tmp_path / runs[1].name / 'ckpt'
   os.makedirs(ckpt)
   (ckpt / 'latest').write_text('ckpt-000003')
-  status = [sweep_local.read_status(r) for r in runs]
+  status = [sweep_status.read_status(r) for r in runs]
   assert [s['status'] for s in status] == ['done', 'partial', 'pending',
                                            'pending']
   assert status[1]['checkpoint'] == 'ckpt-000003'
@@ -96,7 +98,7 @@ def test_unstartable_command_fails_that_run_only(tmp_path):
   runs[0] = dataclasses.replace(runs[0], argv=(str(tmp_path / 'missing'),))
   assert sweep_local.run_local(
       runs, root=str(tmp_path), out=io.StringIO()) == 1
-  assert [sweep_local.read_status(r)['status'] for r in runs] == [
+  assert [sweep_status.read_status(r)['status'] for r in runs] == [
       'failed', 'done']
 
 
@@ -151,7 +153,7 @@ def test_ctrl_c_stops_children_cleanly(tmp_path):
   assert time.time() - start < 25
   assert all((tmp_path / r.name / 'stopped').exists() for r in runs[:2])
   assert [len(calls(r)) for r in runs] == [1, 1, 0, 0]
-  assert [sweep_local.read_status(r)['status'] for r in runs] == [
+  assert [sweep_status.read_status(r)['status'] for r in runs] == [
       'partial', 'partial', 'pending', 'pending']
   assert '2 not started' in result['out']
 
@@ -182,24 +184,24 @@ def test_stop_kills_a_child_that_ignores_sigint(tmp_path):
                         [os.path.join(run.logdir, 'ready')])
   assert result['code'] == 130
   assert time.time() - start < 15
-  status = sweep_local.read_status(run)
+  status = sweep_status.read_status(run)
   assert status['status'] == 'partial' and status['exit_code'] == -9
 
 
 def test_a_live_run_is_not_started_twice(tmp_path):
   run, = fake(make_runs(tmp_path, seeds=[0])[:1])
   os.makedirs(run.logdir)
-  sweep_local._write_record(
+  sweep_status.write_record(
       run, state='running', pid=os.getpid(),
-      pid_start=sweep_local._create_time(os.getpid()))
-  assert sweep_local.read_status(run)['status'] == 'running'
+      pid_start=sweep_status.create_time(os.getpid()))
+  assert sweep_status.read_status(run)['status'] == 'running'
   out = io.StringIO()
   assert sweep_local.run_local([run], out=out) == 0
   assert calls(run) == [] and 'already running' in out.getvalue()
   # A stale record (that process is gone) does not block the run.
-  sweep_local._write_record(run, state='running', pid=os.getpid(),
+  sweep_status.write_record(run, state='running', pid=os.getpid(),
                             pid_start=1.0)
-  assert sweep_local.read_status(run)['status'] == 'partial'
+  assert sweep_status.read_status(run)['status'] == 'partial'
   assert sweep_local.run_local([run], out=io.StringIO()) == 0
   assert calls(run) == ['ok']
 
@@ -247,20 +249,20 @@ def test_experiment_runs_record_their_experiment(tmp_path):
   faked = fake(runs)
   assert sweep_local.run_local(faked[:1], root=str(root), index_runs=faked,
                                out=io.StringIO()) == 0
-  record = sweep_local.read_record(runs[0].logdir)
+  record = sweep_status.read_record(runs[0].logdir)
   assert {k: record[k] for k in ('name', 'task', 'seed', 'experiment',
                                  'description', 'method', 'exit_code')} == {
       'name': 'dmc_walker_walk/baseline/seed0', 'task': 'dmc:walker_walk',
       'seed': 0, 'experiment': 'baseline',
       'description': 'Baseline: DreamerV3 as it is, uniform replay.',
       'method': 'baseline', 'exit_code': 0}
-  assert sweep_local.read_record(runs[1].logdir) == {}  # Not started.
+  assert sweep_status.read_record(runs[1].logdir) == {}  # Not started.
   index = json.loads((root / 'index.json').read_text())
   assert [e['experiment'] for e in index['runs']] == ['baseline',
                                                       'prioritized']
   assert '| dmc:walker_walk | 0 | baseline |  |' in (
       root / 'index.md').read_text()
-  loaded = sweep_local.load_index(str(root))
+  loaded = sweep_status.load_index(str(root))
   assert [(r.experiment, r.method) for r in loaded] == [
       ('baseline', 'baseline'), ('prioritized', 'prioritized')]
 
@@ -352,5 +354,5 @@ def test_an_interrupt_during_a_finished_runs_copy_keeps_its_result(
   monkeypatch.setattr(sweep_local.snapshots, 'copy_newest', interrupted)
   out = io.StringIO()
   assert sweep_local.run_local(runs, out=out, snapshot_every=1000) == 130
-  assert sweep_local.read_status(runs[0])['status'] == 'failed'
+  assert sweep_status.read_status(runs[0])['status'] == 'failed'
   assert f'failed {runs[0].name} (exit 3)' in out.getvalue()
