@@ -472,12 +472,13 @@ def relative_to(table, baseline, count, mode='ratio'):
           f'Cannot normalise {task!r} by {baseline!r}'
           f'{suggest(baseline, methods)}: that task has runs of '
           f'{list(methods)} only.')
-    value = float(np.nanmean([final_score(r, count)
-                              for r in methods[baseline]]))
-    if not np.isfinite(value):
+    finals = [final_score(r, count) for r in methods[baseline]]
+    finals = [f for f in finals if np.isfinite(f)]  # Seeds with episodes.
+    if not finals:
       raise ValueError(
           f'Cannot normalise {task!r} by {baseline!r}: it has no final '
           f'score (no episodes in its last {count}).')
+    value = float(np.mean(finals))
     if mode == 'ratio':
       scale = max((float(np.abs(r.ys).max()) for runs in methods.values()
                    for r in runs if r.ys.size), default=0.0)
