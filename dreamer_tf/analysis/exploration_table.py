@@ -28,15 +28,16 @@ COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
 def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
           moves=None, reach_rows=(), reach_episodes=None):
   """One row per task x method of {task: {method: [Run]}}; `depths`, the
-  same of per-episode diagonal depths (`collect_depths`), adds the
+  same of per-episode diagonal depths (launch/exploration.py
+  `collect_depths`), adds the
   deepest row per seed and their median where it has the method, and per
   row r of `reach_rows` (default: `default_reach_rows` of the task's N)
   the episodes (of each seed's first `reach_episodes`, None: all) that
   reached at least row r (`reached_row<r>`: per seed; `reached_total`:
   {r: sum over seeds}; `reached_episodes`: the episodes counted per seed);
-  `moves`,
-  the same of right moves per episode (`collect_right_moves`), their mean
-  over each seed's last `window` episodes and over those seeds."""
+  `moves`, the same of right moves per episode (launch/exploration.py
+  `collect_right_moves`), their mean over each seed's last `window`
+  episodes and over those seeds."""
   rows = []
   for task, methods in table.items():
     for method, runs in methods.items():

@@ -452,7 +452,8 @@ def relative_to(table, baseline, count, mode='ratio'):
   """Scores relative to the `baseline` method's final score on their task.
 
   table: {task: {method: [Run]}}. The baseline's final score b on a task
-  is the mean over its seeds of `final_score(run, count)`. `mode`:
+  is the mean over its seeds with episodes of `final_score(run, count)`.
+  `mode`:
     'ratio':      y / b. A b that is not positive, or is ~0 (below 1e-6
                   of the largest absolute score of the task), is refused
                   with a ValueError: dividing by it would blow the curves
@@ -473,7 +474,7 @@ def relative_to(table, baseline, count, mode='ratio'):
           f'{suggest(baseline, methods)}: that task has runs of '
           f'{list(methods)} only.')
     finals = [final_score(r, count) for r in methods[baseline]]
-    finals = [f for f in finals if np.isfinite(f)]  # Seeds with episodes.
+    finals = [f for f in finals if not np.isnan(f)]  # Seeds with episodes.
     if not finals:
       raise ValueError(
           f'Cannot normalise {task!r} by {baseline!r}: it has no final '

@@ -39,7 +39,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
-
 class _Interrupted(Exception):
   """SIGTERM reached the sweep (Ctrl-C raises KeyboardInterrupt)."""
 

@@ -1,11 +1,12 @@
 """A sweep's runs as recorded on disk: each run's last attempt
 (<logdir>/sweep.json, `write_record`), its status (`read_status`: done,
 running, partial, failed or pending, from that record, <logdir>/done.json
-and its checkpoint) and the sweep's index (<root>/index.json and
+and whether the logdir exists; with the checkpoint the run last saved)
+and the sweep's index (<root>/index.json and
 index.md, `write_index`, read back by `load_index`).
 
 `sweep/local.py` writes the records as it starts and ends runs;
-`launch.sweep --status`, `launch.results` and the experiment tables read
+`launch.sweep --mode=status`, `launch.results` and the experiment tables read
 them. A run is `running` only while the process its record names lives
 (same pid and start time; on another host, until it records its end).
 """
@@ -45,7 +46,7 @@ def logdir_status(logdir):
   checkpoint = _read_text(os.path.join(logdir, 'ckpt', ckpt_lib.LATEST))
   if os.path.exists(os.path.join(logdir, DONE_FILE)):
     status = 'done'
-  elif record.get('state') == 'running' and alive(record):
+  elif record.get('state') == 'running' and _alive(record):
     status = 'running'
   elif (record.get('state') == 'exited' and not record.get('interrupted')
         and record.get('exit_code') != 0):
@@ -133,7 +134,7 @@ def write_record(run, **record):
       dict(record, command=run.shell, **identity), indent=1))
 
 
-def alive(record):
+def _alive(record):
   """Whether the record's process runs (on another host: assumed so)."""
   if record.get('host') != socket.gethostname():
     return True
@@ -145,6 +146,8 @@ def alive(record):
 
 
 def create_time(pid):
+  """Start time of process `pid` (psutil's, seconds since the epoch), or
+  None when it is gone."""
   try:
     return psutil.Process(pid).create_time()
   except psutil.Error:
@@ -169,6 +172,8 @@ def _read_text(path):
 
 
 def exit_text(code):
+  """A run's exit code as text: '-' for none, the signal's name for a
+  negative one (SIGKILL), else the number."""
   if code is None:
     return '-'
   if code < 0:
@@ -185,4 +190,5 @@ def _count_line(counts):
 
 
 def now():
+  """Local time as ISO seconds (2026-11-29T23:08:11), the records' times."""
   return time.strftime('%Y-%m-%dT%H:%M:%S')

@@ -16,6 +16,12 @@ def run(ys, seed=0):
                     10.0 * np.arange(1, ys.size + 1), ys)
 
 
+def test_deepsea_task_size():
+  assert exploration.deepsea_task_size('deepsea_14') == 14
+  assert exploration.deepsea_task_size('deepsea_14b') is None
+  assert exploration.deepsea_task_size('cartpole') is None
+
+
 def test_first_success_and_successes():
   r = run([0.0, -0.01, -0.05, 0.99, 0.0, 0.99])
   assert exploration.first_success(r) == 4

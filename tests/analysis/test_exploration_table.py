@@ -27,12 +27,6 @@ def table_fixture():
       'prioritized': [run([], seed=0, method='prioritized')]}}
 
 
-def test_deepsea_task_size():
-  assert exploration.deepsea_task_size('deepsea_14') == 14
-  assert exploration.deepsea_task_size('deepsea_14b') is None
-  assert exploration.deepsea_task_size('cartpole') is None
-
-
 def test_default_reach_rows_are_the_deeper_half_of_the_diagonal():
   assert exploration_table.default_reach_rows(14) == list(range(6, 14))
   assert exploration_table.default_reach_rows(10) == [4, 5, 6, 7, 8, 9]
@@ -103,12 +97,18 @@ def test_markdown_has_a_table_per_task_and_the_reach_counts(table):
 def test_csv_table_adds_the_reach_columns_in_row_order(table):
   depths = {'deepsea_10': {'baseline': [run([1.0, 4.0, 9.0, 6.0], seed=0)]}}
   rows = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
-                                 reach_rows=[9, 10 - 8, 4])
+                                 reach_rows=[9, 2, 4])
   csv_rows, columns = exploration_table.csv_table(rows)
   assert columns == exploration_table.COLUMNS + [
       'reached_episodes', 'reached_row2', 'reached_row4', 'reached_row9']
   assert all('reached_total' not in r for r in csv_rows)
   assert csv_rows[0]['reached_row2'] == '3 -'
+  # Rows in number order, not text order (9 before 12).
+  deep = {'deepsea_14': {'baseline': [run([1.0, 12.0], task='deepsea_14')]}}
+  _, columns = exploration_table.csv_table(exploration_table.build(
+      {'deepsea_14': {'baseline': [run([0.0, 0.0], task='deepsea_14')]}},
+      0.5, 2, 0.5, reps=100, depths=deep, reach_rows=[12, 9]))
+  assert columns[-2:] == ['reached_row9', 'reached_row12']
   assert 'reached_total' in rows[0]  # The rows themselves are unchanged.
   plain, columns = exploration_table.csv_table(
       exploration_table.build(table, 0.5, 2, 0.5, reps=100))

@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -433,8 +434,15 @@ def test_difference_from_a_baseline_works_where_a_ratio_cannot():
   np.testing.assert_array_equal(table['t']['new'][0].ys, [-150.0, -110.0])
   no_episodes = {'t': {'base': [make_run([], [])],
                        'new': [make_run([1], [1.0])]}}
-  with pytest.raises(ValueError, match='no final score'):
-    scores.relative_to(no_episodes, 'base', 1, mode='difference')
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', RuntimeWarning)  # No empty-mean warning.
+    with pytest.raises(ValueError, match='no final score'):
+      scores.relative_to(no_episodes, 'base', 1, mode='difference')
+  # b is the mean over the baseline's seeds that have episodes.
+  one_empty = {'t': {'base': [make_run([1, 2], [4.0, 6.0]), make_run([], [])],
+                     'new': [make_run([1], [9.0])]}}
+  result = scores.relative_to(one_empty, 'base', 1, mode='difference')
+  np.testing.assert_allclose(result['t']['new'][0].ys, [3.0])
   with pytest.raises(ValueError, match=r"Unknown normalisation 'diff'; use "
                      r"one of \['ratio', 'difference'\]"):
     scores.relative_to(table, 'base', 1, mode='diff')
