@@ -161,6 +161,33 @@ def wilson(successes_count, total, level=0.95):
   return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def fisher_exact(successes_a, total_a, successes_b, total_b):
+  """Two-sided p of Fisher's exact test that two proportions are equal
+  (seeds that found the treasure in one method against another): the
+  chance, with the margins fixed (hypergeometric), of a split at most as
+  likely as the observed one. 2/2 against 0/2 gives 1/3, 3/3 against 0/3
+  1/10: three seeds per arm cannot reach p < 0.05. ValueError for counts
+  outside 0..total; nan when a method has no seeds."""
+  for count, total in ((successes_a, total_a), (successes_b, total_b)):
+    if not 0 <= count <= total:
+      raise ValueError(f'{count} successes of {total}: a count is 0 to the '
+                       'total.')
+  if total_a == 0 or total_b == 0:
+    return math.nan
+  found, seeds = successes_a + successes_b, total_a + total_b
+
+  def chance(k):  # P(method a has k of the `found` successes).
+    return (math.comb(total_a, k) * math.comb(total_b, found - k)
+            / math.comb(seeds, found))
+
+  observed = chance(successes_a)
+  splits = range(max(0, found - total_b), min(found, total_a) + 1)
+  # The relative tolerance keeps splits as likely as the observed one
+  # (equal up to rounding) in the sum.
+  return min(1.0, sum(chance(k) for k in splits
+                      if chance(k) <= observed * (1 + 1e-9)))
+
+
 def median_first(firsts, episodes):
   """Median over seeds of episodes to the first success, with right
   censoring: a seed without one (None) is known only to need more than

@@ -6,15 +6,17 @@ episodes that reached each deep row and the right moves per episode
 are dreamer_tf/analysis/exploration.py's).
 
 `build` makes the rows from {task: {method: [scores.Run]}} of scores,
-depths and right moves; `markdown` writes them as one table per task (and
-one of the reach counts); `csv_table` gives the rows and columns of the
-CSV.
+depths and right moves; `compare` adds, per method, Fisher's exact test of
+its found and solved fractions against a reference method's; `markdown`
+writes them as one table per task (and one of the reach counts);
+`csv_table` gives the rows and columns of the CSV.
 """
 import math
 
 import numpy as np
 
 from dreamer_tf.analysis import exploration
+from dreamer_tf.envs.base import suggest
 
 COLUMNS = ['task', 'method', 'seeds', 'episodes_min', 'found', 'found_low',
            'found_high', 'solved', 'solved_low', 'solved_high',
@@ -84,6 +86,39 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
   return rows
 
 
+def compare(rows, reference):
+  """The rows with, per task, each other method's found and solved
+  fractions tested against `reference`'s (`exploration.fisher_exact`,
+  two-sided): `found_p`, `solved_p` and `compared_to`. A method without
+  episodes yet gets none. ValueError naming the task when `reference` has
+  no row with episodes there."""
+  by_task = {}
+  for r in rows:
+    by_task.setdefault(r['task'], {})[r['method']] = r
+  out = []
+  for r in rows:
+    ref = by_task[r['task']].get(reference)
+    if ref is None or not ref['seeds']:
+      methods = [m for m, row in by_task[r['task']].items() if row['seeds']]
+      raise ValueError(
+          f'Cannot compare with {reference!r} on {r["task"]}'
+          f'{suggest(reference, methods)}: it has no run with episodes '
+          f'there; the methods that have: {methods}.')
+    if r['method'] == reference or not r['seeds']:
+      out.append(r)
+      continue
+    p = {f'{name}_p': exploration.fisher_exact(
+        _count(r, name), r['seeds'], _count(ref, name), ref['seeds'])
+         for name in ('found', 'solved')}
+    out.append(dict(r, compared_to=reference, **p))
+  return out
+
+
+def _count(row, name):
+  """Seeds of the row that found (or solved) it."""
+  return round(row[name] * row['seeds'])
+
+
 def default_reach_rows(size):
   """Rows N // 2 - 1 to N - 1 of DeepSea N: the deeper half of the
   diagonal, where methods part."""
@@ -143,19 +178,28 @@ def markdown(rows, threshold, window, rate, reach_episodes=None):
     lines[0] += (' Right moves: per episode (from its score), mean over '
                  f'the last {window} episodes of each seed and over seeds '
                  '(per seed, - without one).')
+  reference = next((r['compared_to'] for r in rows if 'compared_to' in r),
+                   None)
+  if reference:
+    lines[0] += (f' vs {reference}: two-sided p of Fisher\'s exact test '
+                 f'that the method finds (solves) it as often as {reference} '
+                 '(with 3 seeds against 3 the smallest possible p is 0.10).')
   for task in dict.fromkeys(r['task'] for r in rows):
     task_rows = [r for r in rows if r['task'] == task]
     # A column where any method has the values.
     deep = any('deepest' in r for r in task_rows)
     right = any('right_moves' in r for r in task_rows)
+    versus = any('compared_to' in r for r in task_rows)
     lines += ['', f'### {task}', '',
               '| method | seeds | found | solved | first success: median '
               '(per seed) | solved at: median (per seed) | final success '
               'rate |' + (f' deepest diagonal row{_of(task)}: median (per '
                           'seed) |' if deep else '')
               + (f' right moves per episode, last {window}: mean (per '
-                 'seed) |' if right else ''),
-              '|---|---|---|---|---|---|---|' + '---|' * (deep + right)]
+                 'seed) |' if right else '')
+              + (f' vs {reference}: p found, p solved |' if versus else ''),
+              '|---|---|---|---|---|---|---|'
+              + '---|' * (deep + right + versus)]
     for r in (r for r in task_rows if r['seeds']):
       first = _median(r['median_first_success'], r['median_censored'])
       solve = _median(r['median_solved_at'], r['median_solved_censored'])
@@ -166,7 +210,8 @@ def markdown(rows, threshold, window, rate, reach_episodes=None):
           f'{r["final_rate"]:.2f} [{r["final_rate_low"]:.2f}, '
           f'{r["final_rate_high"]:.2f}] |'
           + (f' {_deepest(r)} |' if deep else '')
-          + (f' {_right_moves(r)} |' if right else ''))
+          + (f' {_right_moves(r)} |' if right else '')
+          + (f' {_versus(r)} |' if versus else ''))
     lines += _reach_table(task_rows, reach_episodes)
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]
@@ -215,6 +260,12 @@ def _right_moves(row):
   return f'{row["right_moves"]:.1f} ({row["right_moves_seeds"]})'
 
 
+def _versus(row):
+  if 'compared_to' not in row:
+    return '-'  # The reference itself.
+  return f'{row["found_p"]:.2f}, {row["solved_p"]:.2f}'
+
+
 def _fraction(row, name):
   count = round(row[name] * row['seeds'])
   return (f'{count}/{row["seeds"]} [{row[name + "_low"]:.2f}, '
@@ -223,10 +274,13 @@ def _fraction(row, name):
 
 def csv_table(rows):
   """(rows, columns) of the CSV: COLUMNS and, where the rows have them,
-  reached_episodes and reached_row<r> in row order (the per-seed columns;
-  `reached_total` is left out, they hold it)."""
+  compared_to, found_p and solved_p (`compare`), then reached_episodes and
+  reached_row<r> in row order (the per-seed columns; `reached_total` is
+  left out, they hold it)."""
+  versus = ['compared_to', 'found_p', 'solved_p'] * any(
+      'compared_to' in r for r in rows)
   reach = sorted({k for r in rows for k in r if k.startswith('reached_row')},
                  key=lambda k: int(k[len('reached_row'):]))
   reach = ['reached_episodes'] * bool(reach) + reach
   return ([{k: v for k, v in r.items() if k != 'reached_total'}
-           for r in rows], COLUMNS + reach)
+           for r in rows], COLUMNS + versus + reach)

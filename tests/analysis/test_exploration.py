@@ -80,6 +80,21 @@ def test_wilson_interval():
     exploration.wilson(5, 10, level=95)
 
 
+def test_fisher_exact_two_sided():
+  assert exploration.fisher_exact(2, 2, 0, 2) == pytest.approx(1 / 3)
+  assert exploration.fisher_exact(3, 3, 0, 3) == pytest.approx(0.1)
+  assert exploration.fisher_exact(0, 3, 3, 3) == pytest.approx(0.1)
+  assert exploration.fisher_exact(1, 3, 1, 3) == 1.0
+  assert exploration.fisher_exact(0, 3, 0, 3) == 1.0
+  # 5/5 against 1/5: 6 of 10 seeds found it. P(a has 5) = C(5, 5) C(5, 1)
+  # / C(10, 6) = 5/210; the split as unlikely the other way, a has 1, is
+  # 5/210 too; every other split is likelier.
+  assert exploration.fisher_exact(5, 5, 1, 5) == pytest.approx(10 / 210)
+  assert math.isnan(exploration.fisher_exact(0, 0, 1, 2))
+  with pytest.raises(ValueError, match='3 successes of 2'):
+    exploration.fisher_exact(3, 2, 0, 2)
+
+
 def test_median_first_counts_seeds_without_a_success_as_larger():
   assert exploration.median_first([30, 10, 20], [100] * 3) == (20.0, False)
   assert exploration.median_first([30, 10, 20, 40], [100] * 4) == (25.0,

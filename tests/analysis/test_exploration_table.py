@@ -114,3 +114,33 @@ def test_csv_table_adds_the_reach_columns_in_row_order(table):
       exploration_table.build(table, 0.5, 2, 0.5, reps=100))
   assert columns == exploration_table.COLUMNS
   assert len(plain) == 2
+
+
+def test_compare_tests_each_method_against_the_reference():
+  table = {'deepsea_10': {
+      'baseline': [run([0.0], seed=k) for k in range(3)],
+      'ours': [run([SUCCESS] * 3, seed=k, method='ours') for k in range(3)],
+      'late': [run([], method='late')]}}
+  rows = exploration_table.compare(
+      exploration_table.build(table, 0.5, 2, 0.5, reps=100), 'baseline')
+  baseline, ours, late = rows
+  assert 'compared_to' not in baseline and 'compared_to' not in late
+  assert ours['compared_to'] == 'baseline'
+  # 3/3 against 0/3 found it; solved needs 2 episodes: 3/3 against 0/3.
+  assert ours['found_p'] == pytest.approx(0.1)
+  assert ours['solved_p'] == pytest.approx(0.1)
+  text = exploration_table.markdown(rows, 0.5, 2, 0.5)
+  assert '| vs baseline: p found, p solved |' in text
+  assert '| 0.10, 0.10 |' in text
+  assert 'smallest possible p is 0.10' in text
+  _, columns = exploration_table.csv_table(rows)
+  assert columns[-3:] == ['compared_to', 'found_p', 'solved_p']
+  # A reference without runs with episodes on a task is named.
+  with pytest.raises(ValueError, match=r"Cannot compare with 'basline' on "
+                     r"deepsea_10 \(did you mean 'baseline'\?\): it has no "
+                     r"run with episodes there; the methods that have: "
+                     r"\['baseline', 'ours'\]"):
+    exploration_table.compare(rows, 'basline')
+  with pytest.raises(ValueError, match="Cannot compare with 'late' on "
+                     r"deepsea_10: it has no run with episodes"):
+    exploration_table.compare(rows, 'late')

@@ -40,7 +40,7 @@ def _launch(*args):
 def test_exploration_tables_and_curves(sweep, tmp_path):
   out = str(tmp_path / 'res' / 'deepsea')
   proc = _launch(f'--runs={sweep}', '--last_episodes=3', '--rate=0.5',
-                 '--reps=100', f'--out={out}')
+                 '--reps=100', f'--out={out}', '--compare_to=baseline')
   assert proc.returncode == 0, proc.stderr
   text = open(out + '.md').read()
   assert '### deepsea_10' in text
@@ -54,6 +54,12 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert float(rows['prioritized']['final_rate']) == 1.0
   assert rows['baseline']['first_success'] == '- 3'
   assert rows['baseline']['solved_at'] == '- 4'
+  # --compare_to: 2/2 against 1/2 seeds is as likely as 1/2 against 2/2.
+  assert rows['prioritized']['compared_to'] == 'baseline'
+  assert float(rows['prioritized']['found_p']) == 1.0
+  assert rows['baseline']['found_p'] == ''  # The reference itself.
+  assert '| vs baseline: p found, p solved |' in text
+  assert '| 1.00, 1.00 |' in text and text.count(' | - |') == 1
   for name in ('deepsea_10.png', 'grid.png', 'grid.svg'):
     assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
   # Right moves, last 3 episodes (0.01 / 10 each; the treasure is 10):
@@ -123,6 +129,12 @@ def test_exploration_flag_errors(sweep, tmp_path):
   proc = _launch(f'--runs={sweep}', '--rate=1.5')
   assert proc.returncode != 0
   assert 'rate' in proc.stderr and '1' in proc.stderr
+  proc = _launch(f'--runs={sweep}', '--compare_to=baselin', '--nodepth')
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert ("--compare_to=baselin: Cannot compare with 'baselin' on "
+          "deepsea_10 (did you mean 'baseline'?): it has no run with "
+          "episodes there; the methods that have: ['baseline', "
+          "'prioritized']") in proc.stderr
 
 
 def test_a_run_without_episodes_yet_is_left_out_and_named(tmp_path):
