@@ -202,3 +202,15 @@ def test_reach_counts_count_episodes_at_least_that_deep():
   # The first 3 episodes only (e.g. those before another seed's find).
   assert exploration.reach_counts(depths, [2, 3], episodes=3) == [2, 1]
   assert exploration.reach_counts(run([]), [0, 1]) == [0, 0]
+
+
+def test_fisher_exact_matches_scipy_on_every_small_split():
+  stats = pytest.importorskip('scipy.stats')
+  for total_a in range(1, 6):
+    for total_b in range(1, 6):
+      for a in range(total_a + 1):
+        for b in range(total_b + 1):
+          expected = stats.fisher_exact(
+              [[a, total_a - a], [b, total_b - b]])[1]
+          assert exploration.fisher_exact(a, total_a, b, total_b) == (
+              pytest.approx(expected, abs=1e-12)), (a, total_a, b, total_b)
