@@ -27,7 +27,9 @@ Writes <out>.md, <out>.csv and the success-rate curves
 <out>/success_rate/<task>.png/.svg and grid.png/.svg (launch/plot.py: per
 method the mean over seeds with a 95% bootstrap band and a thin line per
 seed; x = env frames, which for DeepSea N x N is N + 1 per episode: the
-first observation and N moves).
+first observation and N moves), and in <out>/found/ the fraction of
+seeds that have found a success by each frame (time to the first
+success; a seed that never finds one counts as 0 throughout).
 
 DeepSea runs whose directory holds their replay also give the diagonal
 depth of every episode (--depth, on by default): the deepest diagonal
@@ -283,6 +285,14 @@ def make_results(out=''):
     paths = plot.make_figures(
         rates, os.path.join(out, 'success_rate'), reps=FLAGS.reps,
         seed=FLAGS.seed, ylabel='success rate', colors=colors)
+    found = {task: {method: [exploration.found_so_far(r, FLAGS.threshold)
+                             for r in runs]
+                    for method, runs in methods.items()}
+             for task, methods in table.items()}
+    paths += plot.make_figures(
+        found, os.path.join(out, 'found'), reps=FLAGS.reps, seed=FLAGS.seed,
+        ylabel='fraction of seeds that found it', colors=colors,
+        what='first successes', reduce='last')
     if depths:
       deepest = {task: {method: [exploration.deepest_so_far(r) for r in runs]
                         for method, runs in methods.items()}

@@ -85,6 +85,16 @@ def deepest_so_far(run):
       run, ys=np.maximum.accumulate(run.ys).astype(np.float64))
 
 
+def found_so_far(run, threshold=THRESHOLD):
+  """The run with each score replaced by 1.0 from its first success on,
+  else 0.0 (ys [E], non-decreasing): its last value per bin
+  (`scores.bin_curve(..., reduce='last')`), averaged over seeds, is the
+  fraction of seeds that have found a success by the bin's end, the
+  time-to-first-success curve of a method (a seed that never succeeds
+  stays at 0: censored, not left out)."""
+  return deepest_so_far(successes(run, threshold))
+
+
 def right_moves(run, size, move_cost=MOVE_COST, threshold=THRESHOLD):
   """The run of a deterministic DeepSea N x N with each episode's score
   (ys [E]) replaced by its number of right moves (ys [E], integers 0..N).

@@ -155,6 +155,20 @@ def test_deepest_so_far_and_the_depth_summary():
   assert math.isnan(exploration.depth_summary([run([])])['median_deepest'])
 
 
+def test_found_so_far_is_one_from_the_first_success_on():
+  r = run([0.0, -0.01, 0.99, 0.0, 0.99])
+  found = exploration.found_so_far(r)
+  np.testing.assert_array_equal(found.ys, [0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(found.xs, r.xs)
+  np.testing.assert_array_equal(exploration.found_so_far(run([0.0, 0.0])).ys,
+                                [0, 0])
+  # Its last value per bin, over seeds: the fraction that found it by then.
+  never = exploration.found_so_far(run([0.0] * 5, seed=1))
+  ends = [scores.bin_curve(f.xs, f.ys, np.array([0.0, 25.0, 50.0]),
+                           reduce='last') for f in (found, never)]
+  np.testing.assert_array_equal(np.mean(ends, 0), [0.0, 0.5])
+
+
 def test_right_moves_from_deepsea_scores():
   """k right moves cost k 0.01 / N; the treasure adds 1 (after N rights)."""
   cost = 0.01 / 14

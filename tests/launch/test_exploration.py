@@ -62,6 +62,7 @@ def test_exploration_tables_and_curves(sweep, tmp_path):
   assert '| 1.00, 1.00 |' in text and text.count(' | - |') == 1
   for name in ('deepsea_10.png', 'grid.png', 'grid.svg'):
     assert os.path.getsize(os.path.join(out, 'success_rate', name)) > 1000
+    assert os.path.getsize(os.path.join(out, 'found', name)) > 1000
   # Right moves, last 3 episodes (0.01 / 10 each; the treasure is 10):
   # baseline 0 and 10; prioritized 10, and seed 1's -0.02 would be 20
   # moves of 10: left out, named.
