@@ -14,6 +14,7 @@ and aggregates the steps of an item (`replay/selectors.py`). The default,
 the world-model loss alone, is the official DreamerV3 priority.
 """
 import dataclasses
+import math
 
 import gin
 import tensorflow as tf
@@ -27,7 +28,7 @@ MAX_PRIORITY = 1e30  # Finite in float32 after any exponent <= 1.
 @gin.configurable('Priority')
 @dataclasses.dataclass(frozen=True)
 class PriorityConfig:
-  """weights: {signal: weight >= 0} over `SIGNALS` (gin dict)."""
+  """weights: {signal: finite weight >= 0} over `SIGNALS` (gin dict)."""
   weights: dict = dataclasses.field(
       default_factory=lambda: {'world_model': 1.0})
 
@@ -38,11 +39,13 @@ class PriorityConfig:
       raise ValueError(f'Priority.weights has unknown signals '
                        f'{sorted(unknown)}; known: {list(SIGNALS)}.')
     bad = {k: v for k, v in weights.items()
-           if not (isinstance(v, (int, float)) and v >= 0)}
+           if not (isinstance(v, (int, float)) and math.isfinite(v)
+                   and v >= 0)}
     if bad or not any(weights.values()):
       raise ValueError(
-          f'Priority.weights={weights}: every weight must be a number >= 0 '
-          'and at least one > 0.')
+          f'Priority.weights={weights}: every weight must be a finite '
+          'number >= 0 (an infinite weight times a signal cleaned to 0 is '
+          'NaN) and at least one > 0.')
 
   def check(self, exploration):
     """Raises if a weighted signal is not produced: the exploration

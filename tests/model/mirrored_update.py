@@ -169,6 +169,16 @@ def main(obs, act, updates=2):
                           for x, y in zip(a[group], b[group]))),
         changed=bool(any(np.abs(x - y).max() > 0 for x, y in zip(
             before[group], a[group]))))
+  # A reward that is not finite in the first row only (replica 0's share,
+  # worker 0's rows) skips the update on every replica and worker alike.
+  bad = dict(data, reward=data['reward'].copy())
+  bad['reward'][0, :] = np.nan
+  metrics, _ = mirrored.train({k: v[mine] for k, v in bad.items()})
+  out['nonfinite_skipped'] = float(metrics['opt/skipped'])
+  out['nonfinite_changed'] = sorted(
+      group for group, values in state(mirrored).items()
+      if any(np.abs(x - y).max() > 0 for x, y in zip(b[group], values)))
+  out['nonfinite_copies_max_abs_diff'] = copies_max_abs_diff(mirrored)
   print(json.dumps(out))
 
 

@@ -86,7 +86,8 @@ def test_mirrored_update_equals_single_device_update():
 def _assert_same_updates(result, loss_keys, local_copies=2):
   """Every loss metric of both updates, and the state after them, match;
   with `local_copies` > 1 (replicas in this process), every copy of the
-  state equals copy 0 bit for bit."""
+  state equals copy 0 bit for bit. A batch non-finite in one replica's
+  rows only is then skipped by every replica and changes nothing."""
   for i in range(2):
     per_loss = result[f'loss_metrics_{i}']
     assert loss_keys <= set(per_loss)
@@ -102,6 +103,12 @@ def _assert_same_updates(result, loss_keys, local_copies=2):
                          'optimizer_mu'}, copies
   expected = 0.0 if local_copies > 1 else None
   assert all(diff == expected for diff in copies.values()), copies
+  # A batch non-finite in one replica's (one worker's) rows only is skipped
+  # by all of them, and changes no state.
+  assert result['nonfinite_skipped'] == 1.0, result
+  assert result['nonfinite_changed'] == [], result
+  assert all(diff == expected for diff in
+             result['nonfinite_copies_max_abs_diff'].values()), result
   # The optimizer moments see the all-reduced sum of partial sums, whose
   # float32 rounding differs from the one-device sum; LaProp's g/sqrt(nu)
   # magnifies that for near-zero gradient entries in the momentum.
@@ -177,6 +184,8 @@ def test_multi_worker_update_equals_single_device_update():
     assert result['iterations'] == [2, 2]
     assert result['stepid_0'] == result['stepid_1'] == [True, True]
     assert result['latents_max_abs_diff_0'] < 1e-5, result
+    for i in range(2):
+      assert result[f'priority_max_rel_diff_{i}'] < 1e-5, result
     _assert_same_updates(result, {'loss/dyn', 'loss/policy', 'loss/value'},
                          local_copies=1)
   # Both workers hold the same parameters.

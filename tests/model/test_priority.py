@@ -33,8 +33,9 @@ def test_priorities_are_finite_and_non_negative_for_any_signal():
 def test_config_errors_name_the_problem():
   with pytest.raises(ValueError, match='unknown signals'):
     priority.PriorityConfig(weights={'recon': 1.0})
-  with pytest.raises(ValueError, match='>= 0'):
-    priority.PriorityConfig(weights={'world_model': -1.0})
+  for bad in (-1.0, float('inf'), float('nan'), '1'):
+    with pytest.raises(ValueError, match='must be a finite number >= 0'):
+      priority.PriorityConfig(weights={'world_model': bad})
   with pytest.raises(ValueError, match='at least one'):
     priority.PriorityConfig(weights={'world_model': 0.0})
   with pytest.raises(ValueError, match="Exploration.signal"):

@@ -43,6 +43,29 @@ def test_phases_shapes_and_total_loss():
       2 * float(two.metrics['adv']), rel=1e-5)
 
 
+def test_importance_weights_scale_only_the_world_model_losses_per_row():
+  """Prioritized replay's importance weights [B] multiply each row's
+  world-model losses; the behaviour losses do not see them."""
+  agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',
+                'Agent.batch_length = 3', 'Agent.imag_length = 4')
+  data = make_batch(agent)
+  seed = tf.constant([0, 0])
+  plain = update.loss(agent, update.imagine(agent, data, seed), 1.0)
+  weighted_imagination = update.imagine(
+      agent, dict(data, weight=tf.constant([1.0, 0.0])), seed)
+  weighted = update.loss(agent, weighted_imagination, 1.0)
+  model_keys = set(weighted_imagination.world_model.losses)
+  assert model_keys and model_keys < set(plain.losses)
+  for key in model_keys:  # [B, T]
+    np.testing.assert_allclose(weighted.losses[key][0], plain.losses[key][0],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(weighted.losses[key][1], 0.0)
+    assert np.any(plain.losses[key][1] != 0.0), key
+  for key in set(plain.losses) - model_keys:
+    np.testing.assert_allclose(weighted.losses[key], plain.losses[key],
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize('reward_grad', [True, False])
 def test_reward_grad_stops_the_reward_loss_at_the_features(reward_grad):
   agent = build('24', 'discrete:3', *TINY, 'Agent.batch_size = 2',

@@ -189,6 +189,54 @@ def test_prioritized_sampling_follows_priorities():
   np.testing.assert_allclose(counts / 4000, [0.1, 0.2, 0.3, 0.4], atol=0.03)
 
 
+@pytest.mark.parametrize('zero_on_sample', [False, True])
+def test_replay_draws_match_a_brute_force_sampler(zero_on_sample):
+  """The whole path: step priorities -> windows -> exponent 0.8 and
+  maxfrac 0.5 -> a half-uniform, half-prioritized mixture, with and
+  without zero-on-sample, against the exact chance of every ordered pair
+  of rows of a 2-row batch (priorities written back after each batch, as
+  training does). Chi-square over 36 pairs."""
+  stats = pytest.importorskip('scipy.stats')
+  exponent, maxfrac, length = 0.8, 0.5, 3
+  replay = Replay(
+      capacity=100, chunk_size=8, length=length, online=False, seed=11,
+      fracs=dict(uniform=0.5, priority=0.5), prio_exponent=exponent,
+      prio_maxfrac=maxfrac, prio_zero_on_sample=zero_on_sample)
+  fill(replay, 8)  # Items: the windows starting at steps 0..5.
+  prios = np.array([1.0, 1.0, 1.0, 1.0, 0.01, 0.01, 30.0, 0.01])  # [8]
+  stepid = np.array([[[0, s] for s in range(8)]])  # [1, 8, 2]
+  items = 8 - length + 1
+  windows = np.stack([prios[i:i + length] for i in range(items)])  # [6, 3]
+  powered = windows ** exponent
+  item_prio = maxfrac * powered.max(1) + (1 - maxfrac) * powered.mean(1)
+
+  def row_chances(zeroed=None):  # [6] one row's chance of each item.
+    p = item_prio.copy()
+    if zeroed is not None:
+      p[zeroed] = 0.0
+    return 0.5 / items + 0.5 * p / p.sum()
+
+  expected = np.zeros((items, items))
+  for first in range(items):
+    # The second row sees the first's item zeroed only if the first row
+    # was drawn by the prioritized selector (chance 0.5 * its share).
+    by_priority = 0.5 * item_prio[first] / item_prio.sum()
+    second = row_chances()
+    if zero_on_sample:
+      share = by_priority / row_chances()[first]
+      second = share * row_chances(first) + (1 - share) * second
+    expected[first] = row_chances()[first] * second
+  assert expected.sum() == pytest.approx(1.0)
+  draws = 6000
+  counts = np.zeros((items, items))
+  for _ in range(draws):
+    replay.update(dict(stepid=stepid, priority=prios[None]))
+    first, second = starts(replay.sample(2))
+    counts[first, second] += 1
+  _, p_value = stats.chisquare(counts.ravel(), expected.ravel() * draws)
+  assert p_value > 1e-3, (counts, expected * draws)
+
+
 def test_prioritized_new_items_first_and_zero_on_sample():
   replay = Replay(
       capacity=100, chunk_size=8, length=3, online=False, seed=5,
