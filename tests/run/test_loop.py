@@ -57,9 +57,11 @@ def _stored_priorities(replay, stepid):
                    for row in stepid.tolist()])
 
 
-def _prioritized_loop(context, zero_on_sample):
+def _prioritized_loop(context, zero_on_sample,
+                      fracs=(('uniform', 0.5), ('priority', 0.5))):
   """(loop, agent, replay, counters) of a tiny agent over a replay that
-  draws half by priority, holding 40 steps at priority 1."""
+  draws half by priority (or by `fracs`), holding 40 steps at priority
+  1."""
   config.parse([], TINY + [
       'Agent.batch_size = 3', 'Agent.batch_length = 4',
       f'Agent.replay_context = {context}', 'LaProp.warmup = 0'])
@@ -67,7 +69,7 @@ def _prioritized_loop(context, zero_on_sample):
                           spaces.parse_act_space('discrete:2'))
   replay = replay_lib.Replay(
       capacity=1000, chunk_size=16, length=agent.sequence_length, seed=0,
-      online=False, fracs=dict(uniform=0.5, priority=0.5),
+      online=False, fracs=dict(fracs),
       prio_initial=1.0, prio_zero_on_sample=zero_on_sample)
   rng = np.random.default_rng(0)
   steps = batches.random_batch(agent, rng, batch_size=1)
@@ -92,7 +94,7 @@ def _skip_next_updates(replay, agent):
 def test_priorities_written_back_after_applied_updates_only(context):
   """With prioritized replay every applied update writes its priorities to
   exactly its trained steps; a skipped update writes nothing; without
-  priority selection nothing is written."""
+  priority selection nothing is written (the next test)."""
   loop, agent, replay, counters = _prioritized_loop(context, False)
   results = []
   train = agent.train
@@ -118,6 +120,23 @@ def test_priorities_written_back_after_applied_updates_only(context):
   assert counters.nonfinite == 1
   for c, prio in before.items():
     np.testing.assert_array_equal(replay._chunks[c].prio, prio)
+
+
+def test_nothing_is_written_without_priority_selection():
+  loop, agent, replay, _ = _prioritized_loop(1, False, {'uniform': 1.0})
+  computed = []
+  train = agent.train
+
+  def train_and_note(batch):
+    metrics, updates = train(batch)
+    computed.append(set(updates))  # Before the loop drops what it ignores.
+    return metrics, updates
+
+  agent.train = train_and_note
+  loop._update()  # pylint: disable=protected-access
+  assert 'priority' in computed[-1]  # The update computed them.
+  for chunk in replay._chunks.values():  # pylint: disable=protected-access
+    np.testing.assert_array_equal(chunk.prio[:chunk.length], 1.0)
 
 
 @pytest.mark.parametrize('context', [0, 1])
