@@ -13,6 +13,22 @@ def test_make_gym_returns_env():
   env.close()
 
 
+def test_mountain_car_runs_through_the_gym_adapter():
+  """Issue 12's second exploration task needs no code of its own: 200
+  steps of -1, a time limit (not a terminal) and 3 discrete actions."""
+  env = envs.make('gym:MountainCar-v0', seed=0)
+  assert env.act_space['action'].classes == 3
+  step = env.step(None)
+  assert step['is_first'] and step['vector'].shape == (2,)
+  rewards = []
+  action = {'action': 2}  # Push right, and never enough to reach the flag.
+  while not step['is_last']:
+    step = env.step(action)
+    rewards.append(float(step['reward']))
+  assert rewards == [-1.0] * 200 and not step['is_terminal']
+  env.close()
+
+
 def test_parse():
   assert envs.parse('dmc_vision:walker_walk') == ('dmc_vision', 'walker_walk')
   assert envs.parse('gym:mod.sub:Id-v0') == ('gym', 'mod.sub:Id-v0')
