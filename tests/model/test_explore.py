@@ -223,10 +223,15 @@ def test_exploration_adds_modules_state_and_signature_only_when_on():
   # The same seed gives the modules both agents share the same weights.
   for a, b in zip(plain.trainable_variables, agent.trainable_variables):
     np.testing.assert_array_equal(a, b)
+  agent.set_intrinsic_weight(0.25)
   metrics, updates = agent.train(make_batch(agent))
   assert float(metrics['opt/skipped']) == 0.0
   assert {'intr/weight', 'intr/ensemble_loss', 'loss/value_intr',
           'opt/explore_grad_norm'} <= set(metrics)
+  # The advantage's weights of both streams, as the update used them.
+  assert float(metrics['intr/weight']) == 0.25
+  assert float(metrics['extr/weight']) == (
+      agent.exploration.extrinsic_weight)
   assert int(agent.explore_optimizer.iterations) == 1
   restored = explorer()
   restored.set_state(agent.get_state())
