@@ -72,3 +72,12 @@ def enable_compile_cache():
     directory = compile_cache.default_directory()
   return compile_cache.enable(directory)
 
+
+def start_compile_cache():
+  """`enable_compile_cache`, and a line on stdout naming the cache in use
+  (launch.train, evaluate and export; inside errors.user_input())."""
+  cache = enable_compile_cache()
+  if cache:
+    print(compile_cache.describe(cache))
+  return cache
+

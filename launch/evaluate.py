@@ -13,7 +13,6 @@ import json
 from absl import app
 from absl import flags
 
-from dreamer_tf.run import compile_cache
 from launch import common_flags  # --gin_file, --seed, ...
 from launch import errors
 
@@ -29,9 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   with errors.user_input():  # Before TensorFlow loads, or too late.
-    cache = common_flags.enable_compile_cache()
-  if cache:
-    print(compile_cache.describe(cache))
+    common_flags.start_compile_cache()
   from dreamer_tf.run import evaluate  # pylint: disable=import-outside-toplevel
   summary = evaluate.evaluate(
       FLAGS.logdir, episodes=FLAGS.episodes, mode=FLAGS.policy_mode,

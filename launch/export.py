@@ -18,7 +18,6 @@ import json
 from absl import app
 from absl import flags
 
-from dreamer_tf.run import compile_cache
 from launch import common_flags  # --gin_file, --seed, ...
 from launch import errors
 
@@ -32,9 +31,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   with errors.user_input():  # Before TensorFlow loads, or too late.
-    cache = common_flags.enable_compile_cache()
-  if cache:
-    print(compile_cache.describe(cache))
+    common_flags.start_compile_cache()
   from dreamer_tf.run import export  # pylint: disable=import-outside-toplevel
   module = export.export_run(FLAGS.logdir, FLAGS.out, mode=FLAGS.policy_mode,
                              batch_size=FLAGS.batch_size,

@@ -38,7 +38,6 @@ from absl import flags
 import gin
 
 from dreamer_tf import envs
-from dreamer_tf.run import compile_cache
 from dreamer_tf.run import distribute
 from launch import common_flags  # noqa: F401  (--gin_file, --seed, ...)
 from launch import errors
@@ -115,9 +114,7 @@ def main(argv):
   if logdir:  # Before TensorFlow loads: a bad --logdir fails at once.
     make_logdir(logdir)
   with errors.user_input():  # Before TensorFlow loads, or too late.
-    cache = common_flags.enable_compile_cache()
-  if cache:
-    print(compile_cache.describe(cache))
+    common_flags.start_compile_cache()
   # TensorFlow loads here, not at import: spawned env workers re-import this
   # main module and must stay free of TensorFlow (memory, and dm_control's
   # EGL renderer aborts in a process that has loaded it).
