@@ -79,5 +79,3 @@ def start_compile_cache():
   cache = enable_compile_cache()
   if cache:
     print(compile_cache.describe(cache))
-  return cache
-

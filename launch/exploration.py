@@ -285,14 +285,16 @@ def make_results(out=''):
     paths = plot.make_figures(
         rates, os.path.join(out, 'success_rate'), reps=FLAGS.reps,
         seed=FLAGS.seed, ylabel='success rate', colors=colors)
-    found = {task: {method: [exploration.found_so_far(r, FLAGS.threshold)
-                             for r in runs]
-                    for method, runs in methods.items()}
-             for task, methods in table.items()}
+    found = {}
+    for task, methods in table.items():
+      until = _last_frame(methods)  # Seeds that found it count to the end.
+      found[task] = {method: [exploration.found_so_far(
+          r, FLAGS.threshold, until) for r in runs]
+                     for method, runs in methods.items()}
     paths += plot.make_figures(
         found, os.path.join(out, 'found'), reps=FLAGS.reps, seed=FLAGS.seed,
         ylabel='fraction of seeds that found it', colors=colors,
-        what='first successes', reduce='last')
+        reduce='last')
     if depths:
       deepest = {task: {method: [exploration.deepest_so_far(r) for r in runs]
                         for method, runs in methods.items()}
@@ -307,6 +309,12 @@ def make_results(out=''):
           seed=FLAGS.seed, ylabel='right moves per episode', colors=colors,
           what='right moves')
   return rows, text, paths
+
+
+def _last_frame(methods):
+  """The last frame of any run of one task's {method: [Run]}."""
+  return max((r.xs[-1] for runs in methods.values() for r in runs
+              if r.xs.size), default=0.0)
 
 
 @errors.exits_on_user_error('launch.exploration')

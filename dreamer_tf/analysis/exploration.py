@@ -85,14 +85,23 @@ def deepest_so_far(run):
       run, ys=np.maximum.accumulate(run.ys).astype(np.float64))
 
 
-def found_so_far(run, threshold=THRESHOLD):
+def found_so_far(run, threshold=THRESHOLD, until=None):
   """The run with each score replaced by 1.0 from its first success on,
   else 0.0 (ys [E], non-decreasing): its last value per bin
   (`scores.bin_curve(..., reduce='last')`), averaged over seeds, is the
   fraction of seeds that have found a success by the bin's end, the
   time-to-first-success curve of a method (a seed that never succeeds
-  stays at 0: censored, not left out)."""
-  return deepest_so_far(successes(run, threshold))
+  stays at 0: censored, not left out). With `until` (frames), a run that
+  found one and ended earlier gets a last point at `until`: found stays
+  found, so a seed stopped early still counts where others ran on (one
+  that found none ends where it ended: what it would have done is
+  unknown)."""
+  found = deepest_so_far(successes(run, threshold))
+  if (until is None or not found.ys.size or not found.ys[-1]
+      or found.xs[-1] >= until):
+    return found
+  return dataclasses.replace(found, xs=np.append(found.xs, float(until)),
+                             ys=np.append(found.ys, 1.0))
 
 
 def right_moves(run, size, move_cost=MOVE_COST, threshold=THRESHOLD):
@@ -175,7 +184,8 @@ def fisher_exact(successes_a, total_a, successes_b, total_b):
   """Two-sided p of Fisher's exact test that two proportions are equal
   (seeds that found the treasure in one method against another): the
   chance, with the margins fixed (hypergeometric), of a split at most as
-  likely as the observed one. 2/2 against 0/2 gives 1/3, 3/3 against 0/3
+  likely as the observed one (the two-sided p of R's fisher.test and
+  scipy.stats.fisher_exact). 2/2 against 0/2 gives 1/3, 3/3 against 0/3
   1/10: three seeds per arm cannot reach p < 0.05. ValueError for counts
   outside 0..total; nan when a method has no seeds."""
   for count, total in ((successes_a, total_a), (successes_b, total_b)):
@@ -185,17 +195,13 @@ def fisher_exact(successes_a, total_a, successes_b, total_b):
   if total_a == 0 or total_b == 0:
     return math.nan
   found, seeds = successes_a + successes_b, total_a + total_b
-
-  def chance(k):  # P(method a has k of the `found` successes).
-    return (math.comb(total_a, k) * math.comb(total_b, found - k)
-            / math.comb(seeds, found))
-
-  observed = chance(successes_a)
-  splits = range(max(0, found - total_b), min(found, total_a) + 1)
-  # The relative tolerance keeps splits as likely as the observed one
-  # (equal up to rounding) in the sum.
-  return min(1.0, sum(chance(k) for k in splits
-                      if chance(k) <= observed * (1 + 1e-9)))
+  # Ways for method a to hold k of the `found` successes; over
+  # comb(seeds, found) they are the chances (integers: ties stay exact).
+  ways = {k: math.comb(total_a, k) * math.comb(total_b, found - k)
+          for k in range(max(0, found - total_b), min(found, total_a) + 1)}
+  observed = ways[successes_a]
+  return sum(w for w in ways.values() if w <= observed) / math.comb(
+      seeds, found)
 
 
 def median_first(firsts, episodes):

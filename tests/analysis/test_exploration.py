@@ -167,6 +167,15 @@ def test_found_so_far_is_one_from_the_first_success_on():
   ends = [scores.bin_curve(f.xs, f.ys, np.array([0.0, 25.0, 50.0]),
                            reduce='last') for f in (found, never)]
   np.testing.assert_array_equal(np.mean(ends, 0), [0.0, 0.5])
+  # A seed that found it and stopped early stays found to `until`; one
+  # that found nothing ends where it ended.
+  np.testing.assert_array_equal(
+      exploration.found_so_far(r, until=90.0).xs, [10, 20, 30, 40, 50, 90])
+  assert exploration.found_so_far(r, until=90.0).ys[-1] == 1.0
+  np.testing.assert_array_equal(
+      exploration.found_so_far(run([0.0, 0.0]), until=90.0).xs, [10, 20])
+  np.testing.assert_array_equal(
+      exploration.found_so_far(r, until=50.0).xs, r.xs)
 
 
 def test_right_moves_from_deepsea_scores():

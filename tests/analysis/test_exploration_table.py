@@ -132,7 +132,7 @@ def test_compare_tests_each_method_against_the_reference():
   text = exploration_table.markdown(rows, 0.5, 2, 0.5)
   assert '| vs baseline: p found, p solved |' in text
   assert '| 0.10, 0.10 |' in text
-  assert 'smallest possible p is 0.10' in text
+  assert '0.10 at 3 against 3' in text
   _, columns = exploration_table.csv_table(rows)
   assert columns[-3:] == ['compared_to', 'found_p', 'solved_p']
   # A reference without runs with episodes on a task is named.

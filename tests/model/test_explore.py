@@ -210,7 +210,7 @@ def test_streams_stay_separate():
 
 def test_exploration_adds_modules_state_and_signature_only_when_on():
   plain = build('5', 'discrete:3', *SMALL)
-  agent = explorer()
+  agent = explorer('latent', 'Exploration.extrinsic_weight = 0.5')
   assert plain.ensemble is None and 'Exploration.signal' not in (
       plain.signature())
   assert agent.signature()['Exploration.signal'] == 'latent'
@@ -230,10 +230,9 @@ def test_exploration_adds_modules_state_and_signature_only_when_on():
           'opt/explore_grad_norm'} <= set(metrics)
   # The advantage's weights of both streams, as the update used them.
   assert float(metrics['intr/weight']) == 0.25
-  assert float(metrics['extr/weight']) == (
-      agent.exploration.extrinsic_weight)
+  assert float(metrics['extr/weight']) == 0.5
   assert int(agent.explore_optimizer.iterations) == 1
-  restored = explorer()
+  restored = explorer('latent', 'Exploration.extrinsic_weight = 0.5')
   restored.set_state(agent.get_state())
   for a, b in zip(restored.get_state(), agent.get_state()):
     np.testing.assert_array_equal(a, b)

@@ -191,13 +191,14 @@ def test_prioritized_sampling_follows_priorities():
 
 @pytest.mark.parametrize('zero_on_sample', [False, True])
 def test_replay_draws_match_a_brute_force_sampler(zero_on_sample):
-  """The whole path: step priorities -> windows -> exponent 0.8 and
-  maxfrac 0.5 -> a half-uniform, half-prioritized mixture, with and
+  """The whole path: step priorities -> windows -> exponent 0.6 and
+  maxfrac 0.25 (not the defaults, so that both must reach the selector)
+  -> a half-uniform, half-prioritized mixture, with and
   without zero-on-sample, against the exact chance of every ordered pair
   of rows of a 2-row batch (priorities written back after each batch, as
   training does). Chi-square over 36 pairs."""
   stats = pytest.importorskip('scipy.stats')
-  exponent, maxfrac, length = 0.8, 0.5, 3
+  exponent, maxfrac, length = 0.6, 0.25, 3
   replay = Replay(
       capacity=100, chunk_size=8, length=length, online=False, seed=11,
       fracs=dict(uniform=0.5, priority=0.5), prio_exponent=exponent,

@@ -57,8 +57,7 @@ def _stored_priorities(replay, stepid):
                    for row in stepid.tolist()])
 
 
-def _prioritized_loop(context, zero_on_sample,
-                      fracs=(('uniform', 0.5), ('priority', 0.5))):
+def _prioritized_loop(context, zero_on_sample, fracs=None):
   """(loop, agent, replay, counters) of a tiny agent over a replay that
   draws half by priority (or by `fracs`), holding 40 steps at priority
   1."""
@@ -69,7 +68,7 @@ def _prioritized_loop(context, zero_on_sample,
                           spaces.parse_act_space('discrete:2'))
   replay = replay_lib.Replay(
       capacity=1000, chunk_size=16, length=agent.sequence_length, seed=0,
-      online=False, fracs=dict(fracs),
+      online=False, fracs=fracs or dict(uniform=0.5, priority=0.5),
       prio_initial=1.0, prio_zero_on_sample=zero_on_sample)
   rng = np.random.default_rng(0)
   steps = batches.random_batch(agent, rng, batch_size=1)
@@ -123,7 +122,8 @@ def test_priorities_written_back_after_applied_updates_only(context):
 
 
 def test_nothing_is_written_without_priority_selection():
-  loop, agent, replay, _ = _prioritized_loop(1, False, {'uniform': 1.0})
+  loop, agent, replay, counters = _prioritized_loop(1, False,
+                                                    {'uniform': 1.0})
   computed = []
   train = agent.train
 
@@ -134,7 +134,8 @@ def test_nothing_is_written_without_priority_selection():
 
   agent.train = train_and_note
   loop._update()  # pylint: disable=protected-access
-  assert 'priority' in computed[-1]  # The update computed them.
+  assert 'priority' in computed[-1]  # The update computed them,
+  assert counters.nonfinite == 0  # and it was applied.
   for chunk in replay._chunks.values():  # pylint: disable=protected-access
     np.testing.assert_array_equal(chunk.prio[:chunk.length], 1.0)
 
