@@ -287,7 +287,7 @@ def make_results(out=''):
         seed=FLAGS.seed, ylabel='success rate', colors=colors)
     found = {}
     for task, methods in table.items():
-      until = _last_frame(methods)  # Seeds that found it count to the end.
+      until = scores.last_frame(methods)  # Found seeds count to the end.
       found[task] = {method: [exploration.found_so_far(
           r, FLAGS.threshold, until) for r in runs]
                      for method, runs in methods.items()}
@@ -309,12 +309,6 @@ def make_results(out=''):
           seed=FLAGS.seed, ylabel='right moves per episode', colors=colors,
           what='right moves')
   return rows, text, paths
-
-
-def _last_frame(methods):
-  """The last frame of any run of one task's {method: [Run]}."""
-  return max((r.xs[-1] for runs in methods.values() for r in runs
-              if r.xs.size), default=0.0)
 
 
 @errors.exits_on_user_error('launch.exploration')

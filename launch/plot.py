@@ -82,8 +82,7 @@ def curves(methods, bins=30, max_frames=None, reps=1000, seed=0, task='',
   the points in the error for a task without any.
   """
   if max_frames is None:
-    max_frames = max((r.xs.max() for runs in methods.values()
-                      for r in runs if r.xs.size), default=0)
+    max_frames = scores.last_frame(methods)
     if max_frames <= 0:
       raise ValueError(f'No {what} to plot for task {task!r}: '
                        'its runs have none past frame 0.')

@@ -31,8 +31,8 @@ def build(table, threshold, window, rate, reps=2000, seed=0, depths=None,
           moves=None, reach_rows=(), reach_episodes=None):
   """One row per task x method of {task: {method: [Run]}}; `depths`, the
   same of per-episode diagonal depths (launch/exploration.py
-  `collect_depths`), adds the
-  deepest row per seed and their median where it has the method, and per
+  `collect_depths`), adds the deepest row per seed and their median
+  where it has the method, and per
   row r of `reach_rows` (default: `default_reach_rows` of the task's N)
   the episodes (of each seed's first `reach_episodes`, None: all) that
   reached at least row r (`reached_row<r>`: per seed; `reached_total`:

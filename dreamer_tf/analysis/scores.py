@@ -364,6 +364,13 @@ def frame_grid(max_frames, bins):
 BIN_REDUCTIONS = ('mean', 'last')
 
 
+def last_frame(methods):
+  """The last frame of any run of one task's {method: [Run]} (0.0 when no
+  run has a point)."""
+  return max((float(r.xs.max()) for runs in methods.values() for r in runs
+              if r.xs.size), default=0.0)
+
+
 def bin_curve(xs, ys, edges, reduce='mean'):
   """[K] one value per bin of the ys with x in [edges[k], edges[k+1]) (the
   last bin closed); NaN for an empty bin. Points outside the grid are

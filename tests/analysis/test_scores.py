@@ -446,3 +446,10 @@ def test_difference_from_a_baseline_works_where_a_ratio_cannot():
   with pytest.raises(ValueError, match=r"Unknown normalisation 'diff'; use "
                      r"one of \['ratio', 'difference'\]"):
     scores.relative_to(table, 'base', 1, mode='diff')
+
+
+def test_last_frame_of_a_task():
+  methods = {'a': [make_run([1, 5], [0.0, 0.0]), make_run([], [])],
+             'b': [make_run([2, 9, 3], [0.0, 0.0, 0.0])]}
+  assert scores.last_frame(methods) == 9.0
+  assert scores.last_frame({'a': [make_run([], [])]}) == 0.0
