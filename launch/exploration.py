@@ -29,7 +29,9 @@ method the mean over seeds with a 95% bootstrap band and a thin line per
 seed; x = env frames, which for DeepSea N x N is N + 1 per episode: the
 first observation and N moves), and in <out>/found/ the fraction of
 seeds that have found a success by each frame (time to the first
-success; a seed that never finds one counts as 0 throughout).
+success: a seed counts 0 until its first success and 1 from then to the
+last frame of any run; one that never found one and ended early is left
+out after its end, its future unknown).
 
 DeepSea runs whose directory holds their replay also give the diagonal
 depth of every episode (--depth, on by default): the deepest diagonal
@@ -162,7 +164,9 @@ def collect_depths(table, references=()):
         found.add((task, method, str(run.seed)))
   for path in references:
     for run in scores.load_reference(path):
-      if (run.method in table.get(run.task, {})
+      seeds = {str(r.seed) for r in table.get(run.task, {}).get(run.method,
+                                                                 [])}
+      if (str(run.seed) in seeds
           and (run.task, run.method, str(run.seed)) not in found):
         depths.setdefault(run.task, {}).setdefault(run.method, []).append(run)
         found.add((run.task, run.method, str(run.seed)))

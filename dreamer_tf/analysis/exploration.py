@@ -167,9 +167,13 @@ def reach_counts(run, rows, episodes=None):
 
 def wilson(successes_count, total, level=0.95):
   """Wilson score interval (low, high) of a proportion at confidence
-  `level` (0 < level < 1); (nan, nan) for total 0."""
+  `level` (0 < level < 1); (nan, nan) for total 0. ValueError for a
+  count outside 0..total."""
   if not 0 < level < 1:
     raise ValueError(f'A confidence level is in (0, 1), got {level}.')
+  if not 0 <= successes_count <= total:
+    raise ValueError(f'A count of successes is in 0..total, got '
+                     f'{successes_count} of {total}.')
   if total == 0:
     return math.nan, math.nan
   z = statistics.NormalDist().inv_cdf((1 + level) / 2)

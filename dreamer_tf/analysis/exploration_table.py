@@ -90,23 +90,26 @@ def compare(rows, reference):
   """The rows with, per task, each other method's found and solved
   fractions tested against `reference`'s (`exploration.fisher_exact`,
   two-sided): `found_p`, `solved_p` and `compared_to`. A method without
-  episodes yet gets none. ValueError naming the task when `reference` has
-  no row with episodes there."""
+  episodes yet gets none, and so does every method of a task where
+  `reference` has none yet (`markdown` says so under its table).
+  ValueError when `reference` has episodes on no task."""
   by_task = {}
   for r in rows:
     by_task.setdefault(r['task'], {})[r['method']] = r
+  def has_episodes(task):
+    return by_task[task].get(reference, {}).get('seeds', 0) > 0
+  if not any(has_episodes(task) for task in by_task):
+    methods = sorted({r['method'] for r in rows if r['seeds']})
+    raise ValueError(
+        f'Cannot compare with {reference!r}{suggest(reference, methods)}: '
+        f'it has no run with episodes; the methods that have: {methods}.')
   out = []
   for r in rows:
-    ref = by_task[r['task']].get(reference)
-    if ref is None or not ref['seeds']:
-      methods = [m for m, row in by_task[r['task']].items() if row['seeds']]
-      raise ValueError(
-          f'Cannot compare with {reference!r} on {r["task"]}'
-          f'{suggest(reference, methods)}: it has no run with episodes '
-          f'there; the methods that have: {methods}.')
-    if r['method'] == reference or not r['seeds']:
+    if (r['method'] == reference or not r['seeds']
+        or not has_episodes(r['task'])):
       out.append(r)
       continue
+    ref = by_task[r['task']][reference]
     p = {f'{name}_p': exploration.fisher_exact(
         _count(r, name), r['seeds'], _count(ref, name), ref['seeds'])
         for name in ('found', 'solved')}
@@ -128,8 +131,10 @@ def default_reach_rows(size):
 def _reached(task, runs, depth_runs, reach_rows, reach_episodes):
   """The reach columns of one method's row (`build`): '-' for a seed
   without depths (or without an episode in them)."""
-  rows = list(reach_rows) or default_reach_rows(
-      exploration.deepsea_task_size(task))
+  size = exploration.deepsea_task_size(task)
+  rows = list(reach_rows) or (default_reach_rows(size) if size else [])
+  if not rows:  # Not DeepSea, and no rows asked for.
+    return {}
   by_seed = {str(r.seed): r for r in depth_runs if r.ys.size}
   counts = {s: exploration.reach_counts(r, rows, reach_episodes)
             for s, r in by_seed.items()}
@@ -214,6 +219,9 @@ def markdown(rows, threshold, window, rate, reach_episodes=None):
           + (f' {_deepest(r)} |' if deep else '')
           + (f' {_right_moves(r)} |' if right else '')
           + (f' {_versus(r)} |' if versus else ''))
+    if reference and not versus:
+      lines += ['', f'No p-values: {reference} has no episode on {task} '
+                'yet.']
     lines += _reach_table(task_rows, reach_episodes)
     left_out = [f'{r["method"]} (seeds {r["without_episodes"]})'
                 for r in task_rows if r['without_episodes']]

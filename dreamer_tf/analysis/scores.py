@@ -373,24 +373,33 @@ def last_frame(methods):
 
 def bin_curve(xs, ys, edges, reduce='mean'):
   """[K] one value per bin of the ys with x in [edges[k], edges[k+1]) (the
-  last bin closed); NaN for an empty bin. Points outside the grid are
-  dropped. reduce: 'mean' of the bin's ys, or 'last': the y of its largest
-  x (the latest in order among equal xs), which is what a running total or
-  maximum has reached by the bin's end."""
+  last bin closed). reduce: 'mean' of the bin's ys (NaN for an empty
+  bin; points outside the grid are dropped), or 'last': what a running total
+  or maximum has reached by the bin's end, the y of the latest point up
+  to it (the latest in order among equal xs, points before the grid
+  included). A bin without a point of its own carries that value while
+  the run goes on (it has a point at or after the bin's start); bins
+  before the run's first point and after its last are NaN."""
   if reduce not in BIN_REDUCTIONS:
     raise ValueError(f'reduce is one of {BIN_REDUCTIONS}, got {reduce!r}.')
   xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
   bins = len(edges) - 1
+  if reduce == 'last':
+    binned = np.full(bins, np.nan)
+    if not xs.size:
+      return binned
+    order = np.argsort(xs, kind='stable')
+    xs, ys = xs[order], ys[order]
+    # The index of the latest point before each bin's end (the last
+    # bin's end included).
+    latest = np.searchsorted(xs, edges[1:], side='left') - 1  # [K]
+    latest[-1] = np.searchsorted(xs, edges[-1], side='right') - 1
+    going = (latest >= 0) & (xs[-1] >= np.asarray(edges[:-1]))
+    binned[going] = ys[latest[going]]
+    return binned
   index = np.searchsorted(edges, xs, side='right') - 1
   index[xs == edges[-1]] = bins - 1
   inside = (index >= 0) & (index < bins)
-  if reduce == 'last':
-    order = np.argsort(xs[inside], kind='stable')
-    index, ys = index[inside][order], ys[inside][order]  # bins ascending
-    last = np.flatnonzero(np.diff(index, append=bins))  # Each bin's end.
-    binned = np.full(bins, np.nan)
-    binned[index[last]] = ys[last]
-    return binned
   sums = np.bincount(index[inside], ys[inside], minlength=bins)
   counts = np.bincount(index[inside], minlength=bins)
   with np.errstate(invalid='ignore', divide='ignore'):

@@ -241,10 +241,7 @@ def _finish(run, proc, code, interrupted=False):
   record.update(state='exited', exit_code=code, ended=sweep_status.now(),
                 interrupted=interrupted)
   sweep_status.write_record(run, **record)
-  done = os.path.exists(os.path.join(run.logdir, DONE_FILE))
-  if done:
-    return 'done'
-  return 'partial' if interrupted or code == 0 else 'failed'
+  return sweep_status.logdir_status(run.logdir)['status']
 
 
 def _stop(active, timeout):

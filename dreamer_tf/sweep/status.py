@@ -97,10 +97,14 @@ def write_index(root, runs):
 def load_index(root):
   """The runs listed in <root>/index.json, located under `root` as given."""
   path = os.path.join(root, INDEX_JSON)
-  index = read_json(path)
-  if index is None:
+  if not os.path.exists(path):
     raise ValueError(f'No sweep index at {path}; pass the sweep flags '
                      '(--tasks, ...) or the --root of a launched sweep.')
+  index = read_json(path)
+  if not isinstance(index, dict) or not isinstance(index.get('runs'), list):
+    raise ValueError(f'{path} is unreadable or not a sweep index; launch '
+                     'the sweep again with its flags (--tasks, ...) to '
+                     'rewrite it.')
   return [Run(e['name'], os.path.join(root, e['name']), e['task'], e['seed'],
               tuple(e['bindings'].items()), (), (), tuple(e['argv']),
               e.get('experiment', ''), e.get('description', ''))
@@ -135,8 +139,9 @@ def write_record(run, **record):
 
 
 def _alive(record):
-  """Whether the record's process runs (on another host: assumed so)."""
-  if record.get('host') != socket.gethostname():
+  """Whether the record's process runs (on another host: assumed so; a
+  record without a host is this host's)."""
+  if record.get('host', socket.gethostname()) != socket.gethostname():
     return True
   try:
     return abs(psutil.Process(record['pid']).create_time() -

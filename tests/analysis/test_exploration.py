@@ -70,6 +70,10 @@ def test_wilson_interval():
   assert (low, high) == (pytest.approx(0.23659, abs=1e-4),
                          pytest.approx(0.76341, abs=1e-4))
   assert all(math.isnan(v) for v in exploration.wilson(0, 0))
+  for bad in ((4, 3), (-1, 3)):
+    with pytest.raises(ValueError, match=r'A count of successes is in '
+                       r'0\.\.total, got'):
+      exploration.wilson(*bad)
   # Any level: 90% is narrower; 80% (z = 1.2816) too.
   low90, high90 = exploration.wilson(5, 10, level=0.9)
   assert 0.2366 < low90 < 0.5 < high90 < 0.7634
@@ -176,6 +180,26 @@ def test_found_so_far_is_one_from_the_first_success_on():
       exploration.found_so_far(run([0.0, 0.0]), until=90.0).xs, [10, 20])
   np.testing.assert_array_equal(
       exploration.found_so_far(r, until=50.0).xs, r.xs)
+
+
+def test_found_curve_over_seeds_never_drops():
+  """Seed 0 finds it in episode 2 and stops after 3 episodes; seeds 1 and
+  2 run 9 episodes and find nothing (episode k ends at frame 10 k, in bin
+  k of 9): the fraction found is 0, then 1/3 to the end (not 1/3, then 0
+  in the bins seed 0 did not run)."""
+  until = 90.0
+  runs = [run([0.0, 0.99, 0.0]), run([0.0] * 9, seed=1),
+          run([0.0] * 9, seed=2)]
+  found = [exploration.found_so_far(r, until=until) for r in runs]
+  binned = scores.bin_runs(found, scores.frame_grid(until, 9), reduce='last')
+  np.testing.assert_array_equal(binned[0], [np.nan, 0.0] + [1.0] * 7)
+  np.testing.assert_allclose(np.mean(binned, 0), [np.nan, 0.0] + [1 / 3] * 7)
+  # One that found nothing and stopped early is left out after its end.
+  short = exploration.found_so_far(run([0.0] * 3, seed=3), until=until)
+  curve = scores.bin_curve(short.xs, short.ys, scores.frame_grid(until, 9),
+                           reduce='last')
+  np.testing.assert_array_equal(curve[:4], [np.nan, 0.0, 0.0, 0.0])
+  assert np.isnan(curve[4:]).all()
 
 
 def test_right_moves_from_deepsea_scores():

@@ -135,12 +135,47 @@ def test_compare_tests_each_method_against_the_reference():
   assert '0.10 at 3 against 3' in text
   _, columns = exploration_table.csv_table(rows)
   assert columns[-3:] == ['compared_to', 'found_p', 'solved_p']
-  # A reference without runs with episodes on a task is named.
-  with pytest.raises(ValueError, match=r"Cannot compare with 'basline' on "
-                     r"deepsea_10 \(did you mean 'baseline'\?\): it has no "
-                     r"run with episodes there; the methods that have: "
+  # A reference without runs with episodes on any task is named.
+  with pytest.raises(ValueError, match=r"Cannot compare with 'basline' "
+                     r"\(did you mean 'baseline'\?\): it has no run with "
+                     r"episodes; the methods that have: "
                      r"\['baseline', 'ours'\]"):
     exploration_table.compare(rows, 'basline')
-  with pytest.raises(ValueError, match="Cannot compare with 'late' on "
-                     r"deepsea_10: it has no run with episodes"):
+  with pytest.raises(ValueError, match="Cannot compare with 'late': it has "
+                     "no run with episodes"):
     exploration_table.compare(rows, 'late')
+
+
+def test_compare_leaves_out_a_task_where_the_reference_has_no_episode():
+  """A reference that has just started on one task: that task gets no
+  p-values and a note; the others are compared."""
+  table = {
+      'deepsea_10': {
+          'baseline': [run([0.0], seed=k) for k in range(2)],
+          'ours': [run([SUCCESS], seed=k, method='ours') for k in range(2)]},
+      'deepsea_14': {
+          'baseline': [run([], task='deepsea_14')],
+          'ours': [run([SUCCESS], method='ours', task='deepsea_14')]}}
+  rows = exploration_table.compare(
+      exploration_table.build(table, 0.5, 1, 0.5, reps=100), 'baseline')
+  by = {(r['task'], r['method']): r for r in rows}
+  assert by['deepsea_10', 'ours']['found_p'] == pytest.approx(1 / 3)
+  assert 'compared_to' not in by['deepsea_14', 'ours']
+  text = exploration_table.markdown(rows, 0.5, 1, 0.5)
+  ten, fourteen = text.split('### deepsea_10')[1].split('### deepsea_14')
+  assert '| 0.33, 0.33 |' in ten and 'No p-values' not in ten
+  assert 'vs baseline' not in fourteen
+  assert 'No p-values: baseline has no episode on deepsea_14 yet.' in fourteen
+
+
+def test_reach_counts_only_on_deepsea_unless_rows_are_given():
+  """Depths of a task that is not DeepSea N (no N to pick rows from) give
+  the deepest row but no reach counts, unless rows are asked for."""
+  table = {'other': {'baseline': [run([0.0, 0.0], task='other')]}}
+  depths = {'other': {'baseline': [run([2.0, 5.0], task='other')]}}
+  row, = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths)
+  assert row['deepest'] == '5'
+  assert not any(k.startswith('reached') for k in row)
+  row, = exploration_table.build(table, 0.5, 2, 0.5, reps=100, depths=depths,
+                                 reach_rows=[3])
+  assert row['reached_row3'] == '1' and row['reached_total'] == {3: 1}

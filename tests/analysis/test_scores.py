@@ -263,12 +263,25 @@ def test_bin_curve_means_per_bin():
 def test_bin_curve_last_takes_each_bins_latest_point():
   edges = scores.frame_grid(30, 3)
   # Unsorted xs; two points at x = 15 (the later one in order wins); the
-  # third bin is empty; x = 40 is outside the grid.
-  binned = scores.bin_curve([5, 15, 0, 15, 12, 40], [2, 7, 1, 8, 3, 99],
+  # run ends in the second bin.
+  binned = scores.bin_curve([5, 15, 0, 15, 12], [2, 7, 1, 8, 3],
                             edges, reduce='last')
   np.testing.assert_array_equal(binned[:2], [2.0, 8.0])
   assert np.isnan(binned[2])
   assert np.isnan(scores.bin_curve([], [], edges, reduce='last')).all()
+  # A bin without a point of its own carries the value while the run goes
+  # on: the third bin is empty, but the run has a point past the grid.
+  np.testing.assert_array_equal(
+      scores.bin_curve([5, 15, 40], [2, 8, 99], edges, reduce='last'),
+      [2.0, 8.0, 8.0])
+  # So does a middle bin; a point before the grid counts at its start,
+  # and bins before the run's first point are NaN.
+  np.testing.assert_array_equal(
+      scores.bin_curve([-5, 25], [4, 6], edges, reduce='last'),
+      [4.0, 4.0, 6.0])
+  late = scores.bin_curve([12, 30], [1, 2], edges, reduce='last')
+  assert np.isnan(late[0])
+  np.testing.assert_array_equal(late[1:], [1.0, 2.0])
   # A running maximum binned by its last value stays a value it took.
   xs = np.arange(30.0)
   running = np.maximum.accumulate(np.arange(30) % 7)
@@ -450,6 +463,6 @@ def test_difference_from_a_baseline_works_where_a_ratio_cannot():
 
 def test_last_frame_of_a_task():
   methods = {'a': [make_run([1, 5], [0.0, 0.0]), make_run([], [])],
-             'b': [make_run([2, 9, 3], [0.0, 0.0, 0.0])]}
+             'b': [make_run([2, 3, 9], [0.0, 0.0, 0.0])]}
   assert scores.last_frame(methods) == 9.0
   assert scores.last_frame({'a': [make_run([], [])]}) == 0.0

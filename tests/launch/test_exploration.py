@@ -132,10 +132,9 @@ def test_exploration_flag_errors(sweep, tmp_path):
   assert 'rate' in proc.stderr and '1' in proc.stderr
   proc = _launch(f'--runs={sweep}', '--compare_to=baselin', '--nodepth')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
-  assert ("--compare_to=baselin: Cannot compare with 'baselin' on "
-          "deepsea_10 (did you mean 'baseline'?): it has no run with "
-          "episodes there; the methods that have: ['baseline', "
-          "'prioritized']") in proc.stderr
+  assert ("--compare_to=baselin: Cannot compare with 'baselin' (did you "
+          "mean 'baseline'?): it has no run with episodes; the methods that "
+          "have: ['baseline', 'prioritized']") in proc.stderr
 
 
 def test_a_run_without_episodes_yet_is_left_out_and_named(tmp_path):
@@ -253,6 +252,15 @@ def test_diagonal_depths_from_the_replays_and_kept_in_a_file(tmp_path):
   assert again.returncode == 0, again.stderr
   assert open(f'{tmp_path}/b.csv').read() == open(out + '.csv').read()
   assert open(f'{tmp_path}/b.md').read() == text
+  # Depths of a seed the scores leave out are left out too.
+  assert b0 != b1  # Else the check below could not fail.
+  proc = _launch(f'--runs={runs[0].logdir}', f'--depth_reference={saved}',
+                 '--reps=50', f'--out={tmp_path}/seed0')
+  assert proc.returncode == 0, proc.stderr
+  rows = {r['method']: r
+          for r in csv.DictReader(open(f'{tmp_path}/seed0.csv'))}
+  assert rows['baseline']['deepest'] == f'{b0}'
+  assert float(rows['baseline']['median_deepest']) == b0
   # A seed without depths in a method that has some: '-'.
   fakes.write_run(runs[1], [(1, 0.0)], num_envs=2)  # baseline 1: mismatch.
   proc = _launch(f'--runs={root}', '--reps=50', f'--out={tmp_path}/c')

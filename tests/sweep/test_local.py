@@ -194,14 +194,12 @@ def test_a_live_run_is_not_started_twice(tmp_path):
   sweep_status.write_record(
       run, state='running', pid=os.getpid(),
       pid_start=sweep_status.create_time(os.getpid()))
-  assert sweep_status.read_status(run)['status'] == 'running'
   out = io.StringIO()
   assert sweep_local.run_local([run], out=out) == 0
   assert calls(run) == [] and 'already running' in out.getvalue()
   # A stale record (that process is gone) does not block the run.
   sweep_status.write_record(run, state='running', pid=os.getpid(),
                             pid_start=1.0)
-  assert sweep_status.read_status(run)['status'] == 'partial'
   assert sweep_local.run_local([run], out=io.StringIO()) == 0
   assert calls(run) == ['ok']
 

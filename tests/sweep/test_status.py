@@ -32,6 +32,10 @@ def test_each_status_from_the_files(tmp_path):
   # On another host: running until that host records its end.
   sweep_status.write_record(run, state='running', pid=1, host='elsewhere')
   assert sweep_status.read_status(run)['status'] == 'running'
+  # A record without a host is this host's: its process is checked.
+  with open(os.path.join(run.logdir, sweep_status.RECORD_FILE), 'w') as f:
+    json.dump(dict(state='running', pid=os.getpid(), pid_start=1.0), f)
+  assert sweep_status.read_status(run)['status'] == 'partial'
   # Exited nonzero: failed; interrupted or 0 without done.json: partial.
   sweep_status.write_record(run, state='exited', exit_code=3, ended='t1')
   status = sweep_status.read_status(run)
@@ -92,6 +96,11 @@ def test_index_lists_every_run_and_reads_back(tmp_path):
   with pytest.raises(ValueError, match=r'No sweep index at .*index\.json; '
                      r'pass the sweep flags'):
     sweep_status.load_index(str(tmp_path / 'none'))
+  for text in ('{"runs": [', '{"updated": "t"}', '[]'):
+    (root / sweep_status.INDEX_JSON).write_text(text)
+    with pytest.raises(ValueError, match=r'index\.json is unreadable or not '
+                       r'a sweep index; launch the sweep again'):
+      sweep_status.load_index(str(root))
 
 
 def test_exit_text():
