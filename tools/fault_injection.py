@@ -48,6 +48,7 @@ RUN_STEPS, SAVE_EVERY, EVAL_EVERY = 160, 16, 40
 KINDS = ('write', 'step', 'start')
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
 SEQUENCE_LENGTH = 9  # The debug suite's batch_length 8 + 1 context step.
+CONTEXT = 1  # Agent.replay_context: the replay's `context`.
 
 
 def command(logdir, steps=RUN_STEPS, save_every=SAVE_EVERY, extra=()):
@@ -162,7 +163,8 @@ def check_resumable(logdir, replay_kwargs=None):
       str(ckpt_dir)).readable():
     parts = ckpt_lib.unpack(tensors, state, str(ckpt_dir))
     replay = replay_lib.Replay(str(logdir / 'replay'),
-                               length=SEQUENCE_LENGTH, restore=False,
+                               length=SEQUENCE_LENGTH, context=CONTEXT,
+                               restore=False,
                                **(replay_kwargs or {}))
     try:
       replay.load(parts['replay']['generation'])
@@ -208,6 +210,7 @@ def compare(straight, resumed, replay_kwargs=None):
       if name.split('/')[1] != 'env' and not np.array_equal(x, y):
         diffs.append(f'tensor {name} differs')
   replays = [replay_lib.Replay(str(d / 'replay'), length=SEQUENCE_LENGTH,
+                               context=CONTEXT,
                                **(replay_kwargs or {}))
              for d in (straight, resumed)]
   if replays[0].stats()['inserts'] != replays[1].stats()['inserts']:

@@ -22,7 +22,10 @@ import tensorflow as tf
 SIGNALS = ('world_model', 'reconstruction', 'value_error', 'return',
            'intrinsic_return')
 EXPLORATION_SIGNALS = ('intrinsic_return',)  # Only with Exploration on.
-MAX_PRIORITY = 1e30  # Finite in float32 after any exponent <= 1.
+# A step priority's cap: finite in float32, as the replay stores it; the
+# item priority raises it to Replay.prio_exponent in float64 (finite
+# for any exponent up to 10; the default is 0.8).
+MAX_PRIORITY = 1e30
 
 
 @gin.configurable('Priority')

@@ -51,8 +51,10 @@ become items.
 """
 import collections
 import functools
+import math
 import threading
 import types
+import warnings
 
 import gin
 import numpy as np
@@ -125,7 +127,14 @@ class Replay:
   fracs: mixture {uniform, recency, priority} -> fraction, summing to 1.
   recency_exp: p(age) ∝ (age + 1)^-recency_exp, age 0 = newest item.
   prio_exponent, prio_maxfrac: item priority = maxfrac * max + (1 - maxfrac)
-    * mean of step priority^exponent over its `length` steps.
+    * mean of step priority^exponent over its trained steps: the last
+    `length - context` of its `length`.
+  context: the first steps of each sequence that only give the model its
+    context (the agent's `replay_context`, §4.3). Training writes no
+    priority to them, so they are left out of the item priority: the
+    first `context` steps of a worker's stream are never trained and,
+    counted, would keep the first items at their initial (infinite)
+    priority for good, drawn in every prioritized batch.
   prio_initial: priority of new steps (inf: seen before any trained item).
   prio_zero_on_sample: the prioritized selector zeroes the priority of an
     item it draws, in its own state, until `update` gives steps of that
@@ -144,18 +153,28 @@ class Replay:
       online=True, fracs=_DEFAULT_FRACS, recency_exp=1.0, prio_exponent=0.8,
       prio_maxfrac=0.5, seed=0, prio_initial=np.inf,
       prio_zero_on_sample=True, importance=0.0, compress=False,
-      restore=True):
+      restore=True, context=0):
     if capacity < 1 or chunk_size < 1 or length < 1:
       raise ValueError(f'Replay needs capacity, chunk_size and length >= 1, '
                        f'got {capacity}, {chunk_size}, {length}.')
+    if not 0 <= context < length:
+      raise ValueError(f'Replay context={context} must be in [0, length) '
+                       f'= [0, {length}): each sequence needs a trained '
+                       'step.')
     if not 0 <= prio_maxfrac <= 1:
       raise ValueError(f'prio_maxfrac={prio_maxfrac} must be in [0, 1].')
+    if not (isinstance(prio_exponent, (int, float))
+            and math.isfinite(prio_exponent) and prio_exponent >= 0):
+      raise ValueError(f'Replay.prio_exponent={prio_exponent!r} must be a '
+                       'finite number >= 0 (0.8 by default; 0 draws the '
+                       'trained items uniformly).')
     if not 0 <= importance <= 1:
       raise ValueError(f'Replay.importance={importance} must be in [0, 1] '
                        '(the importance-sampling exponent β; 0 turns the '
                        'weights off).')
     self.directory, self.capacity = directory, int(capacity)
     self.chunk_size, self.length, self.online = chunk_size, length, online
+    self.context = int(context)
     self.fracs = selectors.check_fracs(fracs)
     self.recency_exp = recency_exp
     self.prio_exponent, self.prio_maxfrac = prio_exponent, prio_maxfrac
@@ -196,7 +215,7 @@ class Replay:
         recency=lambda: selectors.Recency(self.recency_exp),
         priority=lambda: selectors.Prioritized(
             self.capacity, self.prio_exponent, self.prio_maxfrac,
-            self.prio_initial, self.prio_zero_on_sample))
+            self.prio_initial, self.prio_zero_on_sample, self.context))
     return selectors.Mixture(self.fracs, {
         name: make[name]() for name, frac in self.fracs.items() if frac > 0})
 
@@ -587,13 +606,14 @@ class Replay:
   def _reprioritize(self, chunk, index):
     """Recomputes every live item whose sequence holds a step chunk[index].
 
-    Item starts p (relative to the chunk) with p <= i <= p + length - 1 for
-    a written step i; contiguous runs of them are refreshed together.
+    Item starts p (relative to the chunk) with p + context <= i <= p +
+    length - 1 for a written step i (one of the item's trained steps);
+    contiguous runs of them are refreshed together.
     """
     reach = self.length - 1
     marks = np.zeros(chunk.length + reach + 1, np.int64)  # [p + reach]
     np.add.at(marks, index, 1)
-    np.add.at(marks, index + reach + 1, -1)
+    np.add.at(marks, index + reach - self.context + 1, -1)
     covered = np.cumsum(marks)[:-1] > 0
     edges = np.flatnonzero(np.diff(np.concatenate([[0], covered, [0]])))
     for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):
@@ -689,6 +709,12 @@ class Replay:
           f'{e!r}. Delete the replay directory or restore it from a '
           'backup.') from e
     if 'priority' in missing:  # Rebuilt from the stored step priorities.
+      if 'priority' in selector_state:
+        warnings.warn(
+            f'Replay {self.directory}: its item priorities were saved with '
+            f'other settings ({selector_state["priority"].get("aggregation")}'
+            f'; now {self._mixture.prioritized.aggregation}); recomputed '
+            'from the stored step priorities.', stacklevel=3)
       for chunk in self._chunks.values():
         self._refresh(chunk, 0, 0, chunk.length)
     self._streams = {int(w): list(s) for w, s in index['streams'].items()}

@@ -15,9 +15,13 @@ evicted first-in first-out, so the live items are always one id range
                                selector draws exactly what the saved one
                                would have drawn from the same generator
                                state (the generator belongs to the caller)
+  fits(s) -> bool              whether a saved state was made with this
+                               selector's settings (`Prioritized`: its
+                               exponent, maxfrac and context)
 
 and `reset(first, next)` starts one from the live items when no state was
-saved (an older save, or a fraction that was 0 when saving).
+saved (an older save, or a fraction that was 0 when saving) or the saved
+one does not fit.
 
 `Mixture` draws each batch row from one selector chosen by its fraction.
 `ItemTable` (item id -> its first step) is the replay's bookkeeping, kept
@@ -75,6 +79,8 @@ class Selector(typing.Protocol):
 
   def set_state(self, state): ...
 
+  def fits(self, state): ...
+
 
 class _Range:
   """The live id range [first, next) every selector tracks."""
@@ -106,6 +112,11 @@ class _Range:
 
   def set_state(self, state):
     self.first, self.next = int(state['first']), int(state['next'])
+
+  def fits(self, state):
+    """Whether `set_state` can take a state saved with other settings."""
+    del state  # Uniform and recency states hold only the live range.
+    return True
 
   def reset(self, first, next_):
     """Forgets everything; holds the live items [first, next_)."""
@@ -188,8 +199,12 @@ class Prioritized(_Range):
   """p(item) ∝ its priority, new (infinite) items first (spec §1.7 `prio`).
 
   Item priority = maxfrac * max + (1 - maxfrac) * mean of the item's step
-  priorities^exponent (`aggregate`); `prioritize` sets it from the step
-  priorities the caller stores. A new item starts at the priority of
+  priorities^exponent (`aggregate`) over its trained steps, all but its
+  first `context` (those only give the model its context, are never
+  written and, counted, would hold a stream's first items at `initial`
+  for good); `prioritize` sets it from the step priorities the caller
+  stores. The state holds these settings (`aggregation`): a state saved
+  with others does not `fit`, and the caller recomputes the items. A new item starts at the priority of
   `initial` steps (inf: drawn, uniformly among the infinite ones, before any
   finite item). When every priority is zero, draws are uniform.
 
@@ -209,11 +224,12 @@ class Prioritized(_Range):
   """
 
   def __init__(self, capacity, exponent=0.8, maxfrac=0.5, initial=np.inf,
-               zero_on_sample=True):
+               zero_on_sample=True, context=0):
     if not 0 <= maxfrac <= 1:
       raise ValueError(f'prio_maxfrac={maxfrac} must be in [0, 1].')
     super().__init__()
     self.capacity, self.exponent, self.maxfrac = capacity, exponent, maxfrac
+    self.context = int(context)
     self.initial, self.zero_on_sample = float(initial), zero_on_sample
     self.slots, self.zeroed = 0, 0
     self.tree = SumTree(1)
@@ -254,13 +270,25 @@ class Prioritized(_Range):
       return 1.0 / len(self)  # All zero: uniform (`sample`).
     return float(probs[0])
 
+  @property
+  def aggregation(self):
+    """The settings an item priority is made with."""
+    return dict(exponent=float(self.exponent), maxfrac=float(self.maxfrac),
+                context=self.context)
+
   def prioritize(self, items, windows):
-    """items [N] live ids; windows [N, L] their steps' priorities >= 0."""
+    """items [N] live ids; windows [N, L] their steps' priorities >= 0
+    (L > context)."""
     items = np.asarray(items, np.int64)
     if items.size and (items.min() < self.first or items.max() >= self.next):
       raise ValueError(f'Cannot prioritize items {items.tolist()} outside '
                        f'the live range [{self.first}, {self.next}).')
-    values = aggregate(windows, self.exponent, self.maxfrac)
+    windows = np.asarray(windows)
+    if windows.shape[-1] <= self.context:
+      raise ValueError(f'Windows of {windows.shape[-1]} steps hold no step '
+                       f'after the {self.context} context steps.')
+    values = aggregate(windows[:, self.context:], self.exponent,
+                       self.maxfrac)
     self.tree.set(items % self.slots, values)
 
   def priorities(self, items):
@@ -270,7 +298,13 @@ class Prioritized(_Range):
   def get_state(self):
     live = np.arange(self.first, self.next)
     return dict(super().get_state(), slots=self.slots, zeroed=self.zeroed,
-                leaves=self.priorities(live))  # [N] float64, oldest first.
+                leaves=self.priorities(live),  # [N] float64, oldest first.
+                aggregation=self.aggregation)
+
+  def fits(self, state):
+    """Whether a saved state's leaves were made with this selector's
+    settings (a state without them predates the context rule)."""
+    return state.get('aggregation') == self.aggregation
 
   def set_state(self, state):
     first, next_ = int(state['first']), int(state['next'])
@@ -375,12 +409,13 @@ class Mixture:
     """Restores each selector's state; all must hold [first, next_).
 
     Selectors without a saved state (a save made while their fraction was
-    0, or an older format) are reset to the live items; returns their
-    names, so the caller can prioritize those items.
+    0, or an older format) or with one that does not fit their settings
+    (`fits`) are reset to the live items; returns their names, so the
+    caller can prioritize those items.
     """
     missing = []
     for name, selector in self.selectors.items():
-      if name not in state:
+      if name not in state or not selector.fits(state[name]):
         selector.reset(first, next_)
         missing.append(name)
         continue

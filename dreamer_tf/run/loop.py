@@ -141,7 +141,11 @@ class Counters:
     self.ratio.restore(state['ratio'])
     self.rng.bit_generator.state = state['rng']
     if self.schedule and state.get('schedule') is not None:
-      self.schedule.set_state(state['schedule'])
+      try:
+        self.schedule.set_state(state['schedule'])
+      except ValueError as e:
+        raise ckpt_lib.CheckpointError(
+            f'The checkpoint in {self.directory}: {e}') from None
 
 
 class Loop:

@@ -146,5 +146,11 @@ class ReturnProgress:
     return dict(fast=self.fast, slow=self.slow, spread=self.spread)
 
   def set_state(self, state):
+    if not isinstance(state, dict) or set(state) != {'fast', 'slow',
+                                                      'spread'}:
+      raise ValueError(
+          f'ReturnProgress state {state!r} is not one it saved (keys fast, '
+          'slow, spread): was the run started with another '
+          'train.intrinsic_schedule? Resume with the original one.')
     self.fast, self.slow = state['fast'], state['slow']
     self.spread = state['spread']

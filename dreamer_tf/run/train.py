@@ -169,7 +169,7 @@ def train(
     # Empty until a checkpoint names the save to load (`_ReplayPart`).
     replay = replay_lib.Replay(
         os.path.join(logdir, 'replay'), capacity=replay_capacity,
-        length=agent.sequence_length,
+        length=agent.sequence_length, context=agent.replay_context,
         seed=_stream(seed, distribution.worker), restore=False)
     replay_part = _ReplayPart(replay, ckpt_dir)
     ratio = loop_lib.TrainRatio(train_ratio,

@@ -258,10 +258,13 @@ def test_prioritized_new_items_first_and_zero_on_sample():
   assert step - 2 <= drawn <= step
 
 
-def test_item_priorities_match_their_steps_after_eviction():
-  """Internal invariant: each item's tree leaf aggregates its own steps."""
+@pytest.mark.parametrize('context', [0, 1, 2])
+def test_item_priorities_match_their_steps_after_eviction(context):
+  """Internal invariant: each item's tree leaf aggregates its own trained
+  steps (all but the first `context`)."""
   replay = Replay(capacity=25, chunk_size=4, length=6, online=False, seed=9,
-                  fracs=dict(priority=1.0), prio_initial=1.0)
+                  fracs=dict(priority=1.0), prio_initial=1.0,
+                  context=context)
   rng = np.random.default_rng(0)
   for t in range(120):
     replay.add(make_step(t, t % 2), t % 2)
@@ -274,10 +277,57 @@ def test_item_priorities_match_their_steps_after_eviction():
                                      zip(*items.table())):
     chunk = replay._chunks[int(chunk_id)]
     prios = replay._read(chunk, int(index), 0, 6, lambda c: c.prio, np.nan)
-    prios = prios.astype(np.float64)
+    prios = prios.astype(np.float64)[context:]
     expected = 0.5 * (prios ** 0.8).max() + 0.5 * (prios ** 0.8).mean()
     np.testing.assert_allclose(selector.priorities([item]), expected,
                                rtol=1e-12)
+
+
+def _head_draws(context, rounds=50):
+  """Batches (of `rounds`) that drew each worker stream's first item, when
+  training (an agent with one context step) writes priority 1 to all but
+  the first step of each row after each batch of 4 drawn by priority;
+  the replay leaves out the first `context` steps of an item."""
+  replay = Replay(capacity=1000, chunk_size=8, length=4, online=False,
+                  seed=0, fracs=dict(priority=1.0), context=context)
+  for worker in range(2):
+    fill(replay, 30, worker=worker)
+  heads = 0
+  for _ in range(rounds):
+    batch = replay.sample(4)
+    heads += bool((batch['count'][:, 0] % 1000 == 0).any())
+    stepid = batch['stepid'][:, 1:]
+    replay.update(dict(stepid=stepid, priority=np.ones(stepid.shape[:2])))
+  return heads, replay.priorities()['items']
+
+
+def test_context_steps_are_left_out_of_item_priorities():
+  """A stream's first step is only ever a context step: training writes
+  no priority to it. Counted in its item's priority (context 0), it holds
+  that item at its initial, infinite priority for good: drawn in almost
+  every batch. Left out (context 1, the agent's replay_context), the item
+  gets the priority of its trained steps like any other."""
+  heads, items = _head_draws(context=1)
+  assert heads <= 10, heads  # 54 items, 4 rows a batch.
+  assert np.isfinite(items).all()
+  heads, items = _head_draws(context=0)  # What counting them did.
+  assert heads >= 45, heads
+  assert np.isinf(items).sum() == 2  # The two streams' first items.
+
+
+def test_replay_settings_are_checked():
+  for kwargs, message in [
+      (dict(length=4, context=4), r'context=4 must be in \[0, length\) = '
+       r'\[0, 4\): each sequence needs a trained step'),
+      (dict(length=4, context=-1), r'context=-1 must be in \[0, length\)'),
+      (dict(prio_exponent=-0.5), r'Replay.prio_exponent=-0.5 must be a '
+       r'finite number >= 0'),
+      (dict(prio_exponent=float('nan')), r'prio_exponent=nan must be'),
+      (dict(prio_exponent='0.8'), r"prio_exponent='0.8' must be a finite "
+       'number'),
+      (dict(prio_maxfrac=1.5), r'prio_maxfrac=1.5 must be in \[0, 1\]')]:
+    with pytest.raises(ValueError, match=message):
+      Replay(**kwargs)
 
 
 def test_latent_write_back_lands_on_trained_steps_across_chunks():

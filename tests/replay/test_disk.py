@@ -6,6 +6,7 @@ damaged files raise ReplayCorruptError naming them.
 """
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -402,6 +403,36 @@ def test_priorities_are_restored_bit_exactly(tmp_path):
   assert (want['items'] == 0).any() and np.isfinite(want['items']).any()
   assert replay.priorities()['items'] is not None
   assert Replay(**KWARGS).priorities() == dict(steps={}, items=None)
+
+
+def test_item_priorities_saved_with_other_settings_are_recomputed(tmp_path):
+  """A save's item priorities hold its exponent, maxfrac and context; a
+  replay made with others recomputes them from the stored step
+  priorities, says so, and matches a replay that never had them."""
+  settings = dict(PRIO, prio_exponent=1.0, prio_maxfrac=0.0)
+  replay = Replay(directory=str(tmp_path), **settings)
+  fill(replay, 30)
+  batch = replay.sample(8)
+  replay.update(dict(stepid=batch['stepid'][:, 1:],
+                     priority=np.arange(32.0).reshape(8, 4)))
+  replay.save()
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # The same settings: no warning.
+    same = Replay(directory=str(tmp_path), **settings).priorities()
+  np.testing.assert_array_equal(same['items'], replay.priorities()['items'])
+  for changed in (dict(prio_exponent=0.5), dict(prio_maxfrac=0.5),
+                  dict(context=1)):
+    with pytest.warns(UserWarning, match=r'item priorities were saved with '
+                      r"other settings \({'exponent': 1.0, 'maxfrac': 0.0, "
+                      r"'context': 0}; now .*recomputed from the stored step "
+                      'priorities'):
+      loaded = Replay(directory=str(tmp_path), **dict(settings, **changed))
+    fresh = Replay(**dict(settings, **changed))  # Without a directory.
+    fill(fresh, 30)
+    fresh.update(dict(stepid=batch['stepid'][:, 1:],
+                      priority=np.arange(32.0).reshape(8, 4)))
+    np.testing.assert_allclose(loaded.priorities()['items'],
+                               fresh.priorities()['items'], rtol=1e-12)
 
 
 def test_format_2_save_is_migrated(tmp_path):

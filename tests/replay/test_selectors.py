@@ -150,6 +150,34 @@ def test_prioritized_matches_brute_force_priorities():
   _check_draws(prio, {i: p for i, p in probs.items() if p > 0})
 
 
+def test_prioritized_leaves_out_the_context_steps():
+  """With `context` C an item's priority aggregates its steps after the
+  first C; an infinite (never written) context step does not count."""
+  prio = _prioritized(context=1)
+  rng = np.random.default_rng(2)
+  windows = rng.random((40, 4)) * 5
+  windows[:, 0] = np.inf
+  prio.prioritize(np.arange(5, 45), windows)
+  powered = windows[:, 1:] ** 0.8
+  brute = np.array([0.3 * w.max() + 0.7 * w.mean() for w in powered])
+  np.testing.assert_allclose(prio.priorities(np.arange(5, 45)), brute,
+                             rtol=1e-12)
+  with pytest.raises(ValueError, match='Windows of 1 steps hold no step '
+                     'after the 1 context steps'):
+    prio.prioritize([5], [[1.0]])
+
+
+def test_a_prioritized_state_fits_only_its_own_settings():
+  state = _prioritized(context=1).get_state()
+  assert state['aggregation'] == dict(exponent=0.8, maxfrac=0.3, context=1)
+  assert _prioritized(context=1).fits(state)
+  for other in (dict(context=0), dict(exponent=1.0), dict(maxfrac=0.5)):
+    assert not _prioritized(**dict(dict(context=1), **other)).fits(state)
+  older = {k: v for k, v in state.items() if k != 'aggregation'}
+  assert not _prioritized().fits(older)  # Saved before the context rule.
+  assert selectors.Uniform().fits(state)
+
+
 def test_prioritized_new_items_first_then_uniform_when_all_zero():
   prio = _prioritized()  # New items start at `initial` = inf.
   prio.prioritize(np.arange(5, 40), np.ones((35, 3)))

@@ -9,6 +9,7 @@ from dreamer_tf import spaces
 from dreamer_tf.envs import parallel
 from dreamer_tf.model import agent as agent_lib
 from dreamer_tf.model import batches
+from dreamer_tf.run import checkpoint as ckpt_lib
 from dreamer_tf.run import failures
 from dreamer_tf.run import loop as loop_lib
 from dreamer_tf.run import schedules
@@ -27,6 +28,19 @@ def test_train_ratio_counts_replayed_steps_per_policy_step():
   restored = loop_lib.TrainRatio(64, 16 * 64)
   restored.restore(ratio.state())
   assert restored.due(1000 + 320) == 10
+
+
+def test_counters_refuse_a_schedule_state_of_another_schedule():
+  """A run started with the fixed weight, resumed with ReturnProgress:
+  the checkpoint's schedule state names the binding to restore."""
+  fixed = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1), '/tmp/c',
+                            schedules.Fixed())
+  progress = loop_lib.Counters(0, 'test', loop_lib.TrainRatio(1, 1),
+                               '/tmp/c', schedules.ReturnProgress())
+  with pytest.raises(ckpt_lib.CheckpointError,
+                     match=r'The checkpoint in /tmp/c: ReturnProgress state '
+                     r'\{\} is not one it saved'):
+    progress.set_state(fixed.get_state())
 
 
 class _Driver:
@@ -67,7 +81,8 @@ def _prioritized_loop(context, zero_on_sample, fracs=None):
   agent = agent_lib.Agent(spaces.parse_obs_space('5'),
                           spaces.parse_act_space('discrete:2'))
   replay = replay_lib.Replay(
-      capacity=1000, chunk_size=16, length=agent.sequence_length, seed=0,
+      capacity=1000, chunk_size=16, length=agent.sequence_length,
+      context=agent.replay_context, seed=0,
       online=False, fracs=fracs or dict(uniform=0.5, priority=0.5),
       prio_initial=1.0, prio_zero_on_sample=zero_on_sample)
   rng = np.random.default_rng(0)

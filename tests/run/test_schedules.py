@@ -69,6 +69,10 @@ def test_return_progress_by_hand_and_state_round_trip():
     assert restored.value(0) == sched.value(0)
   sched.observe(float('nan'))  # Ignored.
   assert sched.get_state() == restored.get_state()
+  # A state another schedule saved ({} of Fixed) is refused by name.
+  with pytest.raises(ValueError, match=r'ReturnProgress state \{\} is not '
+                     'one it saved .*train.intrinsic_schedule'):
+    restored.set_state({})
 
 
 def test_return_progress_noise_is_the_spread_of_progress_on_flat_returns():

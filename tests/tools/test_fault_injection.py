@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -102,8 +103,11 @@ def test_a_run_stopped_by_ctrl_c_then_killed_at_random_points_ends_as_an_uninter
   # The compared state is the XP state: the schedule saw episodes and the
   # replay draws prioritized batches with importance weights.
   assert counters['schedule']['fast'] is not None
-  replay = replay_lib.Replay(str(faulted / 'replay'), length=9,
-                             **XP_REPLAY_KWARGS)
+  with warnings.catch_warnings():  # Its item priorities were saved with
+    warnings.simplefilter('error')  # the agent's context step left out.
+    replay = replay_lib.Replay(
+        str(faulted / 'replay'), length=fault_injection.SEQUENCE_LENGTH,
+        context=fault_injection.CONTEXT, **XP_REPLAY_KWARGS)
   assert 'weight' in replay.sample(8)
   # compare() read the priorities themselves (step by step, item by
   # item), and training had written them: most steps are no longer new.
