@@ -134,7 +134,7 @@ class Replay:
     priority to them, so they are left out of the item priority: the
     first `context` steps of a worker's stream are never trained and,
     counted, would keep the first items at their initial (infinite)
-    priority for good, drawn in every prioritized batch.
+    priority for good, drawn in almost every prioritized batch.
   prio_initial: priority of new steps (inf: seen before any trained item).
   prio_zero_on_sample: the prioritized selector zeroes the priority of an
     item it draws, in its own state, until `update` gives steps of that
