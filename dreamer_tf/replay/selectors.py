@@ -204,9 +204,10 @@ class Prioritized(_Range):
   written and, counted, would hold a stream's first items at `initial`
   for good); `prioritize` sets it from the step priorities the caller
   stores. The state holds these settings (`aggregation`): a state saved
-  with others does not `fit`, and the caller recomputes the items. A new item starts at the priority of
-  `initial` steps (inf: drawn, uniformly among the infinite ones, before any
-  finite item). When every priority is zero, draws are uniform.
+  with others does not `fit`, and the caller recomputes the items. A new
+  item starts at the priority of `initial` steps (inf: drawn, uniformly
+  among the infinite ones, before any finite item). When every priority
+  is zero, draws are uniform.
 
   Zero on sample (`zero_on_sample`): a drawn item's priority becomes 0 here,
   in this selector's tree, so it is not drawn again until `prioritize` of
@@ -285,8 +286,8 @@ class Prioritized(_Range):
                        f'the live range [{self.first}, {self.next}).')
     windows = np.asarray(windows)
     if windows.shape[-1] <= self.context:
-      raise ValueError(f'Windows of {windows.shape[-1]} steps hold no step '
-                       f'after the {self.context} context steps.')
+      raise ValueError(f'Windows of {windows.shape[-1]} step(s) hold no '
+                       f'step after the {self.context} context step(s).')
     values = aggregate(windows[:, self.context:], self.exponent,
                        self.maxfrac)
     self.tree.set(items % self.slots, values)

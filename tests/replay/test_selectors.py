@@ -162,8 +162,8 @@ def test_prioritized_leaves_out_the_context_steps():
   brute = np.array([0.3 * w.max() + 0.7 * w.mean() for w in powered])
   np.testing.assert_allclose(prio.priorities(np.arange(5, 45)), brute,
                              rtol=1e-12)
-  with pytest.raises(ValueError, match='Windows of 1 steps hold no step '
-                     'after the 1 context steps'):
+  with pytest.raises(ValueError, match=r'Windows of 1 step\(s\) hold no step '
+                     r'after the 1 context step\(s\)'):
     prio.prioritize([5], [[1.0]])
 
 
